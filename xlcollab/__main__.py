@@ -1,0 +1,5 @@
+import sys
+
+from xlcollab.cli import main
+
+sys.exit(main())
