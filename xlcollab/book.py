@@ -124,15 +124,15 @@ class Book(ABC):
         target = self._writes.setdefault(sheet, {})
         for i, row in enumerate(grid):
             for j, value in enumerate(row):
-                target[cell_name(r0 + i, c0 + j)] = _plain(value)
+                cell = cell_name(r0 + i, c0 + j)
+                try:
+                    target[cell] = _plain(value)
+                except ValueError as exc:
+                    raise WorkbookError(str(exc), sheet=sheet, cell=cell, path=self.name) from None
 
     def write_name(self, sheet: str, name: str, values: Sequence[Sequence[Any]] | Any) -> None:
         """Buffer a write of a whole named block; the shape must match."""
-        ref = self.ref_of(sheet, name)
-        if ":" not in ref:
-            self.write(sheet, ref, values)
-            return
-        self.write(sheet, ref, values)
+        self.write(sheet, self.ref_of(sheet, name), values)
 
     def pending(self) -> dict[str, dict[str, Any]]:
         """The writes buffered so far, {sheet: {cell: value}}."""
@@ -160,9 +160,9 @@ def _plain(value: Any) -> Any:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise WorkbookError(f"cannot write {value!r} into a cell") from None
+        raise ValueError(f"cannot write {value!r} into a cell") from None
     if number != number or number in (float("inf"), float("-inf")):
-        raise WorkbookError(f"refusing to write {number} into a cell")
+        raise ValueError(f"refusing to write {number} into a cell")
     if isinstance(value, int) or (hasattr(value, "dtype") and getattr(value.dtype, "kind", "") in "iu"):
         return int(value)
     return number

@@ -6,7 +6,14 @@ Solver still runs on our sheets beside ours.
 """
 from __future__ import annotations
 
+import datetime
+import io
+import os
+import re
+import tempfile
+import zipfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from openpyxl.chart import LineChart, Reference
@@ -136,3 +143,35 @@ def force_full_recalc(wb) -> None:
     """Ask Excel and LibreOffice to recalculate every formula when the file is opened."""
     wb.calculation.fullCalcOnLoad = True
     wb.calculation.calcMode = "auto"
+
+
+FIXED_TIME = (2020, 1, 1, 0, 0, 0)
+
+
+def save_workbook(wb, path: str | Path) -> Path:
+    """Save reproducibly (fixed document dates and zip timestamps: same seed, same bytes) and atomically."""
+    stamp = datetime.datetime(*FIXED_TIME)
+    wb.properties.created = wb.properties.modified = stamp
+    wb.properties.creator = wb.properties.lastModifiedBy = "xlcollab"
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as src, \
+                zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as out:
+            for info in src.infolist():
+                data = src.read(info.filename)
+                if info.filename == "docProps/core.xml":  # openpyxl stamps "now" into modified regardless
+                    data = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>2020-01-01T00:00:00Z", data)
+                fixed = zipfile.ZipInfo(info.filename, date_time=FIXED_TIME)
+                fixed.compress_type = zipfile.ZIP_DEFLATED
+                fixed.external_attr = 0o644 << 16
+                out.writestr(fixed, data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,179 @@
+"""FileBook: reads named blocks, commits only the written cells, atomically, and refuses bad files."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+from openpyxl import Workbook, load_workbook
+from openpyxl.chart import Reference
+
+from xlcollab import libreoffice
+from xlcollab.errors import WorkbookError
+from xlcollab.filebook import FileBook
+from xlcollab.sheets.common import define_block, force_full_recalc, line_chart, store_solver_model, target
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def parts(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as zf:
+        return {name: zf.read(name) for name in zf.namelist()}
+
+
+@pytest.fixture
+def book_path(tmp_path: Path) -> Path:
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "my sheet"
+    for i in range(1, 6):
+        ws.cell(i, 1, float(i))
+        ws.cell(i, 2, f"=A{i}*2")
+    ws["C1"] = "=SUM(B1:B5)"
+    define_block(ws, "xs", 1, 1, 5, 1, style="param")
+    define_block(ws, "total", 1, 3)
+    store_solver_model(ws, target(ws, 1, 3), [target(ws, 1, 1, 5, 1)])
+    line_chart(ws, "E2", title="doubled", x_title="i", y_title="2x", data=Reference(ws, min_col=2, min_row=1, max_row=5))
+    other = wb.create_sheet("other")
+    other["A1"] = "keep me"
+    other["B1"] = "='my sheet'!C1"
+    force_full_recalc(wb)
+    path = tmp_path / "book.xlsx"
+    wb.save(path)
+    return path
+
+
+def test_reads_names_blocks_and_formulas(book_path: Path) -> None:
+    book = FileBook(book_path)
+    assert book.sheet_names() == ["my sheet", "other"]
+    names = book.names("my sheet")
+    assert names["xs"] == "'my sheet'!$A$1:$A$5"
+    assert names["solver_opt"] == "'my sheet'!$C$1" and names["solver_typ"] == "2"
+    assert book.read_name("my sheet", "xs") == [[1.0], [2.0], [3.0], [4.0], [5.0]]
+    assert book.read("my sheet", "B1:C1") == [["=A1*2", "=SUM(B1:B5)"]]
+
+
+def test_commit_changes_only_written_cells_and_keeps_other_parts(book_path: Path, tmp_path: Path) -> None:
+    before = parts(book_path)
+    book = FileBook(book_path)
+    book.write_name("my sheet", "xs", [[10], [20], [30], [40], [50]])
+    book.write("my sheet", "H20", [["note", 1.5]])
+    assert load_workbook(book_path)["my sheet"]["A1"].value == 1  # nothing visible before commit
+    book.commit()
+    after = parts(book_path)
+    changed = {name for name in before if before[name] != after.get(name)}
+    assert changed <= {"xl/worksheets/sheet1.xml", "xl/workbook.xml"}
+    assert set(after) == set(before)
+    old, new = load_workbook(shutil.copy(book_path, tmp_path / "x.xlsx")), None
+    new = load_workbook(book_path)
+    ws = new["my sheet"]
+    assert [ws.cell(i, 1).value for i in range(1, 6)] == [10, 20, 30, 40, 50]
+    assert [ws.cell(i, 2).value for i in range(1, 6)] == [f"=A{i}*2" for i in range(1, 6)]
+    assert ws["H20"].value == "note" and ws["I20"].value == 1.5
+    assert ws["A1"].fill.fgColor.rgb.endswith("DDEBF7")  # the parameter style survives the write
+    assert new["other"]["A1"].value == "keep me"
+    assert {n: d.attr_text for n, d in ws.defined_names.items()} == {n: d.attr_text for n, d in old["my sheet"].defined_names.items()}
+
+
+def test_out_leaves_the_original_untouched(book_path: Path, tmp_path: Path) -> None:
+    digest = sha(book_path)
+    out = tmp_path / "solved.xlsx"
+    book = FileBook(book_path, out=out)
+    book.write("my sheet", "A1", 7)
+    book.commit()
+    assert sha(book_path) == digest
+    assert load_workbook(out)["my sheet"]["A1"].value == 7
+
+
+def test_floats_round_trip_exactly(book_path: Path) -> None:
+    values = [[0.1 + 0.2], [1 / 3], [-1e-300], [123456789.123456789], [2.0**-52]]
+    book = FileBook(book_path)
+    book.write_name("my sheet", "xs", values)
+    book.commit()
+    assert FileBook(book_path).read_name("my sheet", "xs") == values
+
+
+@pytest.mark.parametrize("case", ["formula", "nan", "shape", "missing name", "missing sheet"])
+def test_bad_writes_raise_and_write_nothing(book_path: Path, case: str) -> None:
+    digest = sha(book_path)
+    book = FileBook(book_path)
+    with pytest.raises(WorkbookError) as err:
+        if case == "formula":
+            book.write("my sheet", "B2", 3.0)
+        elif case == "nan":
+            book.write("my sheet", "A1", float("nan"))
+        elif case == "shape":
+            book.write_name("my sheet", "xs", [[1, 2]])
+        elif case == "missing name":
+            book.read_name("my sheet", "factors")
+        else:
+            book.read("gone", "A1")
+        book.commit()
+    message = str(err.value)
+    assert "book.xlsx" in message or "'my sheet'" in message
+    expected = {"formula": "cell B2", "nan": "nan", "shape": "A1:A5", "missing name": "'factors'", "missing sheet": "'gone'"}[case]
+    assert expected in message
+    assert sha(book_path) == digest
+
+
+def test_refuses_read_only_and_locked_files(book_path: Path) -> None:
+    digest = sha(book_path)
+    os.chmod(book_path, 0o444)
+    book = FileBook(book_path)
+    book.write("my sheet", "A1", 2.0)
+    with pytest.raises(WorkbookError, match="read-only"):
+        book.commit()
+    os.chmod(book_path, 0o644)
+    lock = book_path.with_name("~$" + book_path.name)
+    lock.write_bytes(b"owner")
+    book.write("my sheet", "A1", 2.0)
+    with pytest.raises(WorkbookError, match=r"open in another application \(lock file ~\$book.xlsx\)"):
+        book.commit()
+    assert sha(book_path) == digest
+
+
+@pytest.mark.parametrize("damage", ["missing", "text", "truncated", "zip without workbook"])
+def test_refuses_files_that_are_not_workbooks(book_path: Path, tmp_path: Path, damage: str) -> None:
+    bad = tmp_path / "bad.xlsx"
+    if damage == "text":
+        bad.write_text("userId,movieId,rating\n1,2,3\n")
+    elif damage == "truncated":
+        bad.write_bytes(book_path.read_bytes()[: book_path.stat().st_size // 2])
+    elif damage == "zip without workbook":
+        with zipfile.ZipFile(bad, "w") as zf:
+            zf.writestr("hello.txt", "hi")
+    with pytest.raises(WorkbookError, match="bad.xlsx") as err:
+        FileBook(bad)
+    assert {"missing": "no such file", "text": "not an Excel workbook", "truncated": "not an Excel workbook",
+            "zip without workbook": "without xl/workbook.xml"}[damage] in str(err.value)
+
+
+def test_unknown_parts_such_as_vba_survive_byte_for_byte(book_path: Path, tmp_path: Path) -> None:
+    xlsm = tmp_path / "book.xlsm"
+    with zipfile.ZipFile(book_path) as src, zipfile.ZipFile(xlsm, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info, src.read(info.filename))
+        dst.writestr("xl/vbaProject.bin", bytes(range(256)) * 8)
+    book = FileBook(xlsm)
+    book.write("my sheet", "A2", 9.0)
+    book.commit()
+    assert parts(xlsm)["xl/vbaProject.bin"] == bytes(range(256)) * 8
+
+
+@pytest.mark.libreoffice
+@pytest.mark.skipif(not libreoffice.available(), reason="LibreOffice (soffice) is not installed")
+def test_libreoffice_recalculates_from_the_written_cells(book_path: Path, tmp_path: Path) -> None:
+    first = libreoffice.recalc([book_path], tmp_path / "first")[0]
+    assert load_workbook(first, data_only=True)["my sheet"]["C1"].value == 30
+    book = FileBook(first)  # a file LibreOffice saved, with cached values and shared formulas
+    book.write_name("my sheet", "xs", [[1.5], [2.5], [3.5], [4.5], [5.5]])
+    book.commit()
+    again = libreoffice.recalc([first], tmp_path / "again")[0]
+    wb = load_workbook(again, data_only=True)
+    assert wb["my sheet"]["C1"].value == pytest.approx(35.0, rel=1e-12)
+    assert wb["other"]["B1"].value == pytest.approx(35.0, rel=1e-12)
