@@ -1,0 +1,24 @@
+"""Shared fixtures: small, deterministic slices of the embedded MovieLens data."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def _embedded_ratings():
+    """The embedded ml-latest-small, loaded once per session (copy before mutating: use small_ratings)."""
+    from xlcollab.data import load_ratings
+    return load_ratings()
+
+
+@pytest.fixture
+def small_ratings(_embedded_ratings):
+    """559 ratings: every rating among the 25 most active users x the 25 most-rated movies, with titles."""
+    from xlcollab.data import Ratings, crosstab
+    full = _embedded_ratings
+    table = crosstab(full, 25)
+    f = full.frame
+    keep = f["user"].isin(table.index) & f["item"].isin(table.columns)
+    frame = f[keep].reset_index(drop=True).copy()
+    titles = full.titles.loc[list(table.columns)].copy()
+    return Ratings(frame, titles, "ml-latest-small (embedded): 25 most active users x 25 most-rated movies")
