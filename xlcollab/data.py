@@ -236,8 +236,9 @@ def _resolve_columns(found: list[str], name: str, given: dict[str, str | None]) 
             out[canon] = hit
     if missing:
         have = ", ".join(f"'{c}'" for c in found)
+        what = "the DataFrame" if name == "DataFrame" else "the file"
         raise DataError(f"{name}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
-                        f"the file has columns {have}; name them with user_col=, item_col=, rating_col=")
+                        f"{what} has columns {have}; name them with user_col=, item_col=, rating_col=")
     if "timestamp" in lower and "timestamp" not in out.values():
         out["timestamp"] = lower["timestamp"]
     title = next((lower[a] for a in _TITLE_ALIASES if a in lower), None)
@@ -289,9 +290,9 @@ def _parse(file: _File, lay: _Layout) -> pd.DataFrame:
     """Read the file with the pandas C engine, translating its errors into DataErrors."""
     kw: dict = dict(sep=lay.sep, skip_blank_lines=False, engine="c")
     if lay.dat:
-        kw.update(header=None, usecols=[0, 2, 4, 6])
+        kw.update(header=None)  # every field, so that a row with too many fields is an error
     elif lay.header:
-        kw.update(header=0, usecols=list(lay.columns.values()))
+        kw.update(header=0)
     else:
         kw.update(header=None, names=list(lay.columns.values()))
     for encoding in ("utf-8-sig", "latin-1"):
@@ -312,9 +313,9 @@ def _parse(file: _File, lay: _Layout) -> pd.DataFrame:
                 want, saw = (want + 1) // 2, (saw + 1) // 2
             raise DataError(f"{file.name}: row {line}: {saw} fields where the file has {want}") from None
     if lay.dat:
-        df.columns = list(_HEADERLESS)
+        df = df.iloc[:, [0, 2, 4, 6]].set_axis(list(_HEADERLESS), axis=1)
     else:
-        df = df.rename(columns={v: k for k, v in lay.columns.items()})
+        df = df[list(lay.columns.values())].set_axis(list(lay.columns), axis=1)
     return df
 
 
@@ -366,7 +367,7 @@ def _clean(df: pd.DataFrame, name: str, row: Callable[[object], str], labels: di
         raise DataError(f"{where(r.isna().idxmax(), 'rating')}: no rating (blank or NaN)")
     if not np.isfinite(r.to_numpy()).all():
         i = pd.Series(~np.isfinite(r.to_numpy()), index=r.index).idxmax()
-        raise DataError(f"{where(i, 'rating')}: {r.at[i]!r} is not a finite number")
+        raise DataError(f"{where(i, 'rating')}: {float(r.at[i])!r} is not a finite number")
     out["rating"] = r
     if "timestamp" in df:
         t = df["timestamp"]
@@ -382,7 +383,8 @@ def _clean(df: pd.DataFrame, name: str, row: Callable[[object], str], labels: di
         u, it = frame.at[j, "user"], frame.at[j, "item"]
         i = ((frame["user"] == u) & (frame["item"] == it)).idxmax()
         k = int(later.sum())
-        raise DataError(f"{name}: {row(i)} and {row(j).split()[-1]}: user {u} rated item {it} twice "
+        word, first = row(i).split()
+        raise DataError(f"{name}: {'rows' if word == 'row' else word} {first} and {row(j).split()[-1]}: user {u} rated item {it} twice "
                         f"(columns {labels['user']}, {labels['item']}; {k} duplicate pair{'s' if k > 1 else ''} "
                         f"in all); keep one rating per (user, item)")
     return frame.reset_index(drop=True)
