@@ -441,3 +441,21 @@ def test_download_from_local_server_is_atomic(tmp_path):
 def _mkdir(p: Path) -> Path:
     p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+def test_duplicates_with_huge_ids_and_none(tmp_path):
+    big = 2 ** 40
+    df = pd.DataFrame({"user": [big, 1, big], "item": [2 ** 30, 5, 2 ** 30], "rating": [1, 2, 3]})
+    assert f"index 0 and 2: user {big} rated item {2 ** 30} twice" in _error(df)
+    ok = load_ratings(df.iloc[:2])
+    assert ok.frame["user"].tolist() == [big, 1] and ok.frame["user"].dtype == np.int64
+    same_user_other_items = pd.DataFrame({"user": [1, 1, 2], "item": [1, 2, 1], "rating": [1, 2, 3]})
+    assert len(load_ratings(same_user_other_items)) == 3
+
+
+def test_release_name_hint_and_explicit_dat_separator(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    msg = _error("ml-1m")
+    assert msg.startswith("ml-1m: no such file or directory") and "download('ml-1m', '.')" in msg
+    d = _ml1m(tmp_path / "ml-1m", "latin-1")
+    assert load_ratings(d / "ratings.dat", sep="::").frame["rating"].tolist() == [x for _, _, x, _ in ROWS]

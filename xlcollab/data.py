@@ -43,7 +43,7 @@ _HEADERLESS = ("user", "item", "rating", "timestamp")
 _DELIMITERS = (",", "\t", ";", "|")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: frames do not compare to a bool
 class Ratings:
     """Ratings in long form plus movie titles."""
 
@@ -181,7 +181,9 @@ def _from_zip(path: Path) -> tuple[_File, _File | None]:
 def _locate(path: Path) -> tuple[_File, _File | None]:
     """The ratings file and, when the release has one beside it, the titles file."""
     if not path.exists():
-        raise DataError(f"{path}: no such file or directory")
+        hint = (f" (to fetch that release: python -c \"from xlcollab.data import download; "
+                f"download('{path}', '.')\")" if str(path) in RELEASES else "")
+        raise DataError(f"{path}: no such file or directory{hint}")
     if path.is_dir():
         return _from_directory(path)
     if zipfile.is_zipfile(path):
@@ -256,6 +258,8 @@ def _layout(file: _File, sep: str | None, given: dict[str, str | None]) -> _Layo
     if b"\x00" in head:
         raise DataError(f"{file.name}: unknown format: a binary file, not a ratings CSV or MovieLens file")
     first = next(line for line in text.splitlines() if line.strip())
+    if sep == "::":
+        sep = None
     if sep is None and "::" in first:  # ml-1m / ml-10m ratings.dat
         fields = first.split("::")
         if len(fields) != 4 or not all(_is_number(f) for f in fields):
@@ -377,17 +381,31 @@ def _clean(df: pd.DataFrame, name: str, row: Callable[[object], str], labels: di
     if "title" in df:
         out["title"] = df["title"]
     frame = pd.DataFrame(out, index=df.index)
-    later = frame.duplicated(["user", "item"], keep="first")
-    if later.any():
-        j = later.idxmax()
-        u, it = frame.at[j, "user"], frame.at[j, "item"]
-        i = ((frame["user"] == u) & (frame["item"] == it)).idxmax()
-        k = int(later.sum())
-        word, first = row(i).split()
-        raise DataError(f"{name}: {'rows' if word == 'row' else word} {first} and {row(j).split()[-1]}: user {u} rated item {it} twice "
-                        f"(columns {labels['user']}, {labels['item']}; {k} duplicate pair{'s' if k > 1 else ''} "
-                        f"in all); keep one rating per (user, item)")
+    if _may_have_duplicates(frame["user"], frame["item"]):
+        later = frame.duplicated(["user", "item"], keep="first")
+        if later.any():
+            j = later.idxmax()
+            u, it = frame.at[j, "user"], frame.at[j, "item"]
+            i = ((frame["user"] == u) & (frame["item"] == it)).idxmax()
+            k = int(later.sum())
+            word, first = row(i).split()
+            raise DataError(f"{name}: {'rows' if word == 'row' else word} {first} and {row(j).split()[-1]}: "
+                            f"user {u} rated item {it} twice (columns {labels['user']}, {labels['item']}; "
+                            f"{k} duplicate pair{'s' if k > 1 else ''} in all); keep one rating per (user, item)")
     return frame.reset_index(drop=True)
+
+
+def _may_have_duplicates(users: pd.Series, items: pd.Series) -> bool:
+    """Quick check for repeated (user, item) pairs: one sort of packed int64 keys (2x faster than pandas)."""
+    if users.dtype != np.int64 or items.dtype != np.int64 or len(users) < 2:
+        return len(users) > 1
+    u, i = users.to_numpy(), items.to_numpy()
+    u0, i0 = int(u.min()), int(i.min())
+    span = int(i.max()) - i0 + 1
+    if (int(u.max()) - u0 + 1) * span >= 2 ** 62:
+        return True
+    keys = np.sort((u - u0) * span + (i - i0))
+    return bool((keys[1:] == keys[:-1]).any())
 
 
 def _split_titles(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series | None]:
@@ -447,10 +465,9 @@ def _read_titles(file: _File) -> pd.Series:
 def _titles_arg(titles, source_name: str) -> pd.Series | None:
     if titles is None:
         return None
-    if isinstance(titles, pd.Series):
-        return titles.astype(object).rename("title")
-    if isinstance(titles, dict):
-        return pd.Series(titles, dtype=object, name="title")
+    if isinstance(titles, (pd.Series, dict)):
+        series = pd.Series(titles, dtype=object, name="title")
+        return series[~series.index.duplicated()]
     path = Path(titles).expanduser()
     if not path.is_file():
         raise DataError(f"{path}: no such file (titles for {source_name})")
@@ -502,7 +519,7 @@ def _load_frame(df: pd.DataFrame, given: dict[str, str | None], titles) -> Ratin
     return Ratings(frame, title_series if title_series is not None else own_titles, name)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Encoded:
     """Contiguous 0-based codes for users and items, keeping the original ids."""
 
