@@ -643,17 +643,19 @@ def trace_fill(book: Book, sheet: str, *, strict: bool = True) -> tuple[str, int
     Not strict (for reset), `filled rows` reaches down to the last non-empty row, gaps included.
     """
     ref = book.ref_of(sheet, "trace")
-    grid = book.read(sheet, ref)
-    filled = [any(v is not None and v != "" for v in row) for row in grid]
+    r0, c0, r1, c1 = bounds(ref)
+    if strict:  # run: the epoch column tells which rows are filled (reading one column is 9x cheaper)
+        filled = [v is not None and v != "" for (v,) in book.read(sheet, range_name(r0, c0, r1, c0))]
+    else:       # reset: every column, so that nothing is left behind
+        filled = [any(v is not None and v != "" for v in row) for row in book.read(sheet, ref)]
     if not strict:
-        return ref, max((i + 1 for i, f in enumerate(filled) if f), default=0), len(grid)
+        return ref, max((i + 1 for i, f in enumerate(filled) if f), default=0), len(filled)
     used = filled.index(False) if False in filled else len(filled)
     if any(filled[used:]):
         gap = used + filled[used:].index(True)
-        r0, c0, _, _ = bounds(ref)
         raise WorkbookError(f"the trace block has a gap: row {r0 + used} is empty but row {r0 + gap} is not; "
                             "clear it with xlcollab reset", sheet=sheet, cell=cell_name(r0 + gap, c0), path=book.name)
-    return ref, used, len(grid)
+    return ref, used, len(filled)
 
 
 def run_book(book: Book, sheets, epochs: int) -> dict[str, dict[str, Any]]:

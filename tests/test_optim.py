@@ -1,0 +1,139 @@
+"""The update rules: torch.optim's steps where the maths is the same, the sheets' forms where not, floats == tensors."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from xlcollab.errors import SettingsError
+from xlcollab.optim import RULES, SheetOptimizer, adam, adamw, make_optimizer, rmsprop, sgd
+
+# (our rule, its settings, torch.optim class, torch settings): the same maths
+SAME_AS_TORCH = [
+    ("sgd", {"lr": 0.1}, torch.optim.SGD, {"lr": 0.1}),
+    ("sgd", {"lr": 0.05, "momentum": 0.9}, torch.optim.SGD, {"lr": 0.05, "momentum": 0.9}),
+    ("sgd", {"lr": 0.05, "momentum": 0.8, "weight_decay": 0.1}, torch.optim.SGD,
+     {"lr": 0.05, "momentum": 0.8, "weight_decay": 0.1}),
+    ("adagrad", {"lr": 0.5, "eps": 1e-10}, torch.optim.Adagrad, {"lr": 0.5, "eps": 1e-10}),
+    ("rmsprop", {"lr": 0.01, "alpha": 0.9, "eps": 1e-8}, torch.optim.RMSprop, {"lr": 0.01, "alpha": 0.9, "eps": 1e-8}),
+    ("adam", {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}, torch.optim.Adam,
+     {"lr": 0.01, "betas": (0.9, 0.999), "eps": 1e-8}),
+    ("adam", {"lr": 0.01, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6, "weight_decay": 0.1}, torch.optim.Adam,
+     {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1}),
+    ("adamw", {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.1}, torch.optim.AdamW,
+     {"lr": 0.01, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.1}),
+]
+
+
+def _grads(steps: int, shape=(5, 3), seed: int = 0) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(shape, generator=gen, dtype=torch.float64) * 3 for _ in range(steps)]
+
+
+@pytest.mark.parametrize("rule,ours,cls,theirs", SAME_AS_TORCH, ids=[f"{c[0]}-{i}" for i, c in enumerate(SAME_AS_TORCH)])
+def test_same_steps_as_torch_optim(rule, ours, cls, theirs) -> None:
+    start = torch.randn(5, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    p_ours, state = start.clone(), {}
+    p_torch = start.clone().requires_grad_(True)
+    opt = cls([p_torch], **theirs)
+    for g in _grads(30):
+        p_ours = RULES[rule](p_ours, g, state, **ours)
+        p_torch.grad = g.clone()
+        opt.step()
+        torch.testing.assert_close(p_ours, p_torch.detach(), rtol=1e-12, atol=1e-14)
+    assert not torch.equal(p_ours, start)
+
+
+@pytest.mark.parametrize("rule,ours,cls,theirs", SAME_AS_TORCH, ids=[f"{c[0]}-{i}" for i, c in enumerate(SAME_AS_TORCH)])
+def test_make_optimizer_uses_torch_optim_where_the_same(rule, ours, cls, theirs) -> None:
+    p = torch.zeros(3, requires_grad=True)
+    assert type(make_optimizer(rule, [p], **ours)) is cls
+
+
+def test_sheet_forms_get_our_optimizer_and_match_the_rule() -> None:
+    """Momentum as an exponential average and fast.ai's Adam have no torch.optim twin: ours runs them in place."""
+    for rule, settings in (("sgd", {"lr": 0.1, "momentum": 0.9, "dampening": 0.9}),
+                           ("adam", {"lr": 0.1, "beta1": 0.7, "beta2": 0.9, "eps": 0.0, "bias_correction": False})):
+        p = torch.randn(4, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2)).requires_grad_(True)
+        reference, state = p.detach().clone(), {}
+        opt = make_optimizer(rule, [p], **settings)
+        assert not isinstance(opt, (torch.optim.SGD, torch.optim.Adam))
+        for g in _grads(10, (4, 2)):
+            p.grad = g.clone()
+            opt.step()
+            reference = RULES[rule](reference, g, state, **settings)
+            assert torch.equal(p.detach(), reference)
+
+
+def test_momentum_as_exponential_average_differs_from_torch_as_documented() -> None:
+    """The sheet's m starts at 0, so its first step is (1-β)·lr·g; torch's SGD (even with dampening β) takes lr·g."""
+    g, lr, beta = torch.tensor([2.0], dtype=torch.float64), 0.1, 0.9
+    ours = sgd(torch.zeros(1, dtype=torch.float64), g, {}, lr=lr, momentum=beta, dampening=beta)
+    p = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.SGD([p], lr=lr, momentum=beta, dampening=beta)
+    p.grad = g.clone()
+    opt.step()
+    assert ours.item() == pytest.approx(-(1 - beta) * lr * 2.0, rel=1e-15)
+    assert p.item() == pytest.approx(-lr * 2.0, rel=1e-15)
+
+
+def test_classic_adam_has_no_bias_correction_and_no_eps() -> None:
+    """fast.ai's sheet: first step lr·(1-β1)·g / sqrt((1-β2)·g²), smaller than torch's bias-corrected lr·sign(g)."""
+    lr, b1, b2, g = 1.0, 0.7, 0.9, -5.0
+    p = adam(0.0, g, {}, lr=lr, beta1=b1, beta2=b2, eps=0.0, bias_correction=False)
+    assert p == pytest.approx(lr * (1 - b1) / math.sqrt(1 - b2), rel=1e-15)
+    corrected = adam(0.0, g, {}, lr=lr, beta1=b1, beta2=b2, eps=0.0, bias_correction=True)
+    assert corrected == pytest.approx(lr, rel=1e-15)
+
+
+def test_l2_and_decoupled_weight_decay_differ_by_one_line() -> None:
+    """With zero gradient, L2 decay still moves p by ~lr (Adam rescales wd·p to unit size); AdamW by lr·wd·p."""
+    lr, wd, p0 = 0.1, 0.01, 3.0
+    l2 = adam(p0, 0.0, {}, lr=lr, weight_decay=wd, decoupled=False)
+    decoupled = adamw(p0, 0.0, {}, lr=lr, weight_decay=wd)
+    assert l2 == pytest.approx(p0 - lr, rel=1e-6)
+    assert decoupled == pytest.approx(p0 * (1 - lr * wd), rel=1e-15)
+
+
+SCALAR_CASES = [
+    (sgd, {"lr": 1e-4}), (sgd, {"lr": 3e-4, "momentum": 0.9, "dampening": 0.9}),
+    (RULES["adagrad"], {"lr": 5.0, "eps": 1e-10}), (rmsprop, {"lr": 0.01, "alpha": 0.9, "eps": 1e-8}),
+    (adam, {"lr": 1.0, "beta1": 0.7, "beta2": 0.9, "eps": 0.0, "bias_correction": False}),
+    (adam, {"lr": 0.05, "weight_decay": 1e-3}), (adamw, {"lr": 0.05, "weight_decay": 1e-3}),
+]
+
+
+@pytest.mark.parametrize("rule,settings", SCALAR_CASES)
+def test_floats_and_float64_tensors_are_bit_identical(rule, settings) -> None:
+    grads = [float(g) for g in _grads(1, (200,), seed=3)[0]]
+    p_f, s_f = 1.0, {}
+    p_t, s_t = torch.tensor(1.0, dtype=torch.float64), {}
+    for g in grads:
+        p_f = rule(p_f, g, s_f, **settings)
+        p_t = rule(p_t, torch.tensor(g, dtype=torch.float64), s_t, **settings)
+        assert p_t.item() == p_f  # exact: + - * / sqrt are correctly rounded in both
+    assert {k: float(v) for k, v in s_t.items()} == {k: float(v) for k, v in s_f.items()}
+
+
+@pytest.mark.parametrize("bad", [{"lr": -0.1}, {"lr": float("nan")}, {"lr": "fast"}, {"lr": 0.1, "beta1": 1.0},
+                                 {"lr": 0.1, "eps": -1e-8}, {"lr": 0.1, "momentum": -0.5}])
+def test_impossible_settings_are_refused(bad) -> None:
+    rule = "adam" if "beta1" in bad or "eps" in bad else "sgd"
+    with pytest.raises(SettingsError):
+        make_optimizer(rule, [torch.zeros(2, requires_grad=True)], **bad)
+    with pytest.raises(SettingsError):
+        SheetOptimizer([torch.zeros(2, requires_grad=True)], rule, **bad)
+    with pytest.raises(SettingsError, match="unknown optimizer"):
+        make_optimizer("lbfgs", [torch.zeros(2, requires_grad=True)], lr=0.1)
+
+
+def test_tensor_sqrt_is_correctly_rounded_like_math_sqrt() -> None:
+    """torch's CPU sqrt can be one ulp off; the rules' sqrt on float64 tensors must equal math.sqrt exactly."""
+    from xlcollab.optim import _sqrt
+
+    gen = torch.Generator().manual_seed(5)
+    x = torch.cat([torch.rand(50_000, generator=gen, dtype=torch.float64) * 10.0 ** k for k in (-200, -8, 0, 9, 200)])
+    x = torch.cat([x, torch.tensor([0.0, 4.0, float("inf"), 5e-324], dtype=torch.float64)])
+    got = _sqrt(x).tolist()
+    assert got == [math.sqrt(v) for v in x.tolist()]

@@ -1,0 +1,56 @@
+"""`xlcollab run` and `xlcollab reset`: the graddesc workbook's Run and Reset buttons, headless."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run graddesc optimizer tabs for N epochs: append the trace, write the new state")
+    p.add_argument("workbook", type=Path, help="the graddesc workbook (.xlsx/.xlsm)")
+    p.add_argument("--sheet", default="all", help="optimizer tab name, or all (default)")
+    p.add_argument("--epochs", type=int, default=5, help="epochs to run (default 5, as the original Run button)")
+    p.add_argument("--out", type=Path, help="write the result here instead of over the workbook")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(run=run_cmd)
+
+    p = sub.add_parser("reset", help="reset graddesc optimizer tabs: a, b to their start values, state 0, trace cleared")
+    p.add_argument("workbook", type=Path, help="the graddesc workbook (.xlsx/.xlsm)")
+    p.add_argument("--sheet", default="all", help="optimizer tab name, or all (default)")
+    p.add_argument("--out", type=Path, help="write the result here instead of over the workbook")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(run=reset_cmd)
+
+
+def run_cmd(args: argparse.Namespace) -> int:
+    from xlcollab.filebook import FileBook
+    from xlcollab.sheets.graddesc import run_book
+
+    book = FileBook(args.workbook, out=args.out)
+    results = run_book(book, args.sheet, args.epochs)
+    book.commit()
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    print(f"{'sheet':<11}{'epochs':>8}{'a':>12}{'b':>12}{'last loss':>13}{'lr':>10}")
+    for sheet, r in results.items():
+        print(f"{sheet:<11}{r['epoch']:>8}{r['a']:>12.6f}{r['b']:>12.6f}{r['loss']:>13.6g}{r['lr']:>10.3g}")
+    print(f"wrote {args.out or args.workbook} (epochs = epochs done in total; the rows now show the next epoch)")
+    return 0
+
+
+def reset_cmd(args: argparse.Namespace) -> int:
+    from xlcollab.filebook import FileBook
+    from xlcollab.sheets.graddesc import reset_book
+
+    book = FileBook(args.workbook, out=args.out)
+    results = reset_book(book, args.sheet)
+    book.commit()
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for sheet, r in results.items():
+        print(f"{sheet}: a = {r['a']:g}, b = {r['b']:g}, {r['cleared']} trace rows cleared")
+    print(f"wrote {args.out or args.workbook}")
+    return 0
