@@ -44,6 +44,7 @@ FIRST = HEADER + 1      # first step row and first trace row
 DATA_FIRST = 5          # first data row on the `data` tab
 FD_OFFSET = 0.01        # the finite-difference offset of the basic SGD tab
 TRUE_A, TRUE_B = 2, 30
+DIVERGED = 1e200        # a loss or parameter beyond this has diverged: the next squares overflow a sheet
 
 
 @dataclass(frozen=True)
@@ -306,8 +307,8 @@ def run_epoch(spec: Spec, settings: dict[str, Any], a, b, state_a: dict, state_b
                    "ga": ga + wd * a if spec.l2 else ga, "gb": gb + wd * b if spec.l2 else gb,
                    "new_a": new_a, "new_b": new_b}
             if spec.fd:
-                row["fd_a"] = (((a + FD_OFFSET) * x + b - y) ** 2 - loss) / FD_OFFSET
-                row["fd_b"] = ((a * x + (b + FD_OFFSET) - y) ** 2 - loss) / FD_OFFSET
+                e_a, e_b = (a + FD_OFFSET) * x + b - y, a * x + (b + FD_OFFSET) - y  # the sheet squares with ^2
+                row["fd_a"], row["fd_b"] = (e_a * e_a - loss) / FD_OFFSET, (e_b * e_b - loss) / FD_OFFSET
             if spec.counter:
                 row["t"] = state_a["step"]
             for key, short, _ in spec.buffers:
@@ -344,7 +345,7 @@ def simulate(spec: Spec, start: Start, xs: list[float], ys: list[float], epochs:
     for k in range(start.epoch, start.epoch + epochs):
         lr = epoch_lr(spec, start.inputs, k)
         a, b, loss = run_epoch(spec, rule_settings(spec, start.inputs, lr), a, b, start.state_a, start.state_b, xs, ys)
-        if not (math.isfinite(loss) and math.isfinite(a) and math.isfinite(b)):
+        if not (loss < DIVERGED and abs(a) < DIVERGED and abs(b) < DIVERGED):  # NaN fails too
             raise DivergedError(f"sheet '{sheet or spec.sheet}': the loss became {loss} in epoch {k + 1}; "
                                 f"lower the learning rate (cell {Layout(spec, len(xs)).inputs['lr']})")
         row = [k + 1, a, b, loss, lr]
