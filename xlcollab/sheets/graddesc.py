@@ -473,6 +473,8 @@ def _build_optimizer(ws, spec: Spec, n: int) -> None:
         ws.cell(HEADER, c0 + j, trace_headers[key]).font = HEADER_FONT
         ws.column_dimensions[get_column_letter(c0 + j)].width = 12
     define_block(ws, "trace", FIRST, c0, FIRST + TRACE_ROWS - 1, c0 + len(spec.trace_columns) - 1)
+    for r in range(lay.last + 1, FIRST + TRACE_ROWS):  # empty <row> elements: appending fills them in place
+        ws.row_dimensions[r]
     loss_col = c0 + spec.trace_columns.index("loss")
     line_chart(ws, "L1", title="Error by epoch", x_title="epoch", y_title="loss",
                data=Reference(ws, min_col=loss_col, min_row=HEADER, max_row=FIRST + TRACE_ROWS - 1),
