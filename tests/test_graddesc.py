@@ -318,6 +318,16 @@ def test_bad_input_is_refused_and_nothing_written(case: str, book_path: Path, ca
     assert sha(book_path) == before
 
 
+def test_out_leaves_the_original_alone_and_other_workbooks_are_refused(book_path: Path, tmp_path: Path, capsys) -> None:
+    before = sha(book_path)
+    out = tmp_path / "after.xlsx"
+    assert main(["run", str(book_path), "--sheet", "adam", "--epochs", "2", "--out", str(out)]) == 0
+    assert sha(book_path) == before and gd.read_start(FileBook(out), "adam").epoch == 2
+    _edit(book_path, lambda wb: setattr(wb["data"], "title", "points"))
+    assert main(["run", str(book_path)]) == 1
+    assert "no 'data' tab" in capsys.readouterr().err
+
+
 def test_reset_refuses_a_bad_start_value(book_path: Path, capsys) -> None:
     _set(book_path, "adagrad", "B5", "one")
     before = sha(book_path)

@@ -26,7 +26,7 @@ def _sqrt(x: Number) -> Number:
     here), so for float64 tensors one Newton step with an exact residual (Dekker's product) rounds it
     correctly; other dtypes keep Tensor.sqrt.
     """
-    if isinstance(x, (float, int)):
+    if type(x) is float or isinstance(x, (float, int)):  # the first test is the fast path of the sheet runs
         return math.sqrt(x)
     s = x.sqrt()
     if str(x.dtype) != "torch.float64":

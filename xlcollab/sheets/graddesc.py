@@ -600,7 +600,8 @@ def read_start(book: Book, sheet: str) -> Start:
 
 def read_data(book: Book) -> tuple[list[float], list[float]]:
     """x and y from the `data` tab's named blocks, every value a number."""
-    book.require_sheet(DATA)
+    if DATA not in book.sheet_names():
+        raise WorkbookError(f"no '{DATA}' tab: is this the graddesc workbook? (`xlcollab build` writes one)", path=book.name)
     columns = []
     for name in ("x", "y"):
         ref = book.ref_of(DATA, name)
