@@ -289,6 +289,7 @@ BAD = {
     "beta of 1": (lambda p: _set(p, "adamw", "B8", 1), ["--sheet", "adamw"], ["'adamw'", "B8", "[0, 1)"]),
     "edited formula row": (lambda p: _set(p, "l2", "H20", "=2*F20*A20"), ["--sheet", "l2"], ["'l2'", "H20", "formula"]),
     "formula typed over a row": (lambda p: _set(p, "adam", "C17", 2.5), ["--sheet", "adam"], ["'adam'", "C17"]),
+    "edited annealing formula": (lambda p: _set(p, "adam_ann", "J8", 0.5), ["--sheet", "adam_ann"], ["'adam_ann'", "J8"]),
     "deleted sheet": (lambda p: _edit(p, lambda wb: wb.remove(wb["adagrad"])), ["--sheet", "all"], ["'adagrad'"]),
     "missing trace block": (lambda p: _edit(p, lambda wb: _del_name(wb, "momentum", "trace")), ["--sheet", "momentum"],
                             ["'momentum'", "'trace'"]),

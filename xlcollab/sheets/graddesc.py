@@ -93,9 +93,6 @@ class Spec:
             cols += [f"{short}_a", f"{short}_b"]
         return cols + (["t"] if self.counter else [])
 
-    def value(self, values: dict[str, float], name: str, default: float = 0.0) -> float:
-        return values.get(name, default)
-
 
 _START = (Input("start_a", "start a", 1, "start"), Input("start_b", "start b", 1, "start"))
 _M, _V = ("exp_avg", "m", "m = β1·m + (1-β1)·g"), ("exp_avg_sq", "v", "v = β2·v + (1-β2)·g²")
@@ -194,6 +191,15 @@ class Layout:
     def trace(self) -> str:
         c0 = self.trace_col0
         return range_name(FIRST, c0, FIRST + TRACE_ROWS - 1, c0 + len(self.spec.trace_columns) - 1)
+
+    def output_formulas(self) -> dict[str, str]:
+        """The formulas of the "this epoch" block: the epoch's loss, a and b after it, its learning rate."""
+        c = self.col
+        out = {"loss": f"=AVERAGE({c['loss']}{FIRST}:{c['loss']}{self.last})",
+               "end_a": f"={c['new_a']}{self.last}", "end_b": f"={c['new_b']}{self.last}"}
+        if self.spec.anneal:
+            out["lr_now"] = f"={_abs(self.inputs['lr'])}*{_abs(self.inputs['gamma'])}^{_abs(self.state['epoch'])}"
+        return out
 
     def lr_cell(self) -> str:
         return _abs(self.outputs["lr_now"] if self.spec.anneal else self.inputs["lr"])
@@ -442,18 +448,12 @@ def _build_optimizer(ws, spec: Spec, n: int) -> None:
         _label(ws, TOP + i, 5, state_labels[name], name)
         ws.cell(TOP + i, 6, _state_value(spec, start, name))
         define_block(ws, name, TOP + i, 6, style="param")
-    col = lay.col
-    outputs = {"loss": ("epoch loss (mean of the rows)", f"=AVERAGE({col['loss']}{FIRST}:{col['loss']}{lay.last})", "objective"),
-               "end_a": ("a after this epoch", f"={col['new_a']}{lay.last}", "output"),
-               "end_b": ("b after this epoch", f"={col['new_b']}{lay.last}", "output")}
-    if spec.anneal:
-        outputs["lr_now"] = ("lr this epoch = lr·γ^epoch",
-                             f"={_abs(lay.inputs['lr'])}*{_abs(lay.inputs['gamma'])}^{_abs(lay.state['epoch'])}", "output")
-    for i, name in enumerate(lay.outputs):
-        label, formula, style = outputs[name]
-        _label(ws, TOP + i, 9, label, name)
+    labels = {"loss": "epoch loss (mean of the rows)", "end_a": "a after this epoch", "end_b": "b after this epoch",
+              "lr_now": "lr this epoch = lr·γ^epoch"}
+    for i, (name, formula) in enumerate(lay.output_formulas().items()):
+        _label(ws, TOP + i, 9, labels[name], name)
         ws.cell(TOP + i, 10, formula)
-        define_block(ws, name, TOP + i, 10, style=style)
+        define_block(ws, name, TOP + i, 10, style="objective" if name == "loss" else "output")
     headers = _headers(spec)
     ws.cell(HEADER - 1, 1, "one SGD step per row (formulas only; run rewrites only the blue state cells)").font = NOTE_FONT
     for j, key in enumerate(spec.columns, start=1):
@@ -558,8 +558,10 @@ def _number(book: Book, sheet: str, name: str, what: str) -> tuple[float, str]:
     return float(value), ref
 
 
-_KINDS = {"start": (None, None, ""), "lr": (0.0, None, "> 0"), "beta": (0.0, 1.0, "in [0, 1)"),
-          "eps": (0.0, None, ">= 0"), "wd": (0.0, None, ">= 0"), "gamma": (0.0, 1.0, "in (0, 1]")}
+# what each kind of input may be: a test that passes for good values, and how to say it
+_KINDS = {"start": (lambda v: True, "a number"), "lr": (lambda v: v > 0, "> 0"),
+          "beta": (lambda v: 0 <= v < 1, "in [0, 1)"), "eps": (lambda v: v >= 0, ">= 0"),
+          "wd": (lambda v: v >= 0, ">= 0"), "gamma": (lambda v: 0 < v <= 1, "in (0, 1]")}
 
 
 def read_inputs(book: Book, sheet: str) -> dict[str, float]:
@@ -567,10 +569,8 @@ def read_inputs(book: Book, sheet: str) -> dict[str, float]:
     spec, values = SPECS[sheet], {}
     for inp in spec.inputs:
         value, ref = _number(book, sheet, inp.name, inp.label)
-        low, high, rule = _KINDS[inp.kind]
-        bad = ((inp.kind in ("lr", "gamma") and value <= low) or (inp.kind in ("beta", "eps", "wd") and value < low)
-               or (inp.kind == "beta" and value >= high) or (inp.kind == "gamma" and value > high))
-        if bad:
+        ok, rule = _KINDS[inp.kind]
+        if not ok(value):
             raise WorkbookError(f"{inp.label} must be {rule}, got {value!r}", sheet=sheet, cell=ref, path=book.name)
         values[inp.name] = value
     return values
@@ -622,7 +622,8 @@ def _norm(formula: Any) -> Any:
 
 def check_formulas(book: Book, sheet: str, n: int) -> Layout:
     """The step table must hold exactly the formulas `build` wrote: otherwise torch would not be running the sheet."""
-    lay = Layout(SPECS[sheet], n)
+    spec = SPECS[sheet]
+    lay = Layout(spec, n)
     ref = book.ref_of(sheet, "steps")
     if ref != lay.steps:
         raise WorkbookError(f"the step table 'steps' is {ref}, expected {lay.steps} for {n} data points; "
@@ -638,6 +639,11 @@ def check_formulas(book: Book, sheet: str, n: int) -> Layout:
         if book.ref_of(sheet, name) != cell:
             raise WorkbookError(f"the name '{name}' points at {book.ref_of(sheet, name)}, but the formulas use {cell}",
                                 sheet=sheet, path=book.name)
+    if spec.anneal:  # the rows take their learning rate from this formula
+        got, want = book.read(sheet, lay.outputs["lr_now"])[0][0], lay.output_formulas()["lr_now"]
+        if _norm(got) != _norm(want):
+            raise WorkbookError(f"holds {got!r} where the learning rate of the epoch needs the formula {want}",
+                                sheet=sheet, cell=lay.outputs["lr_now"], path=book.name)
     return lay
 
 
