@@ -603,9 +603,12 @@ def read_data(book: Book) -> tuple[list[float], list[float]]:
     if DATA not in book.sheet_names():
         raise WorkbookError(f"no '{DATA}' tab: is this the graddesc workbook? (`xlcollab build` writes one)", path=book.name)
     columns = []
-    for name in ("x", "y"):
+    for col, name in enumerate(("x", "y"), start=1):
         ref = book.ref_of(DATA, name)
-        r0, c0, _, _ = bounds(ref)
+        r0, c0, _, c1 = bounds(ref)
+        if (r0, c0, c1) != (DATA_FIRST, col, col):  # the step formulas read data!A5, data!B5, ...
+            raise WorkbookError(f"the name '{name}' is {ref}, but the step formulas read it from "
+                                f"{cell_name(DATA_FIRST, col)} down; rebuild the workbook", sheet=DATA, path=book.name)
         values = []
         for i, (value,) in enumerate(book.read(DATA, ref)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
