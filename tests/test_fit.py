@@ -1,0 +1,283 @@
+"""CollabFit: settings checks, planted low-rank recovery, torch.optim equality, reproducibility, divergence,
+save/load, and the interpretation functions (torch and numpy as the oracles)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from xlcollab import data, interpret
+from xlcollab.errors import DataError, DivergedError, SettingsError
+from xlcollab.fit import CUDA_MIN_RATINGS, CollabFit, one_cycle, pick_device, schedule_lr
+from xlcollab.models import EmbeddingDotBias, logit_range
+
+
+def planted(n_users: int = 40, n_items: int = 30, rank: int = 3, seed: int = 0) -> pd.DataFrame:
+    """Every rating of a rank-`rank` matrix (no noise), in long form."""
+    g = np.random.default_rng(seed)
+    u, v = g.normal(0, 1, (n_users, rank)), g.normal(0, 1, (n_items, rank))
+    r = u @ v.T
+    users, items = np.meshgrid(np.arange(n_users) + 100, np.arange(n_items) + 1000, indexing="ij")
+    return pd.DataFrame({"user": users.ravel(), "item": items.ravel(), "rating": r.ravel()})
+
+
+def test_planted_low_rank_is_recovered():
+    ratings = data.load_ratings(planted())
+    fit = CollabFit(model="dot", n_factors=3, epochs=400, lr=0.05, wd=0.0, optimizer="adam", batch_size=None,
+                    schedule="one-cycle", valid_pct=0.1, clip=False).fit(ratings)
+    assert fit.train_rmse_ < 0.01
+    assert fit.valid_rmse_ < 0.05  # held-out cells of the same low-rank matrix
+    assert fit.trace_[0]["train_rmse"] > 1.0  # it did start far away
+
+
+def _reference_start(ratings: data.Ratings, n_factors: int, seed: int):
+    """The documented start of a dotbias fit: seeded fastai init, global bias at logit(mean train rating)."""
+    enc = data.encode(ratings)
+    train, _ = data.split_indices(len(enc.ratings), 0.2, seed)
+    u = torch.as_tensor(enc.users[train])
+    i = torch.as_tensor(enc.items[train])
+    r = torch.as_tensor(enc.ratings[train])
+    torch.manual_seed(seed)
+    model = EmbeddingDotBias(len(enc.user_ids), len(enc.item_ids), n_factors,
+                             global_bias=logit_range(float(r.mean()), 0.0, 5.5))
+    return model, u, i, r
+
+
+@pytest.mark.parametrize("optimizer,wd_mode", [("adam", "l2"), ("adamw", "decoupled"), ("momentum", "l2"),
+                                               ("sgd", "decoupled"), ("adam", "decoupled")])
+def test_full_batch_steps_equal_hand_written_torch_optim_loop(small_ratings, optimizer, wd_mode):
+    lr, wd, steps, k = 0.05, 0.1, 6, 4
+    fit = CollabFit(n_factors=k, epochs=steps, lr=lr, wd=wd, wd_mode=wd_mode, optimizer=optimizer, batch_size=None,
+                    schedule="constant", seed=3).fit(small_ratings)
+
+    model, u, i, r = _reference_start(small_ratings, k, seed=3)
+    emb = [model.u_weight.weight, model.i_weight.weight, model.u_bias.weight, model.i_bias.weight]
+    groups = [{"params": emb}, {"params": [model.global_bias], "weight_decay": 0.0}]
+    decay = wd if wd_mode == "decoupled" else 0.0
+    if optimizer == "adam":
+        opt = torch.optim.Adam(groups, lr=lr, weight_decay=decay, decoupled_weight_decay=True)
+    elif optimizer == "adamw":
+        opt = torch.optim.AdamW(groups, lr=lr, weight_decay=decay)
+    else:
+        opt = torch.optim.SGD(groups, lr=lr, momentum=0.9 if optimizer == "momentum" else 0.0)
+    for _ in range(steps):
+        U, I, bu, bi = (w[idx] for w, idx in zip(emb, (u, i, u, i)))
+        pred = torch.sigmoid((U * I).sum(1) + bu[:, 0] + bi[:, 0] + model.global_bias) * 5.5
+        loss = ((pred - r) ** 2).mean()
+        if wd_mode == "l2":
+            loss = loss + wd * (((U ** 2).sum(1) + (I ** 2).sum(1)).mean() + (bu[:, 0] ** 2 + bi[:, 0] ** 2).mean())
+        opt.zero_grad()
+        loss.backward()
+        if wd_mode == "decoupled" and optimizer in ("sgd", "momentum"):
+            with torch.no_grad():
+                for w in emb:
+                    w.mul_(1 - lr * wd)
+        opt.step()
+    for name, ref in model.state_dict().items():
+        # equal up to float32 rounding: nn.Embedding and plain indexing sum the gradient rows in different orders
+        torch.testing.assert_close(fit.model_.state_dict()[name], ref, rtol=1e-6, atol=1e-7)
+    assert fit.trace_[-1]["lr"] == lr
+
+
+def test_seeded_fits_are_reproducible(small_ratings):
+    kw = dict(n_factors=5, epochs=3, batch_size=64, seed=7)
+    a, b = CollabFit(**kw).fit(small_ratings), CollabFit(**kw).fit(small_ratings)
+    assert [t["valid_rmse"] for t in a.trace_] == [t["valid_rmse"] for t in b.trace_]
+    for (name, x), y in zip(a.model_.state_dict().items(), b.model_.state_dict().values()):
+        assert torch.equal(x, y), name
+    c = CollabFit(**{**kw, "seed": 8}).fit(small_ratings)
+    assert not torch.equal(a.model_.u_weight.weight, c.model_.u_weight.weight)
+
+
+def test_nn_model_fits_and_is_reproducible(small_ratings):
+    kw = dict(model="nn", n_factors=8, epochs=4, batch_size=128, lr=0.01, seed=1)
+    a, b = CollabFit(**kw).fit(small_ratings), CollabFit(**kw).fit(small_ratings)
+    assert a.trace_ == [dict(t, seconds=s["seconds"]) for t, s in zip(b.trace_, a.trace_)] or \
+        [t["train_rmse"] for t in a.trace_] == [t["train_rmse"] for t in b.trace_]
+    assert a.trace_[-1]["train_rmse"] < a.trace_[0]["train_rmse"]
+
+
+def test_huge_learning_rate_raises_diverged_naming_epoch():
+    with pytest.raises(DivergedError, match=r"in epoch [1-3] \(lr 1e\+12\); try a lower learning rate"):
+        CollabFit(model="dot", n_factors=3, epochs=3, lr=1e12, wd=0, optimizer="sgd", batch_size=None,
+                  schedule="constant").fit(planted())
+
+
+@pytest.mark.parametrize("setting,value", [
+    ("epochs", -1), ("epochs", 0), ("n_factors", 0), ("n_factors", 2.5), ("lr", 0.0), ("lr", float("nan")),
+    ("wd", -0.1), ("optimizer", "rmsprop"), ("wd_mode", "both"), ("batch_size", 0), ("schedule", "cyclic"),
+    ("device", "tpu"), ("valid_pct", 1.0), ("valid_pct", -0.2), ("model", "svd"), ("y_range", (5, 1)),
+    ("momentum", 1.5), ("seed", "x"),
+])
+def test_impossible_settings_raise_naming_value(small_ratings, setting, value):
+    with pytest.raises(SettingsError, match=setting) as err:
+        CollabFit(**{setting: value}).fit(small_ratings)
+    assert repr(value) in str(err.value)
+
+
+def test_init_only_stores_and_params_round_trip():
+    est = CollabFit(epochs=-5, optimizer="nonsense")  # no check in __init__ (scikit-learn contract)
+    assert est.get_params()["epochs"] == -5
+    assert CollabFit(**CollabFit(lr=0.3).get_params()).get_params() == CollabFit(lr=0.3).get_params()
+    assert "lr=0.3" in repr(CollabFit(lr=0.3))
+    with pytest.raises(SettingsError, match="unknown setting 'lrate'"):
+        CollabFit().set_params(lrate=1)
+
+
+def test_trace_rows_and_fitted_attributes(small_ratings):
+    fit = CollabFit(n_factors=4, epochs=3, batch_size=100).fit(small_ratings)
+    assert [t["epoch"] for t in fit.trace_] == [1, 2, 3]
+    assert set(fit.trace_[0]) == {"epoch", "train_rmse", "valid_rmse", "lr", "seconds"}
+    assert fit.valid_rmse_ == fit.trace_[-1]["valid_rmse"] and fit.device_ == "cpu" and fit.fit_seconds_ > 0
+    # one-cycle: ends far below its peak
+    assert fit.trace_[-1]["lr"] < fit.trace_[0]["lr"]
+
+
+def test_valid_rmse_equals_numpy_on_predict(small_ratings):
+    fit = CollabFit(n_factors=4, epochs=2).fit(small_ratings)
+    f = small_ratings.frame
+    _, valid = data.split_indices(len(f), 0.2, 42)
+    rows = f.iloc[valid]
+    pred = fit.predict(rows["user"].to_numpy(), rows["item"].to_numpy())
+    assert math.isclose(fit.valid_rmse_, float(np.sqrt(np.mean((pred - rows["rating"].to_numpy()) ** 2))), rel_tol=1e-5)
+    assert pred.min() >= f["rating"].min() and pred.max() <= f["rating"].max()  # clipped like Surprise
+
+
+def test_predict_is_pure_and_checks_ids(small_ratings):
+    fit = CollabFit(n_factors=4, epochs=2, model="nn").fit(small_ratings)
+    fit.model_.train()
+    user, item = small_ratings.frame["user"].iloc[0], small_ratings.frame["item"].iloc[0]
+    a = fit.predict([user, user], [item, item])
+    assert a[0] == a[1] and fit.model_.training  # eval mode inside, state restored
+    assert float(fit.predict(str(user), float(item))[0]) == float(a[0])  # "42" and 42.0 both mean id 42
+    with pytest.raises(DataError, match="unknown user 999999"):
+        fit.predict([999999], [item])
+    with pytest.raises(DataError, match="unknown movie -3"):
+        fit.predict([user], [-3])
+    with pytest.raises(SettingsError, match="not fitted"):
+        CollabFit().predict([1], [1])
+
+
+def test_save_load_round_trip(tmp_path, small_ratings):
+    fit = CollabFit(n_factors=4, epochs=2).fit(small_ratings)
+    path = fit.save(tmp_path / "m.pt")
+    back = CollabFit.load(path)
+    f = small_ratings.frame
+    np.testing.assert_array_equal(back.predict(f["user"], f["item"]), fit.predict(f["user"], f["item"]))
+    assert back.get_params() == fit.get_params() and back.trace_ == fit.trace_
+    assert back.title(f["item"].iloc[0]) == small_ratings.title(f["item"].iloc[0])
+    np.testing.assert_array_equal(back.seen(0), fit.seen(0))
+
+
+def test_load_refuses_missing_and_foreign_files(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        CollabFit.load(tmp_path / "nope.pt")
+    (tmp_path / "junk.pt").write_text("not a model")
+    with pytest.raises(DataError, match="not an xlcollab model file"):
+        CollabFit.load(tmp_path / "junk.pt")
+    torch.save({"a": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(DataError, match="not an xlcollab model file"):
+        CollabFit.load(tmp_path / "other.pt")
+
+
+def test_schedules():
+    assert one_cycle(0.0, 1.0) == pytest.approx(1 / 25)
+    assert one_cycle(0.25, 1.0) == pytest.approx(1.0)
+    assert one_cycle(1.0, 1.0) == pytest.approx(1e-5)
+    assert schedule_lr("constant", 0.7, 0.3) == 0.3
+    assert schedule_lr("annealed", 0.5, 0.2) == pytest.approx(0.1)
+
+
+def test_device_auto_takes_cpu_for_small_problems():
+    assert pick_device("auto", 100_000).type == "cpu"
+    assert pick_device("cpu", 10**9).type == "cpu"
+    assert pick_device("auto", CUDA_MIN_RATINGS).type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_without_device_is_a_settings_error(small_ratings):
+    with pytest.raises(SettingsError, match="no CUDA device"):
+        CollabFit(device="cuda").fit(small_ratings)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_fit_matches_cpu_closely(small_ratings):
+    kw = dict(n_factors=4, epochs=3, batch_size=None, schedule="constant", lr=0.05)
+    cpu, gpu = CollabFit(device="cpu", **kw).fit(small_ratings), CollabFit(device="cuda", **kw).fit(small_ratings)
+    assert gpu.device_.startswith("cuda")
+    assert gpu.valid_rmse_ == pytest.approx(cpu.valid_rmse_, abs=1e-4)
+
+
+def test_defaults_reach_target_on_embedded_set(_embedded_ratings):
+    fit = CollabFit().fit(_embedded_ratings)
+    assert fit.valid_rmse_ <= 0.86
+
+
+# -- interpret ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def fitted(request):
+    ratings = request.getfixturevalue("_embedded_ratings")
+    f = ratings.frame
+    top_users = f["user"].value_counts().index[:60]
+    sub = data.Ratings(f[f["user"].isin(top_users)].reset_index(drop=True), ratings.titles, "top 60 users")
+    return CollabFit(n_factors=8, epochs=3, seed=0).fit(sub), sub
+
+
+def test_recommend_excludes_seen_and_sorts(fitted):
+    fit, sub = fitted
+    user = sub.frame["user"].iloc[0]
+    recs = interpret.recommend(fit, user, 15)
+    seen = set(sub.frame.loc[sub.frame["user"] == user, "item"])
+    assert len(recs) == 15 and not seen & set(recs["movie"])
+    assert recs["predicted"].is_monotonic_decreasing
+    np.testing.assert_allclose(recs["predicted"], fit.predict([user] * 15, recs["movie"]), rtol=1e-6)
+    unseen = sorted(set(fit.item_ids_) - seen)
+    assert recs["predicted"].iloc[0] == pytest.approx(fit.predict([user] * len(unseen), unseen).max())
+    assert recs["title"].iloc[0] == sub.title(recs["movie"].iloc[0])
+    with pytest.raises(DataError, match="unknown user 123456"):
+        interpret.recommend(fit, 123456)
+
+
+def test_bias_ranking_orders_most_rated(fitted):
+    fit, _ = fitted
+    best, worst = interpret.bias_ranking(fit, 5, top=200)
+    bias = interpret.item_biases(fit)
+    top = interpret.most_rated(fit, 200)
+    assert fit.item_counts_[top].min() >= np.sort(fit.item_counts_)[::-1][199]
+    assert best["bias"].iloc[0] == pytest.approx(bias[top].max()) and worst["bias"].iloc[0] == pytest.approx(bias[top].min())
+    assert best["bias"].is_monotonic_decreasing and worst["bias"].is_monotonic_increasing
+
+
+def test_factor_pca_matches_numpy(fitted):
+    fit, _ = fitted
+    coords, explained = interpret.factor_pca(fit, 3, top=300)
+    x = interpret.item_factors(fit)[interpret.most_rated(fit, 300)]
+    x = x - x.mean(0)
+    ev = np.linalg.eigvalsh(np.cov(x.T))[::-1]
+    np.testing.assert_allclose(explained, ev[:3] / ev.sum(), rtol=1e-6)
+    np.testing.assert_allclose(coords[["pc1", "pc2", "pc3"]].var(ddof=1), ev[:3], rtol=1e-6)
+    high, low = interpret.axis_ends(coords, 1, 4)
+    assert high["pc1"].iloc[0] == coords["pc1"].max() and low["pc1"].iloc[0] == coords["pc1"].min()
+    assert abs(high["pc1"].iloc[0]) >= abs(low["pc1"].iloc[0])  # sign convention
+
+
+def test_similar_is_cosine(fitted):
+    fit, _ = fitted
+    movie = fit.item_ids_[interpret.most_rated(fit, 1)[0]]
+    sims = interpret.similar(fit, movie, 5)
+    f = interpret.item_factors(fit)
+    c = fit.item_codes(movie)
+    cos = f @ f[c] / (np.linalg.norm(f, axis=1) * np.linalg.norm(f[c]))
+    cos[c] = -np.inf
+    assert sims["movie"].iloc[0] == fit.item_ids_[np.argmax(cos)]
+    np.testing.assert_allclose(sims["similarity"], np.sort(cos)[::-1][:5], rtol=1e-6)
+
+
+def test_dot_model_has_no_biases_to_rank(small_ratings):
+    fit = CollabFit(model="dot", n_factors=3, epochs=1).fit(small_ratings)
+    with pytest.raises(SettingsError, match="no movie biases"):
+        interpret.bias_ranking(fit)

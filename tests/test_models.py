@@ -1,0 +1,118 @@
+"""Models: shapes, the sigmoid range of every model, explicit start values, the from_... factories."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from xlcollab.models import (MODELS, EmbeddingDot, EmbeddingDotBias, EmbeddingNN, SigmoidRange, logit_range,
+                             sigmoid_range)
+
+N_USERS, N_ITEMS, BATCH = 7, 11, 64
+
+
+def batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, N_USERS, (BATCH,), generator=g), torch.randint(0, N_ITEMS, (BATCH,), generator=g)
+
+
+def test_sigmoid_range_values_and_inverse():
+    x = torch.tensor([-1e4, -2.0, 0.0, 3.0, 1e4])
+    y = sigmoid_range(x, 0.0, 5.5)
+    assert torch.allclose(y, torch.sigmoid(x) * 5.5)
+    assert y[2] == 2.75 and y[0] == 0.0 and y[-1] == 5.5
+    assert torch.equal(SigmoidRange(0.0, 5.5)(x), y)
+    for target in (0.5, 3.5, 5.0):
+        assert math.isclose(float(sigmoid_range(torch.tensor(logit_range(target, 0.0, 5.5)), 0.0, 5.5)), target,
+                            rel_tol=1e-6)
+
+
+def test_embedding_dot_shape_and_value():
+    m = EmbeddingDot(N_USERS, N_ITEMS, 5)
+    u, i = batch()
+    out = m(u, i)
+    assert out.shape == (BATCH,)
+    ref = (m.u_weight.weight[u] * m.i_weight.weight[i]).sum(1)
+    assert torch.equal(out, ref)
+    # fastai's init: truncated normal with std 0.01, cut at 2 std
+    assert m.u_weight.weight.abs().max() <= 0.02
+
+
+def test_embedding_dot_bias_range():
+    m = EmbeddingDotBias(N_USERS, N_ITEMS, 5)
+    with torch.no_grad():  # push raw scores far out: the output must still stay inside y_range
+        m.u_weight.weight.mul_(1e4)
+        m.i_weight.weight.normal_(0, 100)
+    out = m(*batch())
+    assert out.shape == (BATCH,)
+    assert out.min() >= 0.0 and out.max() <= 5.5
+    assert out.max() - out.min() > 1  # not a constant
+
+
+def test_embedding_dot_bias_without_range_is_plain_sum():
+    m = EmbeddingDotBias(N_USERS, N_ITEMS, 3, y_range=None, global_bias=3.5)
+    u, i = batch(1)
+    ref = ((m.u_weight.weight[u] * m.i_weight.weight[i]).sum(1) + m.u_bias.weight[u, 0] + m.i_bias.weight[i, 0] + 3.5)
+    assert torch.allclose(m(u, i), ref, atol=1e-7)
+
+
+def test_embedding_nn_shapes_range_and_sizes():
+    m = EmbeddingNN(N_USERS, N_ITEMS, user_size=4, item_size=9, n_hidden=6, y_range=(1.0, 5.0))
+    assert m.u_weight.weight.shape == (N_USERS, 4) and m.i_weight.weight.shape == (N_ITEMS, 9)
+    assert m.layers[1].in_features == 13 and m.layers[1].out_features == 6 and m.layers[-1].out_features == 1
+    with torch.no_grad():
+        m.layers[-1].weight.normal_(0, 1e3)
+        m.u_weight.weight.normal_(0, 10)
+    m.eval()
+    out = m(*batch())
+    assert out.shape == (BATCH,)
+    assert out.min() >= 1.0 and out.max() <= 5.0
+
+
+def test_embedding_nn_dropout_only_in_training():
+    m = EmbeddingNN(N_USERS, N_ITEMS, 8, dropout=(0.5, 0.5))
+    u, i = batch()
+    m.eval()
+    assert torch.equal(m(u, i), m(u, i))
+    m.train()
+    torch.manual_seed(0)
+    a = m(u, i)
+    torch.manual_seed(1)
+    assert not torch.equal(a, m(u, i))
+
+
+def test_from_factors_uses_given_start_values():
+    users = torch.arange(12.0).reshape(4, 3) / 10
+    items = -torch.arange(15.0).reshape(5, 3) / 10
+    m = EmbeddingDot.from_factors(users, items)
+    u, i = torch.tensor([0, 3, 2]), torch.tensor([4, 0, 1])
+    assert torch.allclose(m(u, i), (users @ items.T)[u, i])
+    b = EmbeddingDotBias.from_factors(users, items, user_bias=[0.1, 0.2, 0.3, 0.4], item_bias=torch.ones(5),
+                                      y_range=None, global_bias=2.0)
+    expected = (users @ items.T)[u, i] + torch.tensor([0.1, 0.4, 0.3]) + 1 + 2
+    assert torch.allclose(b(u, i), expected, atol=1e-6)
+
+
+def test_from_counts_for_every_model():
+    for name, cls in MODELS.items():
+        m = cls.from_counts(N_USERS, N_ITEMS, 6)
+        assert m.u_weight.weight.shape == (N_USERS, 6), name
+        assert m.item_factors.shape == (N_ITEMS, 6), name
+        assert m(*batch()).shape == (BATCH,), name
+
+
+def test_penalty_is_mean_squared_rows_used():
+    m = EmbeddingDotBias(N_USERS, N_ITEMS, 4)
+    u, i = batch(2)
+    ref = (m.u_weight.weight[u] ** 2).sum(1) + (m.i_weight.weight[i] ** 2).sum(1) \
+        + m.u_bias.weight[u, 0] ** 2 + m.i_bias.weight[i, 0] ** 2
+    assert torch.allclose(m.penalty(u, i), ref.mean(), rtol=1e-6)
+    n = EmbeddingNN(N_USERS, N_ITEMS, 3, 5)
+    assert torch.allclose(n.penalty(u, i), ((n.u_weight.weight[u] ** 2).sum(1) + (n.i_weight.weight[i] ** 2).sum(1)).mean())
+
+
+@pytest.mark.parametrize("bad", [torch.zeros(3, 3), torch.zeros(4, 2)])
+def test_wrong_start_value_shape_raises(bad):
+    with pytest.raises(RuntimeError):
+        EmbeddingDot(4, 5, 3, user_factors=bad)

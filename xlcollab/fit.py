@@ -1,0 +1,467 @@
+"""The training loop as a scikit-learn-style estimator: settings in __init__, `fit` returns self, `predict` is pure.
+
+`CollabFit(...).fit(ratings)` encodes the ratings, splits off a seeded validation set (the fast.ai lesson
+protocol), and minimises the mean squared error of one of `models.MODELS` with a torch.optim optimizer,
+full-batch (what Excel Solver does) or in shuffled minibatches, recording one trace row per epoch.
+
+Weight decay, `wd_mode`:
+  "l2"        loss += wd * mean over the batch's ratings of the squared factor/bias rows they use
+              (Funk-SVD / Surprise style: a movie is pulled towards 0 in proportion to its ratings);
+  "decoupled" every step first shrinks the weights, w <- w - lr * wd * w (AdamW's rule; torch.optim.AdamW
+              for "adamw", Adam(decoupled_weight_decay=True) for "adam", the same line by hand for SGD).
+  None        "decoupled" for optimizer "adamw", "l2" for the others.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from xlcollab import data
+from xlcollab.errors import DataError, DivergedError, SettingsError
+from xlcollab.models import MODELS, logit_range
+
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
+SCHEDULES = ("one-cycle", "annealed", "constant")
+WD_MODES = ("l2", "decoupled")
+# device="auto" takes CUDA only from this many training ratings on: below it a CPU epoch costs milliseconds
+# (ml-latest-small: ~0.1 s), less than CUDA's start-up (~1-2 s) and per-step kernel launches would save.
+CUDA_MIN_RATINGS = 1_000_000
+EVAL_CHUNK = 1 << 20
+FORMAT = "xlcollab-fit/1"
+
+
+def one_cycle(pct: float, lr: float, pct_start: float = 0.25, div: float = 25.0, div_final: float = 1e5) -> float:
+    """fastai's one-cycle: cosine from lr/div up to lr over pct_start, then cosine down to lr/div_final."""
+    def cos(a: float, b: float, p: float) -> float:
+        return b + (a - b) * (1 + math.cos(math.pi * p)) / 2
+    if pct < pct_start:
+        return cos(lr / div, lr, pct / pct_start)
+    return cos(lr, lr / div_final, (pct - pct_start) / (1 - pct_start))
+
+
+def schedule_lr(schedule: str, pct: float, lr: float) -> float:
+    """Learning rate at fraction pct (0 <= pct < 1) of the run."""
+    if schedule == "one-cycle":
+        return one_cycle(pct, lr)
+    if schedule == "annealed":
+        return lr * (1 + math.cos(math.pi * pct)) / 2
+    return lr
+
+
+def pick_device(device: str, n_ratings: int) -> torch.device:
+    """"auto": CUDA when present and n_ratings >= CUDA_MIN_RATINGS, else CPU; "cpu"/"cuda[:N]" force."""
+    if device == "auto":
+        use = torch.cuda.is_available() and n_ratings >= CUDA_MIN_RATINGS
+        return torch.device("cuda" if use else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SettingsError(f"device '{device}': no CUDA device is available (torch.cuda.is_available() is False)")
+    return torch.device(device)
+
+
+def _rmse(sse: float, n: int) -> float:
+    return math.sqrt(sse / n) if n else float("nan")
+
+
+class CollabFit:
+    """Collaborative filtering fitted by gradient descent; flags of `xlcollab fit` map one-to-one to these settings.
+
+    Parameters
+    ----------
+    model : "dotbias" | "dot" | "nn"      EmbeddingDotBias, EmbeddingDot or EmbeddingNN.
+    n_factors : int                       factors per user and movie (the net: both embedding sizes).
+    epochs : int                          passes over the training ratings.
+    lr : float                            peak learning rate.
+    wd : float                            weight decay (see wd_mode).
+    wd_mode : "l2" | "decoupled" | None   where the decay goes; None: decoupled for adamw, l2 otherwise.
+    optimizer : "adamw" | "adam" | "momentum" | "sgd"   torch.optim.AdamW / Adam / SGD(momentum) / SGD.
+    batch_size : int | None               ratings per step; None = full batch (one step per epoch, like Solver).
+    schedule : "one-cycle" | "annealed" | "constant"   learning-rate schedule over the run.
+    device : "auto" | "cpu" | "cuda"      see pick_device.
+    valid_pct : float                     share of ratings held out for validation (0 <= valid_pct < 1).
+    seed : int                            split, start values and shuffling.
+    y_range : (low, high) | None          sigmoid output range of dotbias/nn.
+    n_hidden : int                        hidden units of the net.
+    momentum : float                      momentum of "momentum", beta1 of adam/adamw.
+    clip : bool                           clip predictions to the training ratings' range (like Surprise).
+    progress : bool | None                tqdm bar over epochs; None: only when stderr is a terminal.
+    """
+
+    def __init__(self, model: str = "dotbias", n_factors: int = 50, epochs: int = 10, lr: float = 0.005,
+                 wd: float = 0.12, wd_mode: str | None = None, optimizer: str = "adam",
+                 batch_size: int | None = 1024, schedule: str = "one-cycle", device: str = "auto",
+                 valid_pct: float = 0.2, seed: int = 42, y_range: tuple[float, float] | None = (0.0, 5.5),
+                 n_hidden: int = 10, momentum: float = 0.9, clip: bool = True, progress: bool | None = None):
+        self.model = model
+        self.n_factors = n_factors
+        self.epochs = epochs
+        self.lr = lr
+        self.wd = wd
+        self.wd_mode = wd_mode
+        self.optimizer = optimizer
+        self.batch_size = batch_size
+        self.schedule = schedule
+        self.device = device
+        self.valid_pct = valid_pct
+        self.seed = seed
+        self.y_range = y_range
+        self.n_hidden = n_hidden
+        self.momentum = momentum
+        self.clip = clip
+        self.progress = progress
+
+    # -- scikit-learn's parameter protocol -------------------------------------------------------------
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's settings, by name."""
+        return {name: getattr(self, name) for name in inspect.signature(type(self).__init__).parameters if name != "self"}
+
+    def set_params(self, **params: Any) -> CollabFit:
+        """Change settings (checked at the next fit)."""
+        valid = self.get_params()
+        for name, value in params.items():
+            if name not in valid:
+                raise SettingsError(f"unknown setting '{name}'")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = type(self)().get_params()
+        changed = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if v != defaults[k])
+        return f"CollabFit({changed})"
+
+    # -- settings ------------------------------------------------------------------------------------------
+    def _checked(self) -> dict[str, Any]:
+        """The settings after checking each one; SettingsError quotes the bad value."""
+        s = self.get_params()
+
+        def bad(name: str, need: str) -> SettingsError:
+            return SettingsError(f"{name} must be {need}, got {s[name]!r}")
+
+        def is_int(v: Any) -> bool:
+            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+        def is_num(v: Any) -> bool:
+            return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
+
+        if s["model"] not in MODELS:
+            raise bad("model", f"one of {', '.join(MODELS)}")
+        for name in ("n_factors", "epochs", "n_hidden"):
+            if not is_int(s[name]) or s[name] < 1:
+                raise bad(name, "a positive integer")
+        if not is_num(s["lr"]) or s["lr"] <= 0:
+            raise bad("lr", "a positive number")
+        if not is_num(s["wd"]) or s["wd"] < 0:
+            raise bad("wd", "a number >= 0")
+        if s["optimizer"] not in OPTIMIZERS:
+            raise bad("optimizer", f"one of {', '.join(OPTIMIZERS)}")
+        if s["wd_mode"] is None:
+            s["wd_mode"] = "decoupled" if s["optimizer"] == "adamw" else "l2"
+        if s["wd_mode"] not in WD_MODES:
+            raise bad("wd_mode", f"one of {', '.join(WD_MODES)} (or None)")
+        if s["batch_size"] is not None and (not is_int(s["batch_size"]) or s["batch_size"] < 1):
+            raise bad("batch_size", "a positive integer or None (full batch)")
+        if s["schedule"] not in SCHEDULES:
+            raise bad("schedule", f"one of {', '.join(SCHEDULES)}")
+        if not isinstance(s["device"], str) or not (s["device"] in ("auto", "cpu") or s["device"].startswith("cuda")):
+            raise bad("device", "auto, cpu or cuda")
+        if not is_num(s["valid_pct"]) or not 0 <= s["valid_pct"] < 1:
+            raise bad("valid_pct", "a number in [0, 1)")
+        if not is_int(s["seed"]):
+            raise bad("seed", "an integer")
+        yr = s["y_range"]
+        if yr is not None and (len(yr) != 2 or not all(is_num(v) for v in yr) or yr[0] >= yr[1]):
+            raise bad("y_range", "None or (low, high) with low < high")
+        if not is_num(s["momentum"]) or not 0 <= s["momentum"] < 1:
+            raise bad("momentum", "a number in [0, 1)")
+        return s
+
+    # -- building blocks -------------------------------------------------------------------------------
+    def _build_model(self, s: dict[str, Any], n_users: int, n_items: int, mean: float) -> nn.Module:
+        cls = MODELS[s["model"]]
+        if s["model"] == "dot":
+            return cls.from_counts(n_users, n_items, s["n_factors"])
+        yr = s["y_range"]
+        start = mean if yr is None else logit_range(mean, *yr)
+        if s["model"] == "dotbias":
+            return cls.from_counts(n_users, n_items, s["n_factors"], y_range=yr, global_bias=start)
+        model = cls.from_counts(n_users, n_items, s["n_factors"], n_hidden=s["n_hidden"], y_range=yr)
+        with torch.no_grad():
+            model.layers[-1].bias.fill_(start)
+        return model
+
+    @staticmethod
+    def _param_groups(model: nn.Module) -> tuple[list[Tensor], list[Tensor]]:
+        """(decayed, not decayed): embeddings and linear weights decay; the global bias and linear biases do not."""
+        decay, keep = [], []
+        for name, p in model.named_parameters():
+            (keep if name == "global_bias" or name.endswith(".bias") else decay).append(p)
+        return decay, keep
+
+    @staticmethod
+    def make_optimizer(s: dict[str, Any], decay: list[Tensor], keep: list[Tensor]) -> torch.optim.Optimizer:
+        """The torch.optim optimizer for checked settings s; decoupled decay is set on the `decay` group only."""
+        wd = s["wd"] if s["wd_mode"] == "decoupled" else 0.0
+        fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in decay + keep)
+        groups = [{"params": decay}, {"params": keep, "weight_decay": 0.0}]
+        name, lr, beta1 = s["optimizer"], s["lr"], s["momentum"]
+        if name == "adamw":
+            return torch.optim.AdamW(groups, lr=lr, betas=(beta1, 0.999), weight_decay=wd, fused=fused)
+        if name == "adam":
+            return torch.optim.Adam(groups, lr=lr, betas=(beta1, 0.999), weight_decay=wd, decoupled_weight_decay=True,
+                                    fused=fused)
+        # SGD: torch's weight_decay is the coupled (L2) kind, so decoupled decay is applied by hand in _step.
+        return torch.optim.SGD(groups, lr=lr, momentum=beta1 if name == "momentum" else 0.0, weight_decay=0.0,
+                               fused=fused)
+
+    # -- fit -----------------------------------------------------------------------------------------------
+    def fit(self, ratings: Any = None, *, callback: Callable[[dict[str, Any]], None] | None = None) -> CollabFit:
+        """Fit on ratings (a data.Ratings, a DataFrame with user/item/rating, a path, or None = embedded data).
+
+        callback, if given, receives each trace row as soon as its epoch ends.
+        """
+        s = self._checked()
+        import torch._dynamo  # noqa: F401  torch.optim imports it on first use (1-5 s): keep that out of fit_seconds_
+        if not isinstance(ratings, data.Ratings):
+            ratings = data.load_ratings(ratings)
+        enc = data.encode(ratings)
+        n = len(enc.ratings)
+        train_idx, valid_idx = data.split_indices(n, s["valid_pct"], s["seed"])
+        if len(train_idx) == 0:
+            raise DataError(f"{ratings.source}: no ratings left to train on ({n} ratings, valid_pct {s['valid_pct']})")
+        device = pick_device(s["device"], len(train_idx))
+        self.settings_ = s
+        self.device_ = str(device)
+        self.user_ids_, self.item_ids_ = np.asarray(enc.user_ids), np.asarray(enc.item_ids)
+        self.titles_ = ratings.titles
+        self.n_ratings_ = n
+        train_r = enc.ratings[train_idx]
+        self.rating_range_ = (float(train_r.min()), float(train_r.max()))
+        self._index_seen(enc)
+
+        def on(idx: np.ndarray, arr: np.ndarray, dtype: torch.dtype) -> Tensor:
+            return torch.as_tensor(arr[idx]).to(device=device, dtype=dtype)
+
+        tu, ti, tr = on(train_idx, enc.users, torch.long), on(train_idx, enc.items, torch.long), on(train_idx, enc.ratings, torch.float32)
+        vu, vi, vr = on(valid_idx, enc.users, torch.long), on(valid_idx, enc.items, torch.long), on(valid_idx, enc.ratings, torch.float32)
+        self._fit_tensors(s, (tu, ti, tr), (vu, vi, vr), len(enc.user_ids), len(enc.item_ids), device, callback)
+        return self
+
+    def _index_seen(self, enc: Any) -> None:
+        """Which items each user rated (CSR: seen_indptr_, seen_items_) and each item's rating count."""
+        order = np.argsort(enc.users, kind="stable")
+        self.seen_items_ = enc.items[order].astype(np.int32)
+        self.seen_indptr_ = np.concatenate([[0], np.cumsum(np.bincount(enc.users, minlength=len(enc.user_ids)))])
+        self.item_counts_ = np.bincount(enc.items, minlength=len(enc.item_ids))
+
+    def _fit_tensors(self, s: dict[str, Any], train: tuple[Tensor, Tensor, Tensor], valid: tuple[Tensor, Tensor, Tensor],
+                     n_users: int, n_items: int, device: torch.device,
+                     callback: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """The loop itself, on tensors already on `device`: forward -> backward -> update, one trace row per epoch."""
+        tu, ti, tr = train
+        n_train = len(tr)
+        start = time.perf_counter()
+        devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(s["seed"])
+            model = self._build_model(s, n_users, n_items, float(tr.mean())).to(device)
+            decay, keep = self._param_groups(model)
+            opt = self.make_optimizer(s, decay, keep)
+            gen = torch.Generator().manual_seed(s["seed"])
+            bs = n_train if s["batch_size"] is None else min(s["batch_size"], n_train)
+            steps_per_epoch = math.ceil(n_train / bs)
+            total = s["epochs"] * steps_per_epoch
+            sgd_decoupled = s["wd_mode"] == "decoupled" and s["optimizer"] in ("sgd", "momentum") and s["wd"] > 0
+            l2 = s["wd"] if s["wd_mode"] == "l2" else 0.0
+            self.model_, self.trace_ = model, []
+            epochs = range(s["epochs"])
+            bar = None
+            if s["progress"] or (s["progress"] is None and sys.stderr.isatty()):
+                from tqdm.auto import tqdm
+                epochs = bar = tqdm(epochs, desc="fit", unit="epoch", leave=False, file=sys.stderr)
+            step = 0
+            for epoch in epochs:
+                t0 = time.perf_counter()
+                model.train()
+                sse = torch.zeros((), device=device)
+                perm = None if bs == n_train else torch.randperm(n_train, generator=gen).to(device)
+                for b in range(steps_per_epoch):
+                    lr = schedule_lr(s["schedule"], step / total, s["lr"])
+                    for g in opt.param_groups:
+                        g["lr"] = lr
+                    if perm is None:
+                        u, i, r = tu, ti, tr
+                    else:
+                        idx = perm[b * bs:(b + 1) * bs]
+                        u, i, r = tu[idx], ti[idx], tr[idx]
+                    if l2:
+                        pred, pen = model.forward_penalty(u, i)
+                        mse = (pred - r).pow(2).mean()
+                        loss = mse + l2 * pen
+                    else:
+                        loss = mse = (model(u, i) - r).pow(2).mean()
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if sgd_decoupled:
+                        with torch.no_grad():
+                            torch._foreach_mul_(decay, 1 - lr * s["wd"])
+                    opt.step()
+                    sse += mse.detach() * len(r)
+                    step += 1
+                train_rmse = _rmse(float(sse), n_train)
+                valid_rmse = self._rmse_on(*valid)
+                if not math.isfinite(train_rmse) or not (math.isfinite(valid_rmse) or len(valid[2]) == 0):
+                    bad = train_rmse if not math.isfinite(train_rmse) else valid_rmse
+                    raise DivergedError(f"the loss became {bad} in epoch {epoch + 1} (lr {s['lr']:g}); "
+                                        f"try a lower learning rate, e.g. --lr {s['lr'] / 10:g}")
+                row = {"epoch": epoch + 1, "train_rmse": train_rmse, "valid_rmse": valid_rmse, "lr": lr,
+                       "seconds": time.perf_counter() - t0}
+                self.trace_.append(row)
+                if bar is not None:
+                    bar.set_postfix(train=f"{train_rmse:.4f}", valid=f"{valid_rmse:.4f}")
+                if callback is not None:
+                    callback(row)
+            if bar is not None:
+                bar.close()
+        model.eval()
+        self.valid_rmse_ = self.trace_[-1]["valid_rmse"]
+        self.train_rmse_ = self.trace_[-1]["train_rmse"]
+        self.fit_seconds_ = time.perf_counter() - start
+
+    # -- predictions -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _predict_codes(self, users: Tensor, items: Tensor) -> Tensor:
+        """Predictions for code tensors (on the model's device), in eval mode, clipped if `clip`."""
+        model = self.model_
+        was_training = model.training
+        model.eval()
+        try:
+            out = torch.cat([model(users[k:k + EVAL_CHUNK], items[k:k + EVAL_CHUNK])
+                             for k in range(0, len(users), EVAL_CHUNK)]) if len(users) else torch.zeros(0)
+        finally:
+            model.train(was_training)
+        if self.settings_["clip"]:
+            out = out.clamp(*self.rating_range_)
+        return out
+
+    def _rmse_on(self, users: Tensor, items: Tensor, ratings: Tensor) -> float:
+        if len(ratings) == 0:
+            return float("nan")
+        pred = self._predict_codes(users, items)
+        return math.sqrt(float((pred - ratings).pow(2).mean()))
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise SettingsError("this CollabFit is not fitted yet: call fit(ratings) or CollabFit.load(path)")
+
+    def user_codes(self, users: Any) -> np.ndarray:
+        """Codes of original user ids; DataError names the first unknown one."""
+        return _codes(self.user_ids_, users, "user")
+
+    def item_codes(self, items: Any) -> np.ndarray:
+        """Codes of original movie ids; DataError names the first unknown one."""
+        return _codes(self.item_ids_, items, "movie")
+
+    def predict(self, users: Any, items: Any) -> np.ndarray:
+        """Predicted ratings for pairs of original user and movie ids (arrays of equal length, or scalars)."""
+        self._check_fitted()
+        u, i = np.atleast_1d(self.user_codes(users)), np.atleast_1d(self.item_codes(items))
+        if u.shape != i.shape:
+            raise DataError(f"predict needs as many users as movies, got {len(u)} users and {len(i)} movies")
+        dev = next(self.model_.parameters()).device
+        return self._predict_codes(torch.as_tensor(u, device=dev), torch.as_tensor(i, device=dev)).cpu().numpy()
+
+    def seen(self, user_code: int) -> np.ndarray:
+        """Codes of the movies user_code rated (in the whole data set, training and validation)."""
+        return self.seen_items_[self.seen_indptr_[user_code]:self.seen_indptr_[user_code + 1]]
+
+    def title(self, item_id: Any) -> str:
+        """A movie's title, or its id as text when there are no titles."""
+        if self.titles_ is not None and item_id in self.titles_.index:
+            return str(self.titles_[item_id])
+        return str(item_id)
+
+    # -- persistence -----------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """One file (torch.save): state dict, settings, id maps, titles, seen movies, trace."""
+        self._check_fitted()
+        path = Path(path)
+        titles = None if self.titles_ is None else {"ids": self.titles_.index.tolist(), "titles": [str(t) for t in self.titles_.tolist()]}
+        blob = {
+            "format": FORMAT,
+            "settings": self.settings_,
+            "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()},
+            "state_dict": {k: v.detach().cpu() for k, v in self.model_.state_dict().items()},
+            "n_users": len(self.user_ids_), "n_items": len(self.item_ids_),
+            "user_ids": self.user_ids_.tolist(), "item_ids": self.item_ids_.tolist(), "titles": titles,
+            "seen_indptr": torch.as_tensor(self.seen_indptr_), "seen_items": torch.as_tensor(self.seen_items_),
+            "item_counts": torch.as_tensor(self.item_counts_),
+            "rating_range": list(self.rating_range_), "n_ratings": self.n_ratings_,
+            "trace": self.trace_, "valid_rmse": self.valid_rmse_, "train_rmse": self.train_rmse_,
+            "fit_seconds": self.fit_seconds_, "device": self.device_,
+        }
+        try:
+            torch.save(blob, path)
+        except OSError as exc:
+            raise DataError(f"cannot write model file {path}: {exc.strerror or exc}") from None
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> CollabFit:
+        """A fitted CollabFit from a file written by save (weights_only: loading runs no code)."""
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"model file {path} does not exist")
+        try:
+            blob = torch.load(path, map_location=device, weights_only=True)
+        except Exception as exc:  # torch raises many kinds for a file that is not ours
+            raise DataError(f"{path} is not an xlcollab model file ({type(exc).__name__})") from None
+        if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+            raise DataError(f"{path} is not an xlcollab model file (saved by `xlcollab fit --save`)")
+        params = dict(blob["params"])
+        if params.get("y_range") is not None:
+            params["y_range"] = tuple(params["y_range"])
+        est = cls(**params)
+        s = dict(blob["settings"])
+        s["y_range"] = None if s["y_range"] is None else tuple(s["y_range"])
+        est.settings_ = s
+        model = est._build_model(s, blob["n_users"], blob["n_items"], 3.0)
+        model.load_state_dict(blob["state_dict"])
+        est.model_ = model.to(device).eval()
+        est.user_ids_, est.item_ids_ = np.asarray(blob["user_ids"]), np.asarray(blob["item_ids"])
+        t = blob["titles"]
+        est.titles_ = None if t is None else pd.Series(t["titles"], index=t["ids"], dtype=object)
+        est.seen_indptr_ = blob["seen_indptr"].numpy()
+        est.seen_items_ = blob["seen_items"].numpy()
+        est.item_counts_ = blob["item_counts"].numpy()
+        est.rating_range_ = tuple(blob["rating_range"])
+        est.n_ratings_ = blob["n_ratings"]
+        est.trace_, est.valid_rmse_, est.train_rmse_ = blob["trace"], blob["valid_rmse"], blob["train_rmse"]
+        est.fit_seconds_, est.device_ = blob["fit_seconds"], blob["device"]
+        return est
+
+
+def _codes(ids: np.ndarray, wanted: Any, what: str) -> np.ndarray:
+    """Positions of wanted ids in the sorted id array; DataError 'unknown user 999999' for the first miss."""
+    scalar = np.ndim(wanted) == 0
+    w = np.atleast_1d(np.asarray(wanted))
+    if ids.dtype.kind in "iu" and w.dtype.kind in "UOSf":  # "42" or 42.0 typed for an integer id
+        try:
+            as_int = w.astype(np.float64)
+            if np.all(as_int == np.round(as_int)):
+                w = as_int.astype(ids.dtype)
+        except (TypeError, ValueError):
+            pass
+    idx = pd.Index(ids).get_indexer(pd.Index(w))
+    if (idx < 0).any():
+        miss = w[np.flatnonzero(idx < 0)[0]]
+        raise DataError(f"unknown {what} {miss!s}: not in the ratings this model was fitted on")
+    return idx[0] if scalar else idx.astype(np.int64)
