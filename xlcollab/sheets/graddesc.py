@@ -4,8 +4,8 @@ Tabs: `data` (x, y = 2x + 30 [+ noise]), one tab per optimizer (SPECS: basic SGD
 rmsprop, adam, adamw, l2, adam_ann) and `compare` (every optimizer's loss per epoch on one chart).
 
 An optimizer tab, top to bottom:
-  rows 5..   inputs (yellow, column B; names start_a, start_b, lr, beta/beta1/beta2, eps, wd, gamma),
-             the state carried into the first row (blue, column F; names epoch, a, b, t, m_a, m_b, ...),
+  rows 5..   inputs (yellow, column B; names start_a, start_b, lr, beta/beta1/beta2, eps, wd, lr_decay),
+             the state carried into the first row (blue, column F; names epoch, a, b, step, m_a, m_b, ...),
              outputs (green, column J; names loss, end_a, end_b, lr_now);
   row 15/16+ the step table (name `steps`): one row per data point, formulas only: the row's a and b,
              prediction, error, loss, gradients, optimizer state, new a and b (which the next row takes);
@@ -74,14 +74,14 @@ class Spec:
     def columns(self) -> list[str]:
         cols = ["x", "y", "a", "b", "pred", "err", "loss", "ga", "gb"]
         cols += ["fd_a", "fd_b"] if self.fd else []
-        cols += ["t"] if self.counter else []
+        cols += ["step"] if self.counter else []
         for _, short, _ in self.buffers:
             cols += [f"{short}_a", f"{short}_b"]
         return cols + ["new_a", "new_b"]
 
     @property
     def state_names(self) -> list[str]:
-        names = ["epoch", "a", "b"] + (["t"] if self.counter else [])
+        names = ["epoch", "a", "b"] + (["step"] if self.counter else [])
         for _, short, _ in self.buffers:
             names += [f"{short}_a", f"{short}_b"]
         return names
@@ -91,7 +91,7 @@ class Spec:
         cols = ["epoch", "a", "b", "loss", "lr"]
         for _, short, _ in self.buffers:
             cols += [f"{short}_a", f"{short}_b"]
-        return cols + (["t"] if self.counter else [])
+        return cols + (["step"] if self.counter else [])
 
 
 _START = (Input("start_a", "start a", 1, "start"), Input("start_b", "start b", 1, "start"))
@@ -141,7 +141,7 @@ SPECS: dict[str, Spec] = {s.sheet: s for s in (
          "Same maths as torch.optim.Adam(lr, betas=(β1, β2), eps=ε, weight_decay=wd); torch updates m with "
          "lerp, equal up to rounding.", counter=True, l2=True),
     Spec("adam_ann", "adam", _START + (Input("lr", "learning rate (epoch 1)", 1.0, "lr"), Input("beta1", "β1", 0.7, "beta"),
-                                       Input("beta2", "β2", 0.9, "beta"), Input("gamma", "γ (lr decay per epoch)", 0.9, "gamma")),
+                                       Input("beta2", "β2", 0.9, "beta"), Input("lr_decay", "γ (lr decay per epoch)", 0.9, "gamma")),
          (_M, _V),
          "fast.ai's Adam (no bias correction, no ε) with the learning rate annealed once per epoch: "
          "lr this epoch = lr·γ^epoch.",
@@ -198,7 +198,7 @@ class Layout:
         out = {"loss": f"=AVERAGE({c['loss']}{FIRST}:{c['loss']}{self.last})",
                "end_a": f"={c['new_a']}{self.last}", "end_b": f"={c['new_b']}{self.last}"}
         if self.spec.anneal:
-            out["lr_now"] = f"={_abs(self.inputs['lr'])}*{_abs(self.inputs['gamma'])}^{_abs(self.state['epoch'])}"
+            out["lr_now"] = f"={_abs(self.inputs['lr'])}*{_abs(self.inputs['lr_decay'])}^{_abs(self.state['epoch'])}"
         return out
 
     def lr_cell(self) -> str:
@@ -230,9 +230,9 @@ class Layout:
         if s.fd:
             f["fd_a"] = f"=((({a}+{FD_OFFSET})*{x}+{b}-{y})^2-{loss})/{FD_OFFSET}"
             f["fd_b"] = f"=(({a}*{x}+({b}+{FD_OFFSET})-{y})^2-{loss})/{FD_OFFSET}"
-        t = f"{c['t']}{r}" if s.counter else ""
+        t = f"{c['step']}{r}" if s.counter else ""
         if s.counter:
-            f["t"] = f"={prev('t', 't')}+1"
+            f["step"] = f"={prev('step', 'step')}+1"
         for p in ("a", "b"):
             g, here = f"{c['g' + p]}{r}", f"{c[p]}{r}"
             if s.rule == "sgd" and not s.buffers:
@@ -285,7 +285,7 @@ def rule_settings(spec: Spec, inputs: dict[str, float], lr: float) -> dict[str, 
 
 def epoch_lr(spec: Spec, inputs: dict[str, float], epochs_done: int) -> float:
     """The learning rate of the next epoch: constant, or lr·γ^epochs_done on the annealed tab."""
-    return inputs["lr"] * inputs["gamma"] ** epochs_done if spec.anneal else inputs["lr"]
+    return inputs["lr"] * inputs["lr_decay"] ** epochs_done if spec.anneal else inputs["lr"]
 
 
 def run_epoch(spec: Spec, settings: dict[str, Any], a, b, state_a: dict, state_b: dict,
@@ -316,7 +316,7 @@ def run_epoch(spec: Spec, settings: dict[str, Any], a, b, state_a: dict, state_b
                 e_a, e_b = (a + FD_OFFSET) * x + b - y, a * x + (b + FD_OFFSET) - y  # the sheet squares with ^2
                 row["fd_a"], row["fd_b"] = (e_a * e_a - loss) / FD_OFFSET, (e_b * e_b - loss) / FD_OFFSET
             if spec.counter:
-                row["t"] = state_a["step"]
+                row["step"] = state_a["step"]
             for key, short, _ in spec.buffers:
                 row[f"{short}_a"], row[f"{short}_b"] = state_a[key], state_b[key]
             rows.append(row)
@@ -441,7 +441,7 @@ def _build_optimizer(ws, spec: Spec, n: int) -> None:
         _label(ws, TOP + i, 1, inp.label, inp.name)
         ws.cell(TOP + i, 2, inp.default)
         define_block(ws, inp.name, TOP + i, 2, style="input")
-    state_labels = {"epoch": "epochs done", "a": "a", "b": "b", "t": "steps done (t)"}
+    state_labels = {"epoch": "epochs done", "a": "a", "b": "b", "step": "steps done (t)"}
     for key, short, label in spec.buffers:
         state_labels |= {f"{short}_a": f"{short} of a ({label})", f"{short}_b": f"{short} of b"}
     for i, name in enumerate(spec.state_names):
@@ -466,7 +466,7 @@ def _build_optimizer(ws, spec: Spec, n: int) -> None:
     c0 = lay.trace_col0
     ws.cell(HEADER - 1, c0, f"trace: one row per epoch, written by `xlcollab run`; holds {TRACE_ROWS:,} epochs "
                             "(run refuses when full; `xlcollab reset` clears it)").font = NOTE_FONT
-    trace_headers = {"epoch": "epoch", "a": "a", "b": "b", "loss": "loss", "lr": "lr", "t": "t"}
+    trace_headers = {"epoch": "epoch", "a": "a", "b": "b", "loss": "loss", "lr": "lr", "step": "t"}
     for key, short, _ in spec.buffers:
         trace_headers |= {f"{short}_a": f"{short} (a)", f"{short}_b": f"{short} (b)"}
     for j, key in enumerate(spec.trace_columns):
@@ -487,7 +487,7 @@ def _headers(spec: Spec) -> dict[str, str]:
     h = {"x": "x", "y": "y", "a": "a", "b": "b", "pred": "a·x+b", "err": "err = a·x+b-y",
          "loss": "loss = err²" + (" + wd/2·(a²+b²)" if spec.l2 else ""),
          "ga": "de/da = 2·err·x" + (" + wd·a" if spec.l2 else ""), "gb": "de/db = 2·err" + (" + wd·b" if spec.l2 else ""),
-         "fd_a": f"est de/da (a+{FD_OFFSET})", "fd_b": f"est de/db (b+{FD_OFFSET})", "t": "t",
+         "fd_a": f"est de/da (a+{FD_OFFSET})", "fd_b": f"est de/db (b+{FD_OFFSET})", "step": "t",
          "new_a": "new a", "new_b": "new b"}
     for _, short, label in spec.buffers:
         h |= {f"{short}_a": f"{short} (a): {label}", f"{short}_b": f"{short} (b)"}
@@ -497,7 +497,7 @@ def _headers(spec: Spec) -> dict[str, str]:
 def _state_value(spec: Spec, start: Start, name: str) -> float:
     if name in ("epoch", "a", "b"):
         return getattr(start, name)
-    if name == "t":
+    if name == "step":
         return start.state_a["step"]
     key = next(k for k, short, _ in spec.buffers if name.startswith(short + "_"))
     return (start.state_a if name.endswith("_a") else start.state_b)[key]
@@ -583,7 +583,7 @@ def read_start(book: Book, sheet: str) -> Start:
     state: dict[str, float] = {}
     for name in spec.state_names:
         value, ref = _number(book, sheet, name, f"the state cell '{name}'")
-        if name in ("epoch", "t") and (value < 0 or value != int(value)):
+        if name in ("epoch", "step") and (value < 0 or value != int(value)):
             raise WorkbookError(f"'{name}' must be a whole number >= 0, got {value!r}", sheet=sheet, cell=ref, path=book.name)
         if name[:2] in ("s_", "v_") and value < 0:
             raise WorkbookError(f"'{name}' is a sum of squares and cannot be negative, got {value!r}",
@@ -594,7 +594,7 @@ def read_start(book: Book, sheet: str) -> Start:
     for key, short, _ in spec.buffers:
         start.state_a[key], start.state_b[key] = state[f"{short}_a"], state[f"{short}_b"]
     if spec.counter:
-        start.state_a["step"] = start.state_b["step"] = int(state["t"])
+        start.state_a["step"] = start.state_b["step"] = int(state["step"])
     return start
 
 
@@ -710,7 +710,7 @@ def _write_state(book: Book, sheet: str, lay: Layout, start: Start) -> None:
     spec = lay.spec
     for name, cell in lay.state.items():
         value = _state_value(spec, start, name)
-        book.write(sheet, cell, int(value) if name in ("epoch", "t") else value)
+        book.write(sheet, cell, int(value) if name in ("epoch", "step") else value)
 
 
 def reset_book(book: Book, sheets) -> dict[str, dict[str, Any]]:
@@ -730,7 +730,7 @@ def reset_book(book: Book, sheets) -> dict[str, dict[str, Any]]:
         start = Start.fresh(spec, inputs)
         for name in spec.state_names:
             value = _state_value(spec, start, name)
-            book.write(sheet, book.ref_of(sheet, name), int(value) if name in ("epoch", "t") else value)
+            book.write(sheet, book.ref_of(sheet, name), int(value) if name in ("epoch", "step") else value)
         if used:
             r0, c0, _, c1 = bounds(ref)
             book.write(sheet, range_name(r0, c0, r0 + used - 1, c1), [[None] * (c1 - c0 + 1) for _ in range(used)])
