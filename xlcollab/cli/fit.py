@@ -1,0 +1,203 @@
+"""`xlcollab fit`, `xlcollab recommend`, `xlcollab explain`: train a model, use it, and read what it learned."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+from xlcollab.errors import SettingsError
+
+# Defaults of `xlcollab fit`, equal to CollabFit's (kept here so `xlcollab --help` needs no torch import;
+# tests/test_cli_fit.py checks the two agree).
+FIT_DEFAULTS: dict[str, Any] = {
+    "model": "dotbias", "n_factors": 50, "epochs": 10, "lr": 0.005, "wd": 0.12, "wd_mode": None,
+    "optimizer": "adam", "batch_size": 1024, "schedule": "one-cycle", "device": "auto", "valid_pct": 0.2,
+    "seed": 42,
+}
+
+
+def _batch(text: str) -> int | None:
+    """--batch-size: a positive integer, or 'full' for one step per epoch."""
+    if text.lower() in ("full", "none", "0"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid batch size {text!r} (a whole number, or 'full')") from None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add fit, recommend and explain to the `xlcollab` command."""
+    d = FIT_DEFAULTS
+    p = sub.add_parser("fit", help="fit a collaborative-filtering model (default: the embedded ml-latest-small)",
+                       description="Fit a collaborative-filtering model by gradient descent; print the per-epoch "
+                                   "table and the validation RMSE.")
+    p.add_argument("ratings", nargs="?", metavar="RATINGS",
+                   help="ratings file, MovieLens directory or .zip (default: the embedded ml-latest-small)")
+    p.add_argument("--model", choices=("dotbias", "dot", "nn"), default=d["model"], help="(default: %(default)s)")
+    p.add_argument("--factors", type=int, default=d["n_factors"], help="factors per user and movie (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=d["epochs"], help="(default: %(default)s)")
+    p.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate (default: %(default)s)")
+    p.add_argument("--wd", type=float, default=d["wd"], help="weight decay (default: %(default)s)")
+    p.add_argument("--wd-mode", choices=("l2", "decoupled"), default=d["wd_mode"],
+                   help="l2: penalty in the loss; decoupled: AdamW-style shrink (default: decoupled for adamw, else l2)")
+    p.add_argument("--optimizer", choices=("adamw", "adam", "momentum", "sgd"), default=d["optimizer"],
+                   help="(default: %(default)s)")
+    p.add_argument("--batch-size", type=_batch, default=d["batch_size"],
+                   help="ratings per step, or 'full' for full batch like Excel Solver (default: %(default)s)")
+    p.add_argument("--schedule", choices=("one-cycle", "annealed", "constant"), default=d["schedule"],
+                   help="learning-rate schedule (default: %(default)s)")
+    p.add_argument("--device", default=d["device"], help="auto, cpu or cuda (default: %(default)s)")
+    p.add_argument("--valid-pct", type=float, default=d["valid_pct"], help="held-out share (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=d["seed"], help="(default: %(default)s)")
+    p.add_argument("--user-col", help="user column of a CSV with other names")
+    p.add_argument("--item-col", help="movie/item column of a CSV with other names")
+    p.add_argument("--rating-col", help="rating column of a CSV with other names")
+    p.add_argument("--save", metavar="PATH", help="save the fitted model (for recommend and explain)")
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end instead of the table")
+    p.set_defaults(run=run_fit)
+
+    p = sub.add_parser("recommend", help="top-N unseen movies for a user (or movies like a movie), from a saved model")
+    p.add_argument("--model", required=True, metavar="PATH", help="a model saved by `xlcollab fit --save`")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", metavar="ID", help="user id as in the ratings file: the movies they have not rated")
+    who.add_argument("--movie", metavar="ID", help="movie id: the movies whose factors are most alike (cosine)")
+    p.add_argument("-n", type=int, default=10, help="how many movies (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(run=run_recommend)
+
+    p = sub.add_parser("explain", help="what a saved model learned: movie biases and principal axes of the factors")
+    p.add_argument("--model", required=True, metavar="PATH", help="a model saved by `xlcollab fit --save`")
+    p.add_argument("-n", type=int, default=10, help="movies per list (default: %(default)s)")
+    p.add_argument("--top", type=int, default=1000, help="only the TOP most-rated movies (default: %(default)s)")
+    p.add_argument("--axes", type=int, default=3, help="principal axes to show (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.set_defaults(run=run_explain)
+
+
+def _finite(x: Any) -> Any:
+    """JSON has no NaN: None instead."""
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    """Load, fit, print the per-epoch table (or JSON), optionally save."""
+    from xlcollab import data
+    from xlcollab.fit import CollabFit
+
+    est = CollabFit(model=args.model, n_factors=args.factors, epochs=args.epochs, lr=args.lr, wd=args.wd,
+                    wd_mode=args.wd_mode, optimizer=args.optimizer, batch_size=args.batch_size,
+                    schedule=args.schedule, device=args.device, valid_pct=args.valid_pct, seed=args.seed)
+    est._checked()  # bad settings fail before the data is read
+    ratings = data.load_ratings(args.ratings, user_col=args.user_col, item_col=args.item_col,
+                                rating_col=args.rating_col)
+    out = sys.stdout
+    if not args.json:
+        n = len(ratings.frame)
+        n_valid = n - int(n * (1 - args.valid_pct))
+        print(f"{ratings.source}: {n:,} ratings, {ratings.frame['user'].nunique():,} users, "
+              f"{ratings.frame['item'].nunique():,} movies; {n - n_valid:,} train / {n_valid:,} valid", file=out)
+        print(f"{'epoch':>5}  {'train_rmse':>10}  {'valid_rmse':>10}  {'lr':>9}  {'seconds':>7}", file=out, flush=True)
+
+    def show(row: dict[str, Any]) -> None:
+        print(f"{row['epoch']:>5}  {row['train_rmse']:>10.4f}  {row['valid_rmse']:>10.4f}  {row['lr']:>9.2e}  "
+              f"{row['seconds']:>7.2f}", file=out, flush=True)
+
+    est.fit(ratings, callback=None if args.json else show)
+    s = est.settings_
+    if args.save:
+        est.save(args.save)
+    if args.json:
+        settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items() if k != "progress"}
+        print(json.dumps({"valid_rmse": _finite(est.valid_rmse_), "train_rmse": _finite(est.train_rmse_),
+                          "fit_seconds": est.fit_seconds_, "epochs": s["epochs"], "device": est.device_,
+                          "n_ratings": est.n_ratings_, "source": ratings.source, "settings": settings,
+                          "saved": args.save, "trace": [{k: _finite(v) for k, v in r.items()} for r in est.trace_]}))
+        return 0
+    batch = "full" if s["batch_size"] is None else s["batch_size"]
+    print(f"model {s['model']}, {s['n_factors']} factors, {s['optimizer']} lr {s['lr']:g}, wd {s['wd']:g} "
+          f"({s['wd_mode']}), batch {batch}, {s['schedule']}, {s['epochs']} epochs, seed {s['seed']}", file=out)
+    print(f"valid RMSE {est.valid_rmse_:.4f}  (train {est.train_rmse_:.4f}; fit {est.fit_seconds_:.2f} s on "
+          f"{est.device_})", file=out)
+    if args.save:
+        print(f"saved model to {args.save}", file=out)
+    return 0
+
+
+def _positive(name: str, value: int) -> None:
+    if value < 1:
+        raise SettingsError(f"{name} must be a positive integer, got {value}")
+
+
+def _table(df: Any, cols: list[str], fmt: dict[str, str]) -> str:
+    """A plain left-aligned text table (titles last, so they may be long)."""
+    rows = [[format(v, fmt.get(c, "")) if c in fmt else str(v) for c, v in zip(cols, r)] for r in df[cols].itertuples(index=False)]
+    widths = [max([len(c)] + [len(r[j]) for r in rows]) for j, c in enumerate(cols)]
+    lines = ["  ".join(c.rjust(w) if c != "title" else c for c, w in zip(cols, widths)).rstrip()]
+    lines += ["  ".join(v.rjust(w) if c != "title" else v for c, v, w in zip(cols, r, widths)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def _records(df: Any) -> list[dict[str, Any]]:
+    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in df.to_dict("records")]
+
+
+def run_recommend(args: argparse.Namespace) -> int:
+    """Top-N movies the user has not rated, by predicted rating."""
+    from xlcollab import interpret
+    from xlcollab.fit import CollabFit
+
+    _positive("-n", args.n)
+    fit = CollabFit.load(args.model)
+    if args.movie is not None:
+        sims = interpret.similar(fit, args.movie, args.n)
+        if args.json:
+            print(json.dumps({"movie": args.movie, "similar": _records(sims)}))
+            return 0
+        print(f"{len(sims)} movies most like {fit.title(fit.item_ids_[fit.item_codes(args.movie)])} (cosine of factors):")
+        print(_table(sims, ["movie", "similarity", "title"], {"similarity": "+.3f"}))
+        return 0
+    recs = interpret.recommend(fit, args.user, args.n)
+    if args.json:
+        print(json.dumps({"user": args.user, "recommendations": _records(recs)}))
+        return 0
+    print(f"top {len(recs)} unseen movies for user {args.user} (predicted rating):")
+    print(_table(recs, ["movie", "predicted", "title"], {"predicted": ".2f"}))
+    return 0
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    """Movies ranked by learned bias, and the movies at each end of the factors' first principal axes."""
+    from xlcollab import interpret
+    from xlcollab.fit import CollabFit
+
+    for name in ("n", "top", "axes"):
+        _positive(f"--{name}" if name != "n" else "-n", getattr(args, name))
+    fit = CollabFit.load(args.model)
+    has_bias = hasattr(fit.model_, "item_bias")
+    coords, explained = interpret.factor_pca(fit, args.axes, args.top)
+    result: dict[str, Any] = {"top": args.top, "axes": []}
+    lines: list[str] = []
+    if has_bias:
+        best, worst = interpret.bias_ranking(fit, args.n, args.top)
+        result["best"], result["worst"] = _records(best), _records(worst)
+        for label, df in (("highest", best), ("lowest", worst)):
+            lines += [f"{label} movie bias (among the {args.top} most-rated movies):",
+                      _table(df, ["movie", "bias", "ratings", "title"], {"bias": "+.3f"}), ""]
+    else:
+        lines += [f"model '{fit.settings_['model']}' has no movie biases; principal axes only", ""]
+    for axis in range(1, len(explained) + 1):
+        high, low = interpret.axis_ends(coords, axis, args.n)
+        result["axes"].append({"axis": axis, "explained": float(explained[axis - 1]),
+                               "high": _records(high), "low": _records(low)})
+        col = f"pc{axis}"
+        lines += [f"principal axis {axis} of the movie factors ({explained[axis - 1]:.1%} of their variance)",
+                  "  one end:", _table(high, ["movie", col, "title"], {col: "+.3f"}),
+                  "  other end:", _table(low, ["movie", col, "title"], {col: "+.3f"}), ""]
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print("\n".join(lines).rstrip())
+    return 0
