@@ -1,0 +1,134 @@
+"""The LibreOffice-over-UNO Book: reads, defined names, buffered writes, recalculation, refusals."""
+from __future__ import annotations
+
+import math
+
+import openpyxl
+import pytest
+from openpyxl.workbook.defined_name import DefinedName
+
+from xlcollab import unobook
+from xlcollab.errors import WorkbookError, XlcollabError
+
+pytestmark = pytest.mark.libreoffice
+
+needs_lo = pytest.mark.skipif(not unobook.available(), reason="LibreOffice or python3-uno not installed")
+
+
+@pytest.fixture(scope="module")
+def office():
+    if not unobook.available():
+        pytest.skip("LibreOffice or python3-uno not installed")
+    with unobook.Office() as office:
+        yield office
+
+
+@pytest.fixture
+def small(tmp_path):
+    """A two-sheet workbook with sheet-scoped names, a masked SUMXMY2-style RMSE and a text cell."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "my sheet"
+    for i, (a, p) in enumerate([(3, 2.5), (None, 4), (5, 4.5), (1, 2)], start=1):
+        ws.cell(i, 1, a)
+        ws.cell(i, 2, p)
+    ws["C1"] = "=SQRT(SUMPRODUCT((A1:A4<>\"\")*(A1:A4-B1:B4)^2)/COUNT(A1:A4))"
+    ws["C2"] = "label"
+    ws["C3"] = '=IF(A1="",0,A1*2)'
+    ws.defined_names["actual"] = DefinedName("actual", attr_text="'my sheet'!$A$1:$A$4")
+    ws.defined_names["rmse"] = DefinedName("rmse", attr_text="'my sheet'!$C$1")
+    ws.defined_names["solver_typ"] = DefinedName("solver_typ", attr_text="2", hidden=True)
+    other = wb.create_sheet("other")
+    other["A1"] = 7
+    other.defined_names["actual"] = DefinedName("actual", attr_text="other!$A$1")
+    path = tmp_path / "small.xlsx"
+    wb.save(path)
+    return path
+
+
+def _rmse(actual, predicted):
+    pairs = [(a, p) for a, p in zip(actual, predicted) if a is not None]
+    return math.sqrt(sum((a - p) ** 2 for a, p in pairs) / len(pairs))
+
+
+def test_reads_values_formulas_and_sheet_scoped_names(office, small):
+    book = office.open(small)
+    try:
+        assert book.sheet_names() == ["my sheet", "other"]
+        names = book.names("my sheet")
+        assert names["actual"] == "'my sheet'!$A$1:$A$4"
+        assert names["rmse"] == "'my sheet'!$C$1"
+        assert names["solver_typ"] == "2"
+        assert book.names("other") == {"actual": "'other'!$A$1"}
+        assert book.read_name("my sheet", "actual") == [[3.0], [None], [5.0], [1.0]]
+        assert book.read("my sheet", "C2:C3") == [["label"], ['=IF(A1="",0,A1*2)']]
+        assert book.value("my sheet", "C1") == pytest.approx(_rmse([3, None, 5, 1], [2.5, 4, 4.5, 2]), rel=1e-12)
+    finally:
+        book.close()
+
+
+def test_commit_writes_then_recalculates(office, small):
+    book = office.open(small)
+    try:
+        book.write("my sheet", "B1:B4", [[3.0], [0.0], [5.5], [1.25]])
+        before = book.value("my sheet", "C1")
+        assert book.read("my sheet", "B1") == [[2.5]]  # nothing visible before commit
+        book.commit()
+        assert book.read("my sheet", "B1:B4") == [[3.0], [0.0], [5.5], [1.25]]
+        assert book.value("my sheet", "C1") == pytest.approx(_rmse([3, None, 5, 1], [3, 0, 5.5, 1.25]), rel=1e-12)
+        assert book.value("my sheet", "C1") != before
+        book.write("other", "A2", "text")
+        book.write("other", "A1", None)
+        book.commit()
+        assert book.read("other", "A1:A2") == [[None], ["text"]]
+    finally:
+        book.close()
+
+
+def test_refuses_formula_cells_and_writes_nothing(office, small):
+    book = office.open(small)
+    try:
+        book.write("my sheet", "B1", 9.0)
+        book.write("my sheet", "C3", 1.0)
+        with pytest.raises(WorkbookError, match=r"sheet 'my sheet', cell C3: refusing to overwrite the formula =IF"):
+            book.commit()
+        assert book.read("my sheet", "B1") == [[2.5]]  # the good write was not applied either
+        with pytest.raises(WorkbookError, match="no sheet named 'nope'"):
+            book.read("nope", "A1")
+        with pytest.raises(WorkbookError, match="defined name 'missing' is missing"):
+            book.read_name("my sheet", "missing")
+    finally:
+        book.close()
+
+
+def test_save_round_trips_through_openpyxl(office, small, tmp_path):
+    book = office.open(small)
+    try:
+        book.write("my sheet", "B2", 11.0)
+        book.commit()
+        out = book.save(tmp_path / "saved.xlsx")
+    finally:
+        book.close()
+    wb = openpyxl.load_workbook(out, data_only=True)
+    assert wb["my sheet"]["B2"].value == 11.0
+    assert wb["my sheet"]["C1"].value == pytest.approx(_rmse([3, None, 5, 1], [2.5, 11, 4.5, 2]), rel=1e-12)
+
+
+def test_open_missing_or_garbage_file(office, tmp_path):
+    with pytest.raises(WorkbookError, match="no such file"):
+        office.open(tmp_path / "absent.xlsx")
+    junk = tmp_path / "junk.xlsx"
+    junk.write_bytes(b"\x00not a workbook" * 10)
+    with pytest.raises(WorkbookError):
+        office.open(junk)
+
+
+def test_excel_formula_translation():
+    assert unobook.excel_formula('=IF(A1="";0;$\'my s\'.B2)') == "=IF(A1=\"\",0,'my s'!B2)"
+    assert unobook.excel_formula('=CONCAT("a;b";$Sheet1.$A$1)') == '=CONCAT("a;b",Sheet1!$A$1)'
+
+
+def test_missing_libreoffice_says_how_to_install(monkeypatch):
+    monkeypatch.setattr(unobook, "soffice_path", lambda: None)
+    with pytest.raises(XlcollabError, match="apt-get install --no-install-recommends libreoffice-calc-nogui python3-uno"):
+        unobook.Office()
