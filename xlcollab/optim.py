@@ -12,6 +12,7 @@ wherever the maths is the same, and `SheetOptimizer` (our rule, in place) where 
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -192,6 +193,12 @@ def make_optimizer(rule: str, params: Iterable, **settings: Any):
 
 def SheetOptimizer(params: Iterable, rule: str, **settings: Any):
     """A torch.optim.Optimizer that applies one of our rules in place (for the classic sheet forms)."""
+    return _sheet_optimizer_class()(params, rule, settings)
+
+
+@functools.cache
+def _sheet_optimizer_class():
+    """The class behind SheetOptimizer, made on first use: importing torch here keeps `xlcollab run` quick."""
     import torch
 
     class _SheetOptimizer(torch.optim.Optimizer):
@@ -217,4 +224,5 @@ def SheetOptimizer(params: Iterable, rule: str, **settings: Any):
         def __repr__(self) -> str:
             return f"SheetOptimizer({self.rule}, {self.defaults})"
 
-    return _SheetOptimizer(params, rule, settings)
+    _SheetOptimizer.__name__ = _SheetOptimizer.__qualname__ = "SheetOptimizer"
+    return _SheetOptimizer
