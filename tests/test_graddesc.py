@@ -233,6 +233,21 @@ def test_run_appends_the_trace_and_writes_the_state(book_path: Path) -> None:
     assert gd.read_start(book, "adam").epoch == 0  # other tabs untouched
 
 
+def test_run_on_one_tab_changes_only_that_tab(book_path: Path) -> None:
+    import zipfile
+
+    def parts(path: Path) -> dict[str, bytes]:
+        with zipfile.ZipFile(path) as zf:
+            return {name: zf.read(name) for name in zf.namelist()}
+
+    before = parts(book_path)
+    assert main(["run", str(book_path), "--sheet", "rmsprop", "--epochs", "2"]) == 0
+    after = parts(book_path)
+    index = ["data", *SPECS, "compare"].index("rmsprop") + 1
+    assert set(after) == set(before)
+    assert {name for name in after if after[name] != before[name]} <= {f"xl/worksheets/sheet{index}.xml", "xl/workbook.xml"}
+
+
 def test_run_json_and_reset(book_path: Path, capsys) -> None:
     assert main(["run", str(book_path), "--epochs", "2", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
