@@ -216,6 +216,34 @@ def test_libreoffice_computes_torchs_steps_before_and_after_run(built: Path, tmp
         assert math.isclose(wb["compare"].cell(5 + i, 3).value, trace[-1][1], rel_tol=1e-14)
 
 
+@pytest.mark.libreoffice
+def test_run_book_on_a_live_libreoffice_book(built: Path, tmp_path: Path) -> None:
+    """The same run_book on another Book backend (a live Calc over UNO, as the add-in runs it in Excel):
+    after its commit, Calc's own recalculation of the rows equals torch's next epoch, in full precision."""
+    from xlcollab import unobook
+
+    if not unobook.available():
+        pytest.skip("LibreOffice or python3-uno not installed")
+    path = Path(shutil.copy(built, tmp_path / "live.xlsx"))
+    xs, ys = gd.make_data()
+    with unobook.Office() as office:
+        book = office.open(path)
+        try:
+            results = gd.run_book(book, ["adam_ann", "l2"], 2)
+            book.commit()
+            cached = gd._Cached(book)
+            for sheet in ("adam_ann", "l2"):
+                spec, start = SPECS[sheet], gd.read_start(cached, sheet)
+                assert start.epoch == 2 and start.a == results[sheet]["a"]
+                rows = torch_rows(spec, start, xs, ys)[0]
+                got = book.values(sheet, Layout(spec, len(xs)).steps)
+                for i, row in enumerate(rows):
+                    for j, key in enumerate(spec.columns):
+                        assert math.isclose(got[i][j], row[key], rel_tol=1e-13, abs_tol=1e-15), (sheet, i, key)
+        finally:
+            book.close()
+
+
 # -- run and reset ---------------------------------------------------------------------------------
 def test_run_appends_the_trace_and_writes_the_state(book_path: Path) -> None:
     assert main(["run", str(book_path), "--sheet", "adamw", "--epochs", "3"]) == 0
