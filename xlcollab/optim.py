@@ -52,7 +52,8 @@ def sgd(param: Number, grad: Number, state: dict[str, Any], *, lr: float, moment
         p   = p - lr * m                                   (p - lr * g without momentum)
 
     Differs from torch.optim.SGD: the buffer starts at zero, as the sheet's top cell does, where torch
-    starts it at the first gradient. With dampening = 0 (torch's default) the two are the same maths;
+    starts it at the first gradient. Steps equal torch's up to rounding: torch fuses p - lr·g into one
+    multiply-add, where this rule (like the sheet's formula) rounds the product and the difference. With dampening = 0 (torch's default) the two are the same maths;
     the `momentum` sheet uses dampening = momentum, the exponential average m = βm + (1-β)g, so its
     first step is (1-β) times torch's.
     """

@@ -101,7 +101,8 @@ SPECS: dict[str, Spec] = {s.sheet: s for s in (
     Spec("basic SGD", "sgd", _START + (Input("lr", "learning rate", 1e-4, "lr"),), (),
          "Plain SGD, one step per row: new p = p - lr·de/dp. Beside the analytic gradients, finite-difference "
          f"estimates: (loss at p + {FD_OFFSET} - loss) / {FD_OFFSET}.",
-         "Same maths as torch.optim.SGD(lr). The estimates are shown only; the update uses the analytic gradients.",
+         "Same maths as torch.optim.SGD(lr), equal up to rounding (torch fuses p - lr·g into one multiply-add; a "
+         "spreadsheet rounds twice). The estimates are shown only: the update uses the analytic gradients.",
          fd=True),
     Spec("momentum", "sgd", _START + (Input("lr", "learning rate", 3e-4, "lr"), Input("beta", "β (momentum)", 0.9, "beta")),
          (("momentum_buffer", "m", "m = β·m + (1-β)·g"),),
@@ -113,13 +114,14 @@ SPECS: dict[str, Spec] = {s.sheet: s for s in (
          (("sum", "s", "s = s + g²"),),
          "Adagrad: each parameter's step is divided by the root of its summed squared gradients: "
          "s = s + g², new p = p - lr·g/(√s + ε).",
-         "Same maths as torch.optim.Adagrad(lr, eps=ε) with lr_decay 0 and initial_accumulator_value 0."),
+         "Same maths as torch.optim.Adagrad(lr, eps=ε) with lr_decay 0 and initial_accumulator_value 0, equal up to "
+         "rounding."),
     Spec("rmsprop", "rmsprop", _START + (Input("lr", "learning rate", 0.01, "lr"), Input("beta", "β", 0.9, "beta"),
                                          Input("eps", "ε", 1e-8, "eps")),
          (("square_avg", "v", "v = β·v + (1-β)·g²"),),
          "RMSprop: the step is divided by the root of an exponential average of squared gradients: "
          "v = β·v + (1-β)·g², new p = p - lr·g/(√v + ε).",
-         "Same maths as torch.optim.RMSprop(lr, alpha=β, eps=ε) (torch's default β is 0.99)."),
+         "Same maths as torch.optim.RMSprop(lr, alpha=β, eps=ε), equal up to rounding (torch's default β is 0.99)."),
     Spec("adam", "adam", _START + (Input("lr", "learning rate", 1.0, "lr"), Input("beta1", "β1", 0.7, "beta"),
                                    Input("beta2", "β2", 0.9, "beta")), (_M, _V),
          "Adam as in fast.ai's sheet: momentum on the gradient and RMSprop's scaling: m = β1·m + (1-β1)·g, "
