@@ -47,37 +47,42 @@ def _reference_start(ratings: data.Ratings, n_factors: int, seed: int):
 
 
 @pytest.mark.parametrize("optimizer,wd_mode", [("adam", "l2"), ("adamw", "decoupled"), ("momentum", "l2"),
-                                               ("sgd", "decoupled"), ("adam", "decoupled")])
+                                               ("sgd", "decoupled"), ("momentum", "decoupled"), ("adam", "decoupled")])
 def test_full_batch_steps_equal_hand_written_torch_optim_loop(small_ratings, optimizer, wd_mode):
-    lr, wd, steps, k = 0.05, 0.1, 6, 4
-    fit = CollabFit(n_factors=k, epochs=steps, lr=lr, wd=wd, wd_mode=wd_mode, optimizer=optimizer, batch_size=None,
-                    schedule="constant", seed=3).fit(small_ratings)
+    lr, wd, wd_bias, steps, k = 0.05, 0.1, 0.03, 6, 4
+    fit = CollabFit(n_factors=k, epochs=steps, lr=lr, wd=wd, wd_bias=wd_bias, wd_mode=wd_mode, optimizer=optimizer,
+                    batch_size=None, schedule="constant", seed=3).fit(small_ratings)
 
     model, u, i, r = _reference_start(small_ratings, k, seed=3)
-    emb = [model.u_weight.weight, model.i_weight.weight, model.u_bias.weight, model.i_bias.weight]
-    groups = [{"params": emb}, {"params": [model.global_bias], "weight_decay": 0.0}]
-    decay = wd if wd_mode == "decoupled" else 0.0
+    factors, biases = [model.u_weight.weight, model.i_weight.weight], [model.u_bias.weight, model.i_bias.weight]
+    decoupled = wd_mode == "decoupled"
+    groups = [{"params": factors, "weight_decay": wd if decoupled else 0.0},
+              {"params": biases, "weight_decay": wd_bias if decoupled else 0.0},
+              {"params": [model.global_bias], "weight_decay": 0.0}]
     if optimizer == "adam":
-        opt = torch.optim.Adam(groups, lr=lr, weight_decay=decay, decoupled_weight_decay=True)
+        opt = torch.optim.Adam(groups, lr=lr, betas=(0.9, 0.99), decoupled_weight_decay=True)
     elif optimizer == "adamw":
-        opt = torch.optim.AdamW(groups, lr=lr, weight_decay=decay)
+        opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.99))
     else:
+        rates = [g.pop("weight_decay") for g in groups]
         opt = torch.optim.SGD(groups, lr=lr, momentum=0.9 if optimizer == "momentum" else 0.0)
     for _ in range(steps):
-        U, I, bu, bi = (w[idx] for w, idx in zip(emb, (u, i, u, i)))
-        pred = torch.sigmoid((U * I).sum(1) + bu[:, 0] + bi[:, 0] + model.global_bias) * 5.5
+        U, I, bu, bi = model.u_weight.weight[u], model.i_weight.weight[i], model.u_bias.weight[u, 0], model.i_bias.weight[i, 0]
+        pred = torch.sigmoid((U * I).sum(1) + bu + bi + model.global_bias) * 5.5
         loss = ((pred - r) ** 2).mean()
-        if wd_mode == "l2":
-            loss = loss + wd * (((U ** 2).sum(1) + (I ** 2).sum(1)).mean() + (bu[:, 0] ** 2 + bi[:, 0] ** 2).mean())
+        if not decoupled:
+            loss = loss + wd * ((U ** 2).sum(1) + (I ** 2).sum(1)).mean() + wd_bias * (bu ** 2 + bi ** 2).mean()
         opt.zero_grad()
         loss.backward()
-        if wd_mode == "decoupled" and optimizer in ("sgd", "momentum"):
+        if decoupled and optimizer in ("sgd", "momentum"):
             with torch.no_grad():
-                for w in emb:
-                    w.mul_(1 - lr * wd)
+                for g, rate in zip(opt.param_groups, rates):
+                    for w in g["params"]:
+                        w.mul_(1 - lr * rate)
         opt.step()
     for name, ref in model.state_dict().items():
-        # equal up to float32 rounding: nn.Embedding and plain indexing sum the gradient rows in different orders
+        # equal up to float32 rounding: nn.Embedding and plain indexing sum the gradient rows in different
+        # orders, and ours runs torch.optim's fused kernels, this loop the default ones
         torch.testing.assert_close(fit.model_.state_dict()[name], ref, rtol=1e-6, atol=1e-7)
     assert fit.trace_[-1]["lr"] == lr
 
@@ -110,7 +115,7 @@ def test_huge_learning_rate_raises_diverged_naming_epoch():
     ("epochs", -1), ("epochs", 0), ("n_factors", 0), ("n_factors", 2.5), ("lr", 0.0), ("lr", float("nan")),
     ("wd", -0.1), ("optimizer", "rmsprop"), ("wd_mode", "both"), ("batch_size", 0), ("schedule", "cyclic"),
     ("device", "tpu"), ("valid_pct", 1.0), ("valid_pct", -0.2), ("model", "svd"), ("y_range", (5, 1)),
-    ("momentum", 1.5), ("seed", "x"),
+    ("momentum", 1.5), ("beta2", 1.0), ("wd_bias", -1.0), ("threads", 0), ("seed", "x"),
 ])
 def test_impossible_settings_raise_naming_value(small_ratings, setting, value):
     with pytest.raises(SettingsError, match=setting) as err:
@@ -128,7 +133,7 @@ def test_init_only_stores_and_params_round_trip():
 
 
 def test_trace_rows_and_fitted_attributes(small_ratings):
-    fit = CollabFit(n_factors=4, epochs=3, batch_size=100).fit(small_ratings)
+    fit = CollabFit(n_factors=4, epochs=3, batch_size=100, schedule="one-cycle").fit(small_ratings)
     assert [t["epoch"] for t in fit.trace_] == [1, 2, 3]
     assert set(fit.trace_[0]) == {"epoch", "train_rmse", "valid_rmse", "lr", "seconds"}
     assert fit.valid_rmse_ == fit.trace_[-1]["valid_rmse"] and fit.device_ == "cpu" and fit.fit_seconds_ > 0
@@ -213,8 +218,9 @@ def test_cuda_fit_matches_cpu_closely(small_ratings):
 
 
 def test_defaults_reach_target_on_embedded_set(_embedded_ratings):
-    fit = CollabFit().fit(_embedded_ratings)
+    fit = CollabFit().fit(_embedded_ratings)  # ~2-4 s on 2 shared cores; the README's table has 0.8366
     assert fit.valid_rmse_ <= 0.86
+    assert fit.trace_[0]["valid_rmse"] > fit.valid_rmse_
 
 
 # -- interpret ---------------------------------------------------------------------------------------------

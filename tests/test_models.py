@@ -108,6 +108,11 @@ def test_penalty_is_mean_squared_rows_used():
     ref = (m.u_weight.weight[u] ** 2).sum(1) + (m.i_weight.weight[i] ** 2).sum(1) \
         + m.u_bias.weight[u, 0] ** 2 + m.i_bias.weight[i, 0] ** 2
     assert torch.allclose(m.penalty(u, i), ref.mean(), rtol=1e-6)
+    split = 0.3 * ((m.u_weight.weight[u] ** 2).sum(1) + (m.i_weight.weight[i] ** 2).sum(1)).mean() \
+        + 0.02 * (m.u_bias.weight[u, 0] ** 2 + m.i_bias.weight[i, 0] ** 2).mean()
+    assert torch.allclose(m.penalty(u, i, 0.3, 0.02), split, rtol=1e-6)
+    pred, pen = m.forward_penalty(u, i, 0.3, 0.02)
+    assert torch.equal(pred, m(u, i)) and torch.equal(pen, m.penalty(u, i, 0.3, 0.02))
     n = EmbeddingNN(N_USERS, N_ITEMS, 3, 5)
     assert torch.allclose(n.penalty(u, i), ((n.u_weight.weight[u] ** 2).sum(1) + (n.i_weight.weight[i] ** 2).sum(1)).mean())
 

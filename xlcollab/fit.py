@@ -5,10 +5,12 @@ protocol), and minimises the mean squared error of one of `models.MODELS` with a
 full-batch (what Excel Solver does) or in shuffled minibatches, recording one trace row per epoch.
 
 Weight decay, `wd_mode`:
-  "l2"        loss += wd * mean over the batch's ratings of the squared factor/bias rows they use
-              (Funk-SVD / Surprise style: a movie is pulled towards 0 in proportion to its ratings);
-  "decoupled" every step first shrinks the weights, w <- w - lr * wd * w (AdamW's rule; torch.optim.AdamW
-              for "adamw", Adam(decoupled_weight_decay=True) for "adam", the same line by hand for SGD).
+  "l2"        loss += mean over the batch's ratings of wd * (squared factor rows they use)
+              + wd_bias * (squared bias rows they use)  (Funk-SVD / Surprise style: a movie is pulled
+              towards 0 in proportion to its ratings);
+  "decoupled" every step first shrinks the weights, w <- w - lr * wd * w (wd_bias for the biases; AdamW's
+              rule: torch.optim.AdamW for "adamw", Adam(decoupled_weight_decay=True) for "adam", the same
+              line by hand before torch.optim.SGD's step for "sgd"/"momentum").
   None        "decoupled" for optimizer "adamw", "l2" for the others.
 """
 from __future__ import annotations
@@ -36,6 +38,10 @@ WD_MODES = ("l2", "decoupled")
 # device="auto" takes CUDA only from this many training ratings on: below it a CPU epoch costs milliseconds
 # (ml-latest-small: ~0.1 s), less than CUDA's start-up (~1-2 s) and per-step kernel launches would save.
 CUDA_MIN_RATINGS = 1_000_000
+# threads=None runs CPU fits under this many training ratings on one intra-op thread: their tensors are too
+# small to split, and with other processes on the cores OpenMP's waiting threads made 2 threads 5x slower
+# than 1 on the 2-core build machine (ml-latest-small defaults: 24 s vs 5 s at load average 3).
+PARALLEL_MIN_RATINGS = 1_000_000
 EVAL_CHUNK = 1 << 20
 FORMAT = "xlcollab-fit/1"
 
@@ -81,7 +87,8 @@ class CollabFit:
     n_factors : int                       factors per user and movie (the net: both embedding sizes).
     epochs : int                          passes over the training ratings.
     lr : float                            peak learning rate.
-    wd : float                            weight decay (see wd_mode).
+    wd : float                            weight decay of the factors (see wd_mode).
+    wd_bias : float | None                weight decay of the user and movie biases; None: wd.
     wd_mode : "l2" | "decoupled" | None   where the decay goes; None: decoupled for adamw, l2 otherwise.
     optimizer : "adamw" | "adam" | "momentum" | "sgd"   torch.optim.AdamW / Adam / SGD(momentum) / SGD.
     batch_size : int | None               ratings per step; None = full batch (one step per epoch, like Solver).
@@ -92,20 +99,25 @@ class CollabFit:
     y_range : (low, high) | None          sigmoid output range of dotbias/nn.
     n_hidden : int                        hidden units of the net.
     momentum : float                      momentum of "momentum", beta1 of adam/adamw.
+    beta2 : float                         beta2 of adam/adamw (fastai's 0.99 rather than torch's 0.999).
     clip : bool                           clip predictions to the training ratings' range (like Surprise).
+    threads : int | None                  torch intra-op threads during the fit; None: 1 for small CPU fits
+                                          (see PARALLEL_MIN_RATINGS), else torch's setting.
     progress : bool | None                tqdm bar over epochs; None: only when stderr is a terminal.
     """
 
-    def __init__(self, model: str = "dotbias", n_factors: int = 50, epochs: int = 10, lr: float = 0.005,
-                 wd: float = 0.12, wd_mode: str | None = None, optimizer: str = "adam",
-                 batch_size: int | None = 1024, schedule: str = "one-cycle", device: str = "auto",
+    def __init__(self, model: str = "dotbias", n_factors: int = 64, epochs: int = 7, lr: float = 0.005,
+                 wd: float = 0.1, wd_bias: float | None = 0.01, wd_mode: str | None = None, optimizer: str = "adam",
+                 batch_size: int | None = 1024, schedule: str = "annealed", device: str = "auto",
                  valid_pct: float = 0.2, seed: int = 42, y_range: tuple[float, float] | None = (0.0, 5.5),
-                 n_hidden: int = 10, momentum: float = 0.9, clip: bool = True, progress: bool | None = None):
+                 n_hidden: int = 10, momentum: float = 0.9, beta2: float = 0.99, clip: bool = True, threads: int | None = None,
+                 progress: bool | None = None):
         self.model = model
         self.n_factors = n_factors
         self.epochs = epochs
         self.lr = lr
         self.wd = wd
+        self.wd_bias = wd_bias
         self.wd_mode = wd_mode
         self.optimizer = optimizer
         self.batch_size = batch_size
@@ -116,7 +128,9 @@ class CollabFit:
         self.y_range = y_range
         self.n_hidden = n_hidden
         self.momentum = momentum
+        self.beta2 = beta2
         self.clip = clip
+        self.threads = threads
         self.progress = progress
 
     # -- scikit-learn's parameter protocol -------------------------------------------------------------
@@ -161,6 +175,10 @@ class CollabFit:
             raise bad("lr", "a positive number")
         if not is_num(s["wd"]) or s["wd"] < 0:
             raise bad("wd", "a number >= 0")
+        if s["wd_bias"] is not None and (not is_num(s["wd_bias"]) or s["wd_bias"] < 0):
+            raise bad("wd_bias", "a number >= 0 or None (same as wd)")
+        if s["wd_bias"] is None:
+            s["wd_bias"] = s["wd"]
         if s["optimizer"] not in OPTIMIZERS:
             raise bad("optimizer", f"one of {', '.join(OPTIMIZERS)}")
         if s["wd_mode"] is None:
@@ -180,8 +198,11 @@ class CollabFit:
         yr = s["y_range"]
         if yr is not None and (len(yr) != 2 or not all(is_num(v) for v in yr) or yr[0] >= yr[1]):
             raise bad("y_range", "None or (low, high) with low < high")
-        if not is_num(s["momentum"]) or not 0 <= s["momentum"] < 1:
-            raise bad("momentum", "a number in [0, 1)")
+        if s["threads"] is not None and (not is_int(s["threads"]) or s["threads"] < 1):
+            raise bad("threads", "a positive integer or None")
+        for name in ("momentum", "beta2"):
+            if not is_num(s[name]) or not 0 <= s[name] < 1:
+                raise bad(name, "a number in [0, 1)")
         return s
 
     # -- building blocks -------------------------------------------------------------------------------
@@ -199,28 +220,38 @@ class CollabFit:
         return model
 
     @staticmethod
-    def _param_groups(model: nn.Module) -> tuple[list[Tensor], list[Tensor]]:
-        """(decayed, not decayed): embeddings and linear weights decay; the global bias and linear biases do not."""
-        decay, keep = [], []
+    def param_groups(model: nn.Module) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        """(factors, biases, free): factors and linear weights decay by wd, user/movie biases by wd_bias,
+        the global bias and the net's linear biases not at all."""
+        factors, biases, free = [], [], []
         for name, p in model.named_parameters():
-            (keep if name == "global_bias" or name.endswith(".bias") else decay).append(p)
-        return decay, keep
+            if name in ("u_bias.weight", "i_bias.weight"):
+                biases.append(p)
+            elif name == "global_bias" or name.endswith(".bias"):
+                free.append(p)
+            else:
+                factors.append(p)
+        return factors, biases, free
 
     @staticmethod
-    def make_optimizer(s: dict[str, Any], decay: list[Tensor], keep: list[Tensor]) -> torch.optim.Optimizer:
-        """The torch.optim optimizer for checked settings s; decoupled decay is set on the `decay` group only."""
-        wd = s["wd"] if s["wd_mode"] == "decoupled" else 0.0
-        fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in decay + keep)
-        groups = [{"params": decay}, {"params": keep, "weight_decay": 0.0}]
-        name, lr, beta1 = s["optimizer"], s["lr"], s["momentum"]
+    def make_optimizer(s: dict[str, Any], model: nn.Module) -> torch.optim.Optimizer:
+        """The torch.optim optimizer for checked settings s; with decoupled decay, each group gets its own rate."""
+        factors, biases, free = CollabFit.param_groups(model)
+        decoupled = s["wd_mode"] == "decoupled"
+        fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in model.parameters())
+        groups = [{"params": factors, "weight_decay": s["wd"] if decoupled else 0.0},
+                  {"params": biases, "weight_decay": s["wd_bias"] if decoupled else 0.0},
+                  {"params": free, "weight_decay": 0.0}]
+        groups = [g for g in groups if g["params"]]
+        name, lr, betas = s["optimizer"], s["lr"], (s["momentum"], s["beta2"])
         if name == "adamw":
-            return torch.optim.AdamW(groups, lr=lr, betas=(beta1, 0.999), weight_decay=wd, fused=fused)
+            return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused)
         if name == "adam":
-            return torch.optim.Adam(groups, lr=lr, betas=(beta1, 0.999), weight_decay=wd, decoupled_weight_decay=True,
-                                    fused=fused)
+            return torch.optim.Adam(groups, lr=lr, betas=betas, decoupled_weight_decay=True, fused=fused)
         # SGD: torch's weight_decay is the coupled (L2) kind, so decoupled decay is applied by hand in _step.
-        return torch.optim.SGD(groups, lr=lr, momentum=beta1 if name == "momentum" else 0.0, weight_decay=0.0,
-                               fused=fused)
+        for g in groups:  # SGD's own weight_decay is the coupled kind: kept aside for _fit_tensors to apply
+            g["decoupled_wd"] = g.pop("weight_decay")
+        return torch.optim.SGD(groups, lr=lr, momentum=s["momentum"] if name == "momentum" else 0.0, fused=fused)
 
     # -- fit -----------------------------------------------------------------------------------------------
     def fit(self, ratings: Any = None, *, callback: Callable[[dict[str, Any]], None] | None = None) -> CollabFit:
@@ -252,7 +283,15 @@ class CollabFit:
 
         tu, ti, tr = on(train_idx, enc.users, torch.long), on(train_idx, enc.items, torch.long), on(train_idx, enc.ratings, torch.float32)
         vu, vi, vr = on(valid_idx, enc.users, torch.long), on(valid_idx, enc.items, torch.long), on(valid_idx, enc.ratings, torch.float32)
-        self._fit_tensors(s, (tu, ti, tr), (vu, vi, vr), len(enc.user_ids), len(enc.item_ids), device, callback)
+        threads = s["threads"] or (1 if device.type == "cpu" and len(train_idx) < PARALLEL_MIN_RATINGS else None)
+        before = torch.get_num_threads()
+        try:
+            if threads:
+                torch.set_num_threads(threads)
+            self._fit_tensors(s, (tu, ti, tr), (vu, vi, vr), len(enc.user_ids), len(enc.item_ids), device, callback)
+        finally:
+            torch.set_num_threads(before)
+        self.threads_ = threads or before
         return self
 
     def _index_seen(self, enc: Any) -> None:
@@ -273,14 +312,13 @@ class CollabFit:
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(s["seed"])
             model = self._build_model(s, n_users, n_items, float(tr.mean())).to(device)
-            decay, keep = self._param_groups(model)
-            opt = self.make_optimizer(s, decay, keep)
-            gen = torch.Generator().manual_seed(s["seed"])
+            opt = self.make_optimizer(s, model)
+            gen = torch.Generator(device=device).manual_seed(s["seed"])  # shuffles where the data lives
             bs = n_train if s["batch_size"] is None else min(s["batch_size"], n_train)
             steps_per_epoch = math.ceil(n_train / bs)
             total = s["epochs"] * steps_per_epoch
-            sgd_decoupled = s["wd_mode"] == "decoupled" and s["optimizer"] in ("sgd", "momentum") and s["wd"] > 0
-            l2 = s["wd"] if s["wd_mode"] == "l2" else 0.0
+            sgd_decoupled = [g for g in opt.param_groups if g.get("decoupled_wd")]
+            l2 = s["wd_mode"] == "l2" and (s["wd"] > 0 or s["wd_bias"] > 0)
             self.model_, self.trace_ = model, []
             epochs = range(s["epochs"])
             bar = None
@@ -292,7 +330,7 @@ class CollabFit:
                 t0 = time.perf_counter()
                 model.train()
                 sse = torch.zeros((), device=device)
-                perm = None if bs == n_train else torch.randperm(n_train, generator=gen).to(device)
+                perm = None if bs == n_train else torch.randperm(n_train, generator=gen, device=device)
                 for b in range(steps_per_epoch):
                     lr = schedule_lr(s["schedule"], step / total, s["lr"])
                     for g in opt.param_groups:
@@ -303,16 +341,16 @@ class CollabFit:
                         idx = perm[b * bs:(b + 1) * bs]
                         u, i, r = tu[idx], ti[idx], tr[idx]
                     if l2:
-                        pred, pen = model.forward_penalty(u, i)
+                        pred, pen = model.forward_penalty(u, i, s["wd"], s["wd_bias"])
                         mse = (pred - r).pow(2).mean()
-                        loss = mse + l2 * pen
+                        loss = mse + pen
                     else:
                         loss = mse = (model(u, i) - r).pow(2).mean()
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
-                    if sgd_decoupled:
-                        with torch.no_grad():
-                            torch._foreach_mul_(decay, 1 - lr * s["wd"])
+                    with torch.no_grad():
+                        for g in sgd_decoupled:  # w <- w - lr * wd * w, then the SGD step: AdamW's order
+                            torch._foreach_mul_(g["params"], 1 - lr * g["decoupled_wd"])
                     opt.step()
                     sse += mse.detach() * len(r)
                     step += 1

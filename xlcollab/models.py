@@ -93,25 +93,26 @@ class EmbeddingDot(nn.Module):
         u, i = rows[:2]
         return (u * i).sum(1)
 
-    def l2(self, rows: tuple[Tensor, ...]) -> Tensor:
-        """Mean over the batch of the squared rows used (factors; biases too where the model has them)."""
+    def l2(self, rows: tuple[Tensor, ...], wd: float = 1.0, wd_bias: float | None = None) -> Tensor:
+        """wd * mean over the batch of the squared factor rows used (+ wd_bias * the same for biases, if any)."""
         u, i = rows[:2]
-        out = (u.pow(2).sum(1) + i.pow(2).sum(1)).mean()
+        out = wd * (u.pow(2).sum(1) + i.pow(2).sum(1)).mean()
         if len(rows) > 2:
-            out = out + (rows[2].pow(2) + rows[3].pow(2)).mean()
+            out = out + (wd if wd_bias is None else wd_bias) * (rows[2].pow(2) + rows[3].pow(2)).mean()
         return out
 
     def forward(self, users: Tensor, items: Tensor) -> Tensor:
         return self.combine(self.rows(users, items))
 
-    def penalty(self, users: Tensor, items: Tensor) -> Tensor:
-        """The L2 term for a batch: mean over its ratings of the squared rows they use."""
-        return self.l2(self.rows(users, items))
+    def penalty(self, users: Tensor, items: Tensor, wd: float = 1.0, wd_bias: float | None = None) -> Tensor:
+        """The L2 term for a batch: mean over its ratings of the squared rows they use, weighted (see l2)."""
+        return self.l2(self.rows(users, items), wd, wd_bias)
 
-    def forward_penalty(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
+    def forward_penalty(self, users: Tensor, items: Tensor, wd: float = 1.0,
+                        wd_bias: float | None = None) -> tuple[Tensor, Tensor]:
         """(predictions, penalty) from one look-up of each row."""
         rows = self.rows(users, items)
-        return self.combine(rows), self.l2(rows)
+        return self.combine(rows), self.l2(rows, wd, wd_bias)
 
     @property
     def item_factors(self) -> Tensor:

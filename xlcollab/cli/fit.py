@@ -12,8 +12,8 @@ from xlcollab.errors import SettingsError
 # Defaults of `xlcollab fit`, equal to CollabFit's (kept here so `xlcollab --help` needs no torch import;
 # tests/test_cli_fit.py checks the two agree).
 FIT_DEFAULTS: dict[str, Any] = {
-    "model": "dotbias", "n_factors": 50, "epochs": 10, "lr": 0.005, "wd": 0.12, "wd_mode": None,
-    "optimizer": "adam", "batch_size": 1024, "schedule": "one-cycle", "device": "auto", "valid_pct": 0.2,
+    "model": "dotbias", "n_factors": 64, "epochs": 7, "lr": 0.005, "wd": 0.1, "wd_bias": 0.01, "wd_mode": None,
+    "optimizer": "adam", "batch_size": 1024, "schedule": "annealed", "device": "auto", "valid_pct": 0.2,
     "seed": 42,
 }
 
@@ -41,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=d["epochs"], help="(default: %(default)s)")
     p.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate (default: %(default)s)")
     p.add_argument("--wd", type=float, default=d["wd"], help="weight decay (default: %(default)s)")
+    p.add_argument("--wd-bias", type=float, default=d["wd_bias"],
+                   help="weight decay of the user and movie biases (default: %(default)s)")
     p.add_argument("--wd-mode", choices=("l2", "decoupled"), default=d["wd_mode"],
                    help="l2: penalty in the loss; decoupled: AdamW-style shrink (default: decoupled for adamw, else l2)")
     p.add_argument("--optimizer", choices=("adamw", "adam", "momentum", "sgd"), default=d["optimizer"],
@@ -52,6 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=d["device"], help="auto, cpu or cuda (default: %(default)s)")
     p.add_argument("--valid-pct", type=float, default=d["valid_pct"], help="held-out share (default: %(default)s)")
     p.add_argument("--seed", type=int, default=d["seed"], help="(default: %(default)s)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads during the fit (default: 1 for small CPU fits, else torch's own)")
     p.add_argument("--user-col", help="user column of a CSV with other names")
     p.add_argument("--item-col", help="movie/item column of a CSV with other names")
     p.add_argument("--rating-col", help="rating column of a CSV with other names")
@@ -88,8 +92,9 @@ def run_fit(args: argparse.Namespace) -> int:
     from xlcollab.fit import CollabFit
 
     est = CollabFit(model=args.model, n_factors=args.factors, epochs=args.epochs, lr=args.lr, wd=args.wd,
-                    wd_mode=args.wd_mode, optimizer=args.optimizer, batch_size=args.batch_size,
-                    schedule=args.schedule, device=args.device, valid_pct=args.valid_pct, seed=args.seed)
+                    wd_bias=args.wd_bias, wd_mode=args.wd_mode, optimizer=args.optimizer, batch_size=args.batch_size,
+                    schedule=args.schedule, device=args.device, valid_pct=args.valid_pct, seed=args.seed,
+                    threads=args.threads)
     est._checked()  # bad settings fail before the data is read
     ratings = data.load_ratings(args.ratings, user_col=args.user_col, item_col=args.item_col,
                                 rating_col=args.rating_col)
@@ -118,7 +123,8 @@ def run_fit(args: argparse.Namespace) -> int:
         return 0
     batch = "full" if s["batch_size"] is None else s["batch_size"]
     print(f"model {s['model']}, {s['n_factors']} factors, {s['optimizer']} lr {s['lr']:g}, wd {s['wd']:g} "
-          f"({s['wd_mode']}), batch {batch}, {s['schedule']}, {s['epochs']} epochs, seed {s['seed']}", file=out)
+          f"(biases {s['wd_bias']:g}, {s['wd_mode']}), batch {batch}, {s['schedule']}, {s['epochs']} epochs, "
+          f"seed {s['seed']}", file=out)
     print(f"valid RMSE {est.valid_rmse_:.4f}  (train {est.train_rmse_:.4f}; fit {est.fit_seconds_:.2f} s on "
           f"{est.device_})", file=out)
     if args.save:

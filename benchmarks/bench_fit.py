@@ -1,0 +1,241 @@
+"""xlcollab fit against scikit-surprise on ml-latest-small, plus a MovieLens-25M-shaped GPU section.
+
+    .venv/bin/python benchmarks/bench_fit.py                 # CPU table (+ GPU section when CUDA is present)
+    .venv/bin/python benchmarks/bench_fit.py --gpu-only      # just the GPU section (the lead's H100/H200 run)
+    .venv/bin/python benchmarks/bench_fit.py --gpu-only --scale 0.01 --device cpu   # the GPU code, tiny, on CPU
+
+CPU section: the 80/20 seed-42 split of the embedded ml-latest-small (data.split_indices, the fast.ai
+protocol); every method gets exactly the same train and validation rows (Surprise's trainset is built from
+our train rows; its testset is our validation rows). Validation RMSE and fit seconds (training only: not
+reading, encoding or Surprise's trainset construction), median of --runs runs (KNNBaseline: --knn-runs).
+
+GPU section: synthetic ratings shaped like MovieLens 25M (162,541 users, 59,047 movies, 25,000,095 ratings;
+--scale shrinks all three), biased dot product with 64 factors, Adam. Seconds per epoch and ratings per second
+of xlcollab's minibatch (batch 2**20) and full-batch paths, beside a plain PyTorch loop (nn.Embedding +
+torch.optim.Adam, batch 2**20, F.mse_loss), in the same process. One warm-up epoch each is not timed.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from xlcollab import data  # noqa: E402
+from xlcollab.fit import CollabFit  # noqa: E402
+
+ML25M = (162_541, 59_047, 25_000_095)
+
+
+def load() -> str:
+    """The 1-minute load average, for the table's caption."""
+    try:
+        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def table(rows: list[dict], cols: list[str]) -> str:
+    """A markdown table."""
+    out = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    out += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    return "\n".join(out)
+
+
+# -- CPU: ml-latest-small -------------------------------------------------------------------------------------
+def split_frames(ratings: data.Ratings, valid_pct: float, seed: int):
+    f = ratings.frame
+    train, valid = data.split_indices(len(f), valid_pct, seed)
+    return f.iloc[train].reset_index(drop=True), f.iloc[valid].reset_index(drop=True)
+
+
+def bench_xlcollab(ratings: data.Ratings, runs: int) -> dict:
+    rmses, secs = [], []
+    for _ in range(runs):
+        fit = CollabFit().fit(ratings)
+        rmses.append(fit.valid_rmse_)
+        secs.append(fit.fit_seconds_)
+    s = fit.settings_
+    name = (f"xlcollab fit defaults ({s['model']}, {s['n_factors']} factors, {s['epochs']} epochs, {s['optimizer']} "
+            f"lr {s['lr']:g}, wd {s['wd']:g}/{s['wd_bias']:g} {s['wd_mode']}, batch {s['batch_size']}, {s['schedule']})")
+    return {"method": name, "valid RMSE": f"{statistics.median(rmses):.4f}", "fit s": f"{statistics.median(secs):.2f}",
+            "runs": runs, "all fit s": ", ".join(f"{x:.2f}" for x in secs), "threads": fit.threads_}
+
+
+def bench_surprise(train, valid, runs: int, knn_runs: int) -> list[dict]:
+    try:
+        import surprise
+    except ImportError:
+        print("scikit-surprise is not installed (pip install scikit-surprise): skipping its rows", file=sys.stderr)
+        return []
+    reader = surprise.Reader(rating_scale=(0.5, 5.0))
+    trainset = surprise.Dataset.load_from_df(train[["user", "item", "rating"]], reader).build_full_trainset()
+    testset = list(zip(valid["user"], valid["item"], valid["rating"].astype(float)))
+    algos = [
+        ("Surprise SVD defaults", lambda: surprise.SVD(random_state=0), runs),
+        ("Surprise SVD (100 factors, 60 epochs, reg_all 0.1, lr_all 0.01)",
+         lambda: surprise.SVD(n_factors=100, n_epochs=60, reg_all=0.1, lr_all=0.01, random_state=0), runs),
+        ("Surprise KNNBaseline (item-based, pearson_baseline)",
+         lambda: surprise.KNNBaseline(sim_options={"name": "pearson_baseline", "user_based": False}, verbose=False),
+         knn_runs),
+    ]
+    rows = []
+    for name, make, n in algos:
+        rmses, secs = [], []
+        for _ in range(n):
+            algo = make()
+            t = time.perf_counter()
+            algo.fit(trainset)
+            secs.append(time.perf_counter() - t)
+            rmses.append(surprise.accuracy.rmse(algo.test(testset), verbose=False))
+        rows.append({"method": name, "valid RMSE": f"{statistics.median(rmses):.4f}",
+                     "fit s": f"{statistics.median(secs):.2f}", "runs": n,
+                     "all fit s": ", ".join(f"{x:.2f}" for x in secs), "threads": 1})
+    return rows
+
+
+def cpu_section(args: argparse.Namespace) -> None:
+    ratings = data.load_ratings()
+    train, valid = split_frames(ratings, 0.2, 42)
+    print(f"## ml-latest-small, 80/20 split (seed 42): {len(train):,} train / {len(valid):,} valid ratings")
+    print(f"machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
+          f"torch threads {torch.get_num_threads()} (xlcollab fits small problems on 1), load average before: {load()}")
+    rows = [bench_xlcollab(ratings, args.runs)]
+    if not args.skip_surprise:
+        rows += bench_surprise(train, valid, args.runs, args.knn_runs)
+    print(f"load average after: {load()}\n")
+    print(table(rows, ["method", "valid RMSE", "fit s", "runs", "all fit s"]))
+    print()
+
+
+# -- GPU: MovieLens-25M-shaped synthetic problem ------------------------------------------------------------
+def synthetic(scale: float, device: torch.device, seed: int = 0):
+    """Random ratings of ML-25M's shape: skewed (Zipf-like) item popularity, half-star ratings."""
+    n_users, n_items, n = (max(2, int(round(x * scale))) for x in ML25M)
+    g = torch.Generator(device=device).manual_seed(seed)
+    users = torch.randint(0, n_users, (n,), generator=g, device=device)
+    # popularity skew as in MovieLens: item code = floor(n_items * u^3) puts most ratings on few movies
+    items = (torch.rand(n, generator=g, device=device).pow(3) * n_items).long().clamp_(max=n_items - 1)
+    ratings = (torch.randint(1, 11, (n,), generator=g, device=device).float() / 2)
+    return n_users, n_items, users, items, ratings
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def plain_loop(n_users, n_items, users, items, ratings, k, batch, epochs, device) -> list[float]:
+    """What one writes by hand: nn.Embedding biased dot product, torch.optim.Adam, shuffled 2**20 batches."""
+    class MF(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.u, self.i = torch.nn.Embedding(n_users, k), torch.nn.Embedding(n_items, k)
+            self.ub, self.ib = torch.nn.Embedding(n_users, 1), torch.nn.Embedding(n_items, 1)
+            for e in (self.u, self.i):
+                torch.nn.init.normal_(e.weight, std=0.01)
+            for e in (self.ub, self.ib):
+                torch.nn.init.zeros_(e.weight)
+
+        def forward(self, u, i):
+            return (self.u(u) * self.i(i)).sum(1) + self.ub(u).squeeze(1) + self.ib(i).squeeze(1) + 3.5
+
+    model = MF().to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    n = len(ratings)
+    times = []
+    for _ in range(epochs):
+        sync(device)
+        t = time.perf_counter()
+        perm = torch.randperm(n, device=device)
+        for s in range(0, n, batch):
+            idx = perm[s:s + batch]
+            loss = torch.nn.functional.mse_loss(model(users[idx], items[idx]), ratings[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sync(device)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def xlcollab_loop(n_users, n_items, users, items, ratings, k, batch, epochs, device) -> list[float]:
+    """CollabFit's own loop on tensors already on the device (what fit() runs after encoding)."""
+    est = CollabFit(n_factors=k, epochs=epochs, batch_size=batch, optimizer="adam", device=str(device),
+                    valid_pct=0.0, clip=True, progress=False)
+    s = est._checked()
+    est.rating_range_ = (0.5, 5.0)
+    empty = users[:0]
+    est._fit_tensors(s, (users, items, ratings), (empty, empty, ratings[:0]), n_users, n_items, device)
+    return [row["seconds"] for row in est.trace_]
+
+
+def gpu_section(args: argparse.Namespace) -> None:
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    card = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    t0 = time.perf_counter()
+    n_users, n_items, users, items, ratings = synthetic(args.scale, device)
+    n, k, batch = len(ratings), 64, min(2 ** 20, len(ratings))
+    print(f"## MovieLens-25M-shaped synthetic problem on {card}")
+    print(f"{n_users:,} users x {n_items:,} movies, {n:,} ratings (scale {args.scale:g}), {k} factors, biased dot "
+          f"product, Adam; {args.gpu_epochs} timed epochs after 1 warm-up epoch; torch {torch.__version__}\n")
+    runs = [
+        ("plain PyTorch loop (nn.Embedding + torch.optim.Adam, batch 2^20)", plain_loop, batch),
+        ("xlcollab minibatch (batch 2^20)", xlcollab_loop, batch),
+        ("xlcollab full batch (one step per epoch)", xlcollab_loop, None),
+    ]
+    rows = []
+    for name, fn, bs in runs:
+        try:
+            fn(n_users, n_items, users, items, ratings, k, bs if bs else n, 1, device)  # warm-up, not timed
+            times = fn(n_users, n_items, users, items, ratings, k, bs, args.gpu_epochs, device)
+        except torch.OutOfMemoryError:
+            rows.append({"path": name, "s / epoch": "out of memory", "ratings / s": "", "epochs timed": 0})
+            torch.cuda.empty_cache()
+            continue
+        med = statistics.median(times)
+        rows.append({"path": name, "s / epoch": f"{med:.3f}", "ratings / s": f"{n / med:,.0f}",
+                     "epochs timed": len(times)})
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    print(table(rows, ["path", "s / epoch", "ratings / s", "epochs timed"]))
+    if device.type == "cuda":
+        print(f"\npeak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB; section took "
+              f"{time.perf_counter() - t0:.0f} s")
+    print()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=3, help="runs per cheap method; the median is reported (default 3)")
+    p.add_argument("--knn-runs", type=int, default=1, help="runs of KNNBaseline (~7 s each; default 1)")
+    p.add_argument("--skip-surprise", action="store_true", help="only xlcollab in the CPU table")
+    p.add_argument("--gpu-only", action="store_true", help="only the GPU section")
+    p.add_argument("--gpu", action="store_true", help="run the GPU section even without CUDA (on --device)")
+    p.add_argument("--scale", type=float, default=1.0, help="shrink the synthetic problem (e.g. 0.01 on a CPU)")
+    p.add_argument("--gpu-epochs", type=int, default=3, help="timed epochs per path (default 3)")
+    p.add_argument("--device", help="device of the GPU section (default: cuda when present, else cpu)")
+    args = p.parse_args(argv)
+    if not args.gpu_only:
+        cpu_section(args)
+    if args.gpu_only or args.gpu or torch.cuda.is_available():
+        if not torch.cuda.is_available() and args.scale >= 1 and (args.device or "cpu") == "cpu":
+            print("no CUDA device: run the GPU section on a CPU only with a small --scale, e.g. 0.01", file=sys.stderr)
+            return 1
+        gpu_section(args)
+    elif not args.gpu_only:
+        print("(no CUDA device: GPU section skipped; `--gpu-only --scale 0.01` runs its code small on the CPU)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
