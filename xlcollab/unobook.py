@@ -274,6 +274,79 @@ class UnoBook(Book):
             self.doc.close(True)
             self.doc = None
 
+    def active_sheet(self) -> str:
+        """The sheet the document's view shows (the one a button would sit on)."""
+        return self.doc.getCurrentController().getActiveSheet().Name
+
+    def activate(self, sheet: str) -> None:
+        """Show `sheet`, as clicking its tab does."""
+        self.doc.getCurrentController().setActiveSheet(self._sheet(sheet))
+
+    def put_sheet(self, spec: Any) -> None:
+        """Create or replace sheet `spec.name` with its values and native charts (see xlcollab.excel.SheetSpec).
+
+        A chart's series names come from the row above its ranges (the header row of the table).
+        """
+        from com.sun.star.awt import Rectangle  # type: ignore[import-not-found]
+        from com.sun.star.table import CellRangeAddress  # type: ignore[import-not-found]
+
+        from xlcollab.book import bounds
+
+        sheets = self.doc.Sheets
+        if sheets.hasByName(spec.name):
+            sheets.removeByName(spec.name)
+        sheets.insertNewByName(spec.name, sheets.Count)
+        sh = sheets.getByName(spec.name)
+        index = list(sheets.ElementNames).index(spec.name)
+        width = max((len(r) for r in spec.cells), default=0)
+        if width:
+            rows = tuple(tuple("" if v is None else (v if isinstance(v, str) else float(v)) for v in row)
+                         + ("",) * (width - len(row)) for row in spec.cells)
+            sh.getCellRangeByPosition(0, 0, width - 1, len(rows) - 1).setDataArray(rows)
+            for r, row in enumerate(spec.cells):  # setDataArray leaves "" as empty text: clear those cells
+                for c, v in enumerate(row):
+                    if v is None or v == "":
+                        sh.getCellByPosition(c, r).setString("")
+        for letter, chars in spec.widths.items():
+            from openpyxl.utils import column_index_from_string
+            sh.Columns.getByIndex(column_index_from_string(letter) - 1).Width = int(chars * 200)
+        for i, ch in enumerate(spec.charts):
+            x0r, x0c, x1r, _ = bounds(ch.x)
+            last_col = max(bounds(ref)[3] for _, ref in ch.series)
+            first_col = x0c if ch.kind == "line" else min(x0c, min(bounds(ref)[1] for _, ref in ch.series))
+            addr = CellRangeAddress()
+            addr.Sheet, addr.StartColumn, addr.StartRow = index, first_col - 1, x0r - 2  # - 2: the header row
+            addr.EndColumn, addr.EndRow = last_col - 1, x1r - 1
+            pos = sh.getCellRangeByName(ch.anchor).Position
+            rect = Rectangle(pos.X, pos.Y, int(ch.width_cm * 1000), int(ch.height_cm * 1000))
+            name = f"xlcollab_chart_{i + 1}"
+            sh.Charts.addNewByName(name, rect, (addr,), True, ch.kind == "line")
+            chart = sh.Charts.getByName(name).EmbeddedObject
+            diagram = chart.createInstance("com.sun.star.chart.LineDiagram" if ch.kind == "line"
+                                           else "com.sun.star.chart.XYDiagram")
+            chart.setDiagram(diagram)
+            if ch.kind != "line":
+                diagram.Lines = False  # points only
+            chart.HasMainTitle = True
+            chart.Title.String = ch.title
+            diagram.HasXAxisTitle = diagram.HasYAxisTitle = True
+            diagram.XAxisTitle.String, diagram.YAxisTitle.String = ch.x_title, ch.y_title
+        self.doc.calculateAll()
+
+    def charts(self, sheet: str) -> list[dict[str, Any]]:
+        """What LibreOffice shows as charts on `sheet`: type, title, axis titles, series count (for tests)."""
+        out = []
+        charts = self._sheet(sheet).Charts
+        for name in charts.ElementNames:
+            chart = charts.getByName(name).EmbeddedObject
+            diagram = chart.getDiagram()
+            out.append({"type": diagram.getDiagramType(),
+                        "title": chart.Title.String if chart.HasMainTitle else None,
+                        "x_title": diagram.XAxisTitle.String if diagram.HasXAxisTitle else None,
+                        "y_title": diagram.YAxisTitle.String if diagram.HasYAxisTitle else None,
+                        "series": len(chart.getFirstDiagram().getCoordinateSystems()[0].getChartTypes()[0].getDataSeries())})
+        return out
+
     # -- feedback --------------------------------------------------------------------------
     def status(self, message: str) -> None:
         self.messages.append(message)

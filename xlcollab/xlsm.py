@@ -392,3 +392,174 @@ def _write_zip(parts: dict[str, bytes], target: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# -- a whole new sheet with charts, added to an existing workbook file ----------------------------------
+DRAWING_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.drawing+xml"
+CHART_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.drawingml.chart+xml"
+
+
+def render_sheet(spec) -> bytes:
+    """A one-sheet .xlsx (openpyxl) holding `spec`: its values, column widths and native charts."""
+    import io
+
+    from openpyxl import Workbook
+    from openpyxl.chart import LineChart, Reference, ScatterChart, Series
+
+    from xlcollab.book import bounds
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = spec.name
+    for r, row in enumerate(spec.cells, start=1):
+        for c, value in enumerate(row, start=1):
+            if value is not None:
+                ws.cell(r, c, value)
+    for letter, width in spec.widths.items():
+        ws.column_dimensions[letter].width = width
+    for ch in spec.charts:
+        xr0, xc0, xr1, _ = bounds(ch.x)
+        xref = Reference(ws, min_col=xc0, min_row=xr0, max_row=xr1)
+        chart = LineChart() if ch.kind == "line" else ScatterChart()
+        for name, ref in ch.series:
+            r0, c0, r1, _ = bounds(ref)
+            yref = Reference(ws, min_col=c0, min_row=r0, max_row=r1)
+            if ch.kind == "line":
+                chart.add_data(yref)
+                chart.series[-1].tx = None
+                from openpyxl.chart.series import SeriesLabel
+                chart.series[-1].tx = SeriesLabel(v=name)
+            else:
+                series = Series(yref, xref, title=name)
+                series.marker.symbol = "circle"
+                series.graphicalProperties.line.noFill = True
+                chart.series.append(series)
+        if ch.kind == "line":
+            chart.set_categories(xref)
+        chart.title, chart.x_axis.title, chart.y_axis.title = ch.title, ch.x_title, ch.y_title
+        chart.width, chart.height = ch.width_cm, ch.height_cm
+        ws.add_chart(chart, ch.anchor)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def graft_sheet(path: Path, spec) -> Path:
+    """Add sheet `spec.name` (values + charts) to the workbook at `path`, replacing it if it is the last sheet.
+
+    The sheet is rendered by openpyxl into a scratch workbook, then its parts (sheet, drawing, charts) are
+    moved in under free names, strings inlined and styles dropped (the two workbooks' style tables differ);
+    every other part of `path` is copied unchanged, and the file is replaced in one step.
+    """
+    import io
+
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            parts = {n: zf.read(n) for n in zf.namelist()}
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise WorkbookError(f"cannot read the workbook ({exc})", path=str(path)) from None
+    with zipfile.ZipFile(io.BytesIO(render_sheet(spec))) as zf:
+        fresh = {n: zf.read(n) for n in zf.namelist()}
+    workbook = etree.fromstring(parts["xl/workbook.xml"])
+    rels = etree.fromstring(parts["xl/_rels/workbook.xml.rels"])
+    types = etree.fromstring(parts["[Content_Types].xml"])
+    sheets_el = workbook.find(f"{{{NS}}}sheets")
+    existing = [s for s in sheets_el if s.get("name") == spec.name]
+    if existing:
+        if existing[0] is not sheets_el[-1]:
+            raise WorkbookError(f"has a sheet '{spec.name}' that is not the last one; delete or rename it first",
+                                path=str(path))
+        _drop_sheet(parts, workbook, rels, types, existing[0], len(sheets_el) - 1)
+    strings = _shared_strings(fresh.get("xl/sharedStrings.xml"))
+    sheet_part = _free_name(parts, "xl/worksheets/sheet{}.xml")
+    sheet_xml = etree.fromstring(fresh["xl/worksheets/sheet1.xml"])
+    for c in sheet_xml.iter(f"{{{NS}}}c"):
+        c.attrib.pop("s", None)
+        if c.get("t") == "s":
+            v = c.find(f"{{{NS}}}v")
+            c.remove(v)
+            c.set("t", "inlineStr")
+            t = etree.SubElement(etree.SubElement(c, f"{{{NS}}}is"), f"{{{NS}}}t")
+            t.text = strings[int(v.text)]
+            t.set("{http://www.w3.org/XML/1998/namespace}space", "preserve")
+    for view in sheet_xml.iter(f"{{{NS}}}sheetView"):
+        view.attrib.pop("tabSelected", None)
+    for cols in sheet_xml.iter(f"{{{NS}}}col"):
+        cols.attrib.pop("style", None)
+    fresh_rels = _rels_of("xl/worksheets/sheet1.xml")
+    if fresh_rels in fresh:
+        srels = etree.fromstring(fresh[fresh_rels])
+        for rel in srels:
+            drawing_src = "xl/drawings/" + rel.get("Target").rsplit("/", 1)[1]
+            drawing_part = _free_name(parts, "xl/drawings/drawing{}.xml")
+            rel.set("Target", "../drawings/" + drawing_part.rsplit("/", 1)[1])
+            drels = etree.fromstring(fresh[_rels_of(drawing_src)])
+            for crel in drels:
+                chart_part = _free_name(parts, "xl/charts/chart{}.xml")
+                parts[chart_part] = fresh["xl/charts/" + crel.get("Target").rsplit("/", 1)[1]]
+                crel.set("Target", "../charts/" + chart_part.rsplit("/", 1)[1])
+                etree.SubElement(types, f"{{{CT_NS}}}Override", PartName="/" + chart_part, ContentType=CHART_CONTENT_TYPE)
+            parts[drawing_part] = fresh[drawing_src]
+            parts[_rels_of(drawing_part)] = _xml(drels)
+            etree.SubElement(types, f"{{{CT_NS}}}Override", PartName="/" + drawing_part, ContentType=DRAWING_CONTENT_TYPE)
+        parts[_rels_of(sheet_part)] = _xml(srels)
+    parts[sheet_part] = _xml(sheet_xml)
+    etree.SubElement(types, f"{{{CT_NS}}}Override", PartName="/" + sheet_part, ContentType=WORKSHEET_CONTENT_TYPE)
+    rid = _free_id({r.get("Id") for r in rels}, "rId{}")
+    etree.SubElement(rels, f"{{{PKG_NS}}}Relationship", Id=rid, Type=WORKSHEET_REL, Target=sheet_part.removeprefix("xl/"))
+    sheet_id = max([int(s.get("sheetId")) for s in sheets_el] + [0]) + 1
+    el = etree.SubElement(sheets_el, f"{{{NS}}}sheet", name=spec.name, sheetId=str(sheet_id))
+    el.set(f"{{{R_NS}}}id", rid)
+    # a macro-enabled book keeps its VBA project as it is: Excel gives a sheet without a code name its own
+    # document module when it opens the file (rebuilding the project here would drop the user's VBA edits)
+    parts["xl/workbook.xml"] = _xml(workbook)
+    parts["xl/_rels/workbook.xml.rels"] = _xml(rels)
+    parts["[Content_Types].xml"] = _xml(types)
+    _write_zip(parts, path)
+    return path
+
+
+def _shared_strings(xml: bytes | None) -> list[str]:
+    if xml is None:
+        return []
+    root = etree.fromstring(xml)
+    return ["".join(si.itertext()) for si in root.findall(f"{{{NS}}}si")]
+
+
+def _sheet_part(rels: etree._Element, sheet: etree._Element) -> str:
+    target = {r.get("Id"): r.get("Target") for r in rels}[sheet.get(f"{{{R_NS}}}id")]
+    return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+
+
+def _drop_sheet(parts: dict, workbook: etree._Element, rels: etree._Element, types: etree._Element,
+                sheet: etree._Element, index: int) -> None:
+    """Remove the last sheet with its drawing and charts (the ones an earlier graft added)."""
+    part = _sheet_part(rels, sheet)
+    gone = [part]
+    rel_part = _rels_of(part)
+    if rel_part in parts:
+        for rel in etree.fromstring(parts[rel_part]):
+            if rel.get("Type").endswith("/drawing"):
+                drawing = os.path.normpath(f"xl/worksheets/{rel.get('Target')}").replace(os.sep, "/")
+                gone.append(drawing)
+                drels = _rels_of(drawing)
+                if drels in parts:
+                    for crel in etree.fromstring(parts[drels]):
+                        gone.append(os.path.normpath(f"xl/drawings/{crel.get('Target')}").replace(os.sep, "/"))
+                    gone.append(drels)
+        gone.append(rel_part)
+    for name in gone:
+        parts.pop(name, None)
+    for el in list(types):
+        if el.get("PartName", "").lstrip("/") in gone:
+            types.remove(el)
+    for rel in list(rels):
+        if rel.get("Id") == sheet.get(f"{{{R_NS}}}id"):
+            rels.remove(rel)
+    sheet.getparent().remove(sheet)
+    names = workbook.find(f"{{{NS}}}definedNames")
+    if names is not None:
+        for dn in list(names):
+            if dn.get("localSheetId") == str(index):
+                names.remove(dn)

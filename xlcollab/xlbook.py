@@ -1,0 +1,142 @@
+"""A Book over a live Excel workbook through xlwings: what the buttons' macros work on.
+
+Reads take values and formulas of a range in two calls; `commit()` checks that no written cell holds a
+formula, writes each horizontal run of cells in one call with screen updating off, then lets Excel
+recalculate. Progress goes to Excel's status bar, failures to a message box. Needs Excel (Windows or
+macOS); nothing here runs on Linux, where the same macros are tested through FileBook and UnoBook.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from xlcollab.book import Book, Grid, bounds, cell_name, column_index
+from xlcollab.errors import WorkbookError
+
+
+def _grid(value: Any, rows: int, cols: int) -> Grid:
+    """xlwings gives a scalar for one cell and a flat list for one row/column: always a 2-D list."""
+    if rows == 1 and cols == 1:
+        return [[value[0][0] if isinstance(value, (list, tuple)) and value and isinstance(value[0], (list, tuple)) else value]]
+    if isinstance(value, (list, tuple)) and value and not isinstance(value[0], (list, tuple)):
+        return [list(value)] if rows == 1 else [[v] for v in value]
+    return [list(r) for r in value]
+
+
+class XlwingsBook(Book):
+    """An open Excel workbook (an `xw.Book`), e.g. `XlwingsBook(xw.Book.caller())`."""
+
+    def __init__(self, book: Any) -> None:
+        super().__init__()
+        self.book = book
+        self.name = book.name
+        self.fullname = book.fullname
+
+    @property
+    def path(self) -> Path | None:
+        """The workbook file, when it is saved on a local disk (not a new or OneDrive-only book)."""
+        full = self.fullname
+        return Path(full) if full and "://" not in full and Path(full).is_absolute() else None
+
+    def sheet_names(self) -> list[str]:
+        return [s.name for s in self.book.sheets]
+
+    def _sheet(self, sheet: str):
+        self.require_sheet(sheet)
+        return self.book.sheets[sheet]
+
+    def names(self, sheet: str) -> dict[str, str]:
+        out = {}
+        for n in self._sheet(sheet).names:  # sheet-scoped names: name "'dotprod'!movie_factors"
+            out[n.name.rsplit("!", 1)[-1]] = n.refers_to.lstrip("=")
+        return out
+
+    def read(self, sheet: str, ref: str) -> Grid:
+        r0, c0, r1, c1 = bounds(ref)
+        rng = self._sheet(sheet).range(ref.replace("$", ""))
+        values = _grid(rng.options(ndim=2).value, r1 - r0 + 1, c1 - c0 + 1)
+        formulas = _grid(rng.formula, r1 - r0 + 1, c1 - c0 + 1)
+        return [[f if isinstance(f, str) and f.startswith("=") else v for v, f in zip(vr, fr)]
+                for vr, fr in zip(values, formulas)]
+
+    def _commit(self, writes: dict[str, dict[str, Any]]) -> None:
+        runs = []
+        for sheet, cells in writes.items():  # check every written cell before writing any
+            sht = self._sheet(sheet)
+            coords = {}
+            for ref in cells:
+                letters = ref.rstrip("0123456789")
+                coords[ref] = (int(ref[len(letters):]), column_index(letters))
+            r0, r1 = min(r for r, _ in coords.values()), max(r for r, _ in coords.values())
+            c0, c1 = min(c for _, c in coords.values()), max(c for _, c in coords.values())
+            box = f"{cell_name(r0, c0)}:{cell_name(r1, c1)}"
+            formulas = _grid(sht.range(box).formula, r1 - r0 + 1, c1 - c0 + 1)
+            for ref, (r, c) in coords.items():
+                f = formulas[r - r0][c - c0]
+                if isinstance(f, str) and f.startswith("="):
+                    raise WorkbookError(f"refusing to overwrite the formula {f}", sheet=sheet, cell=ref, path=self.name)
+            by_row: dict[int, list[tuple[int, Any]]] = {}
+            for ref, (r, c) in coords.items():
+                by_row.setdefault(r, []).append((c, cells[ref]))
+            for r, items in by_row.items():
+                items.sort()
+                start, run = items[0][0], [items[0][1]]
+                for (c, v), (prev, _) in zip(items[1:], items):
+                    if c == prev + 1:
+                        run.append(v)
+                    else:
+                        runs.append((sht, r, start, run))
+                        start, run = c, [v]
+                runs.append((sht, r, start, run))
+        app = self.book.app
+        updating = app.screen_updating
+        app.screen_updating = False
+        try:
+            for sht, r, c, values in runs:
+                sht.range((r, c)).value = [values] if len(values) > 1 else values[0]
+        finally:
+            app.screen_updating = updating
+        app.calculate()
+
+    def active_sheet(self) -> str:
+        """The sheet whose button was clicked."""
+        return self.book.sheets.active.name
+
+    def status(self, message: str) -> None:
+        self.book.app.status_bar = message or False
+
+    def alert(self, message: str) -> None:
+        self.book.app.alert(message, title="xlcollab", buttons="ok", mode="critical")
+
+    def put_sheet(self, spec: Any) -> None:
+        """Create or replace sheet `spec.name` with values and native charts (titles where Excel's API allows)."""
+        app = self.book.app
+        alerts = app.display_alerts
+        app.display_alerts = False
+        try:
+            if spec.name in self.sheet_names():
+                self.book.sheets[spec.name].delete()
+        finally:
+            app.display_alerts = alerts
+        sht = self.book.sheets.add(spec.name, after=self.book.sheets[len(self.book.sheets) - 1])
+        if spec.cells:
+            sht.range("A1").value = spec.cells
+        for letter, chars in spec.widths.items():
+            sht.range(f"{letter}:{letter}").column_width = chars
+        for ch in spec.charts:
+            x0r, x0c, x1r, _ = bounds(ch.x)
+            last_col = max(bounds(ref)[3] for _, ref in ch.series)
+            first_col = x0c if ch.kind == "line" else min(x0c, min(bounds(ref)[1] for _, ref in ch.series))
+            anchor = sht.range(ch.anchor)
+            chart = sht.charts.add(anchor.left, anchor.top, width=ch.width_cm * 28.35, height=ch.height_cm * 28.35)
+            chart.chart_type = "line" if ch.kind == "line" else "xy_scatter"
+            chart.set_source_data(sht.range((x0r - 1, first_col), (x1r, last_col)))
+            try:  # Windows COM; macOS's scripting bridge names these differently
+                api = chart.api[1]
+                api.HasTitle = True
+                api.ChartTitle.Text = ch.title
+                for axis, text in ((1, ch.x_title), (2, ch.y_title)):
+                    api.Axes(axis).HasTitle = True
+                    api.Axes(axis).AxisTitle.Text = text
+            except Exception:  # titles are cosmetic: never fail the macro over them
+                pass
