@@ -2,13 +2,15 @@
 
 Each rule takes one parameter and its gradient, updates the named buffers in `state` (the names
 torch.optim uses: `momentum_buffer`, `sum`, `square_avg`, `exp_avg`, `exp_avg_sq`, `step`) and
-returns the new parameter. The arithmetic is written once and runs unchanged on torch tensors of any
-shape and on Python floats: float64 tensors and floats give bit-identical results (+ - * / are
-correctly rounded in IEEE 754 on both, and `_sqrt` makes the tensors' sqrt so too), which is what lets the graddesc sheets run their long scalar traces on
-plain floats, hundreds of times faster than 0-d tensors, without changing a single bit.
+returns the new parameter. The arithmetic is written once, in the order the sheets' formulas compute
+it, and runs unchanged on torch tensors of any shape and on Python floats. Float64 tensors and floats
+give bit-identical results (+ - * / are correctly rounded on both, and `_sqrt` makes the tensors' sqrt
+so too), which lets the graddesc sheets run their long scalar traces on plain floats, far cheaper per
+step than 0-d tensors, without changing a bit.
 
 Buffers start at zero, as the sheets' top cells do. `make_optimizer` returns torch.optim's own class
-wherever the maths is the same, and `SheetOptimizer` (our rule, in place) where it is not.
+wherever the maths is the same, and `SheetOptimizer` (our rule, in place) where it is not. torch is
+imported only where a torch optimizer is made, so `xlcollab run` never pays for it.
 """
 from __future__ import annotations
 
@@ -52,10 +54,10 @@ def sgd(param: Number, grad: Number, state: dict[str, Any], *, lr: float, moment
         p   = p - lr * m                                   (p - lr * g without momentum)
 
     Differs from torch.optim.SGD: the buffer starts at zero, as the sheet's top cell does, where torch
-    starts it at the first gradient. Steps equal torch's up to rounding: torch fuses p - lr·g into one
-    multiply-add, where this rule (like the sheet's formula) rounds the product and the difference. With dampening = 0 (torch's default) the two are the same maths;
+    starts it at the first gradient. With dampening = 0 (torch's default) the two are the same maths;
     the `momentum` sheet uses dampening = momentum, the exponential average m = βm + (1-β)g, so its
-    first step is (1-β) times torch's.
+    first step is (1-β) times torch's. Steps equal torch's up to rounding: torch fuses p - lr·g into
+    one multiply-add, where this rule (like the sheet's formula) rounds the product, then the difference.
     """
     if weight_decay:
         grad = grad + weight_decay * param
@@ -169,7 +171,8 @@ def _torch_equivalent(rule: str, params: Iterable, settings: dict[str, Any]):
 
     s = dict(settings)
     if rule == "sgd" and not s.get("dampening", 0.0):
-        return torch.optim.SGD(params, lr=s["lr"], momentum=s.get("momentum", 0.0), weight_decay=s.get("weight_decay", 0.0))
+        return torch.optim.SGD(params, lr=s["lr"], momentum=s.get("momentum", 0.0),
+                               weight_decay=s.get("weight_decay", 0.0))
     if rule == "adagrad":
         return torch.optim.Adagrad(params, lr=s["lr"], eps=s.get("eps", 1e-10), weight_decay=s.get("weight_decay", 0.0))
     if rule == "rmsprop":
