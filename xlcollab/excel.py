@@ -64,7 +64,7 @@ def _cell_error(f: Callable[[], Any]) -> Any:
     try:
         return f()
     except (XlcollabError, ValueError, TypeError, KeyError) as exc:
-        text = str(exc).strip("'\"") or type(exc).__name__
+        text = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc) or type(exc).__name__
         return ERROR_PREFIX + text.splitlines()[0]
 
 
@@ -269,7 +269,12 @@ def caller_book() -> "Book":
     if xw is None:
         raise XlcollabError("the Excel entry points need xlwings: pip install xlwings")
     from xlcollab.xlbook import XlwingsBook
-    return XlwingsBook(xw.Book.caller())
+    try:
+        caller = xw.Book.caller()
+    except Exception as exc:  # no Excel here, or not started from a workbook
+        raise XlcollabError(f"no calling Excel workbook ({type(exc).__name__}: {exc}); these macros run from the "
+                            "workbook's buttons, or from Python with a Book: solve(FileBook(path), 'dotprod')") from None
+    return XlwingsBook(caller)
 
 
 def _active(book: "Book") -> str:
@@ -286,12 +291,7 @@ def _macro(book: "Book | None", what: str, action: Callable[["Book"], Any]) -> A
     the message box (where the Book has one) and the exception.
     """
     live = book is None
-    try:
-        book = caller_book() if live else book
-    except XlcollabError:
-        if live:
-            return None
-        raise
+    book = caller_book() if live else book  # no workbook, no message box: this one raises
     try:
         result = action(book)
         book.commit()
