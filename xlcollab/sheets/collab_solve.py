@@ -25,7 +25,7 @@ from xlcollab.sheets.common import LAST_RUN_LABELS
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "momentum", "lbfgs")
 # (lr, epochs) used when --optimizer differs from a tab's default and no --lr/--epochs is given
-OPTIMIZER_DEFAULTS = {"adam": (0.05, 1000), "adamw": (0.05, 1000), "sgd": (0.1, 1000), "momentum": (0.05, 1000),
+OPTIMIZER_DEFAULTS = {"adam": (0.05, 1000), "adamw": (0.05, 1000), "sgd": (0.5, 1000), "momentum": (0.1, 1000),
                       "lbfgs": (1.0, 300)}
 
 Forward = Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]
@@ -205,21 +205,20 @@ def _read_long(s: _Sheet, k: int | None = None) -> tuple[np.ndarray, np.ndarray,
     return ui, mi, ratings[:, 2].copy(), params
 
 
-def read_embedding(book: Book, sheet: str, *, onehot: bool) -> Model:
-    """movielens_emb / movielens_1hot: prediction = SUMPRODUCT(user row, movie row); RMSE = SQRT(AVERAGE(err))."""
+def read_embedding(book: Book, sheet: str) -> Model:
+    """movielens_emb / movielens_1hot: prediction = SUMPRODUCT(user row, movie row); RMSE = SQRT(AVERAGE(err)).
+
+    movielens_1hot's MMULT(one-hot row, embedding matrix) adds one product 1 * e and fourteen exact zeros,
+    so it is the INDEX/MATCH lookup bit for bit; both tabs use the lookup, so from the same start they
+    also take the same steps and end with the same predictions.
+    """
     s = _Sheet(book, sheet)
     ui, mi, y, params = _read_long(s)
-    nu, nm = params["user_factors"].shape[0], params["movie_factors"].shape[0]
-    data = {"y": torch.as_tensor(y), "ui": torch.as_tensor(ui), "mi": torch.as_tensor(mi),
-            "onehot_u": torch.nn.functional.one_hot(torch.as_tensor(ui), nu).double(),
-            "onehot_m": torch.nn.functional.one_hot(torch.as_tensor(mi), nm).double()}
+    data = {"y": torch.as_tensor(y), "ui": torch.as_tensor(ui), "mi": torch.as_tensor(mi)}
 
     def forward(p: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         d = data
-        if onehot:  # MMULT(one-hot row, embedding matrix): the same numbers as the lookup, bit for bit
-            u, m = d["onehot_u"] @ p["user_factors"], d["onehot_m"] @ p["movie_factors"]
-        else:       # INDEX(embeddings, MATCH(id, ids, 0), k)
-            u, m = p["user_factors"][d["ui"]], p["movie_factors"][d["mi"]]
+        u, m = p["user_factors"][d["ui"]], p["movie_factors"][d["mi"]]
         preds = (u * m).sum(1)
         rmse = torch.sqrt(((preds - d["y"]) ** 2).mean())
         return rmse, preds[:, None]
@@ -258,8 +257,8 @@ def read_nnet(book: Book, sheet: str) -> Model:
 READERS: dict[str, Callable[[Book, str], Model]] = {
     "dotprod": lambda b, s: read_crosstab(b, s, bias=False),
     "bias": lambda b, s: read_crosstab(b, s, bias=True),
-    "movielens_emb": lambda b, s: read_embedding(b, s, onehot=False),
-    "movielens_1hot": lambda b, s: read_embedding(b, s, onehot=True),
+    "movielens_emb": read_embedding,
+    "movielens_1hot": read_embedding,
     "nnet": read_nnet,
 }
 
