@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -45,16 +46,20 @@ def convergence(horizon: int) -> list[dict]:
     return rows
 
 
-def time_run(repeats: int, epochs: int = 1000) -> list[float]:
-    times = []
+def time_run(repeats: int, epochs: int = 1000) -> tuple[list[float], list[float]]:
+    """Wall seconds and CPU seconds (user + sys of the child: what other jobs on the machine cannot inflate)."""
+    walls, cpus = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(repeats):
             path = gd.build_workbook(Path(tmp) / f"graddesc{i}.xlsx")
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             clock = time.perf_counter()
             subprocess.run([sys.executable, "-m", "xlcollab", "run", str(path), "--sheet", "all", "--epochs", str(epochs)],
                            check=True, capture_output=True)
-            times.append(time.perf_counter() - clock)
-    return times
+            walls.append(time.perf_counter() - clock)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return walls, cpus
 
 
 def main() -> None:
@@ -73,12 +78,13 @@ def main() -> None:
     for r in convergence(args.horizon):
         print(f"| {r['sheet']} | {r['settings']} | {r['first'] or never} | {r['stays'] or 'leaves again'} "
               f"| {r['a']:.4f}, {r['b']:.4f} | {r['loss1']:.4g} → {r['loss']:.3g} | {r['us_per_step']:.2f} |")
-    times = time_run(args.repeats)
+    walls, cpus = time_run(args.repeats)
     print(f"\n`xlcollab run graddesc.xlsx --sheet all --epochs 1000` (8 tabs x 1,000 epochs x 29 steps, "
           f"fresh process and workbook each time, load average {os.getloadavg()[0]:.2f} after):\n")
-    print("| runs | median s | min s | max s |")
-    print("|---:|---:|---:|---:|")
-    print(f"| {len(times)} | {statistics.median(times):.2f} | {min(times):.2f} | {max(times):.2f} |")
+    print("| runs | wall s: median (min-max) | CPU s (user+sys): median (min-max) |")
+    print("|---:|---|---|")
+    print(f"| {len(walls)} | {statistics.median(walls):.2f} ({min(walls):.2f}-{max(walls):.2f}) "
+          f"| {statistics.median(cpus):.2f} ({min(cpus):.2f}-{max(cpus):.2f}) |")
 
 
 if __name__ == "__main__":
