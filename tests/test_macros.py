@@ -1,0 +1,264 @@
+"""The button macros end to end: on workbook files (FileBook) and on a live LibreOffice (UnoBook over UNO)."""
+from __future__ import annotations
+
+import shutil
+import sys
+
+import openpyxl
+import pytest
+
+from xlcollab import excel, libreoffice, unobook, xlsm
+from xlcollab.errors import WorkbookError, XlcollabError
+from xlcollab.filebook import FileBook
+from xlcollab.sheets import collab, graddesc
+
+needs_lo = pytest.mark.skipif(not unobook.available(), reason="LibreOffice or python3-uno not installed")
+EPOCHS = dict(epochs=2, n_factors=8)  # fit_movielens kept short: the layer, not the model, is under test
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("macros")
+    c = collab.build_workbook(root / "collab_filter.xlsx")
+    g = graddesc.build_workbook(root / "graddesc.xlsx")
+    return {"collab": c, "graddesc": g, "collab_xlsm": xlsm.make_xlsm(c, root / "collab_filter.xlsm", "collab")}
+
+
+@pytest.fixture
+def copy(built, tmp_path):
+    def make(kind: str, name: str | None = None):
+        src = built[kind]
+        return shutil.copy(src, tmp_path / (name or src.name))
+    return make
+
+
+class Recording(FileBook):
+    """A FileBook that keeps what a live application would show in its status bar and message boxes."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.messages, self.alerts = [], []
+
+    def status(self, message):
+        self.messages.append(message)
+
+    def alert(self, message):
+        self.alerts.append(message)
+
+
+# -- (a) workbook files --------------------------------------------------------------------------------
+@pytest.mark.libreoffice
+@pytest.mark.skipif(not libreoffice.available(), reason="LibreOffice not installed")
+def test_solve_on_a_file_then_libreoffice_computes_torchs_rmse(copy, tmp_path):
+    path = copy("collab")
+    book = Recording(path)
+    result = excel.solve(book, "bias")
+    assert result["final_rmse"] < result["start_rmse"] and book.alerts == []
+    assert book.messages[-1] == "xlcollab: Solve done"
+    (out,) = libreoffice.recalc([path], tmp_path / "recalc")
+    ws = openpyxl.load_workbook(out, data_only=True)["bias"]
+    cell = FileBook(path).ref_of("bias", "rmse")
+    assert ws[cell].value == pytest.approx(result["final_rmse"], rel=1e-9)
+
+
+def test_run_and_reset_on_a_file(copy):
+    path = copy("graddesc")
+    first = excel.run(FileBook(path), "momentum")
+    second = excel.run(FileBook(path), "momentum", epochs=3)
+    assert (first["epoch"], second["epoch"]) == (5, 8)
+    book = FileBook(path)
+    assert book.read_name("momentum", "epoch") == [[8]]
+    assert book.read_name("momentum", "a")[0][0] == pytest.approx(second["a"], rel=1e-15)
+    trace = book.read_name("momentum", "trace")
+    assert [row[0] for row in trace[:9]] == [1, 2, 3, 4, 5, 6, 7, 8, None]
+    cleared = excel.reset(FileBook(path), "momentum")
+    assert cleared["cleared"] == 8
+    book = FileBook(path)
+    assert (book.read_name("momentum", "a"), book.read_name("momentum", "b")) == ([[1]], [[1]])
+    assert all(v is None for row in book.read_name("momentum", "trace")[:9] for v in row)
+
+
+@pytest.mark.parametrize("macro, sheet, message", [
+    (excel.solve, "adam", "Solve works on the collab_filter tabs"),
+    (excel.run, "data", "Run and Reset work on the graddesc optimizer tabs"),
+    (excel.reset, "compare", "Run and Reset work on the graddesc optimizer tabs"),
+    (excel.run, "no such tab", "Run and Reset work on the graddesc optimizer tabs"),
+])
+def test_macro_on_a_sheet_that_is_not_ours(copy, macro, sheet, message):
+    path = copy("graddesc")
+    before = path.read_bytes()
+    book = Recording(path)
+    with pytest.raises(WorkbookError, match=message):
+        macro(book, sheet)
+    assert path.read_bytes() == before
+    assert len(book.alerts) == 1 and message in book.alerts[0] and book.alerts[0].startswith("xlcollab ")
+
+
+def test_failure_mid_solve_leaves_the_file_as_it_was(copy):
+    path = copy("collab")
+    book = FileBook(path)
+    r0 = book.ref_of("dotprod", "ratings").split(":")[0]
+    book.write("dotprod", r0, "five stars")
+    book.commit()
+    before = path.read_bytes()
+    book = Recording(path)
+    with pytest.raises(XlcollabError, match=rf"cell {r0}"):
+        excel.solve(book, "dotprod")
+    assert path.read_bytes() == before
+    assert book.pending() == {} and r0 in book.alerts[0]
+
+
+def test_entry_points_need_a_calling_workbook():
+    with pytest.raises(XlcollabError, match="no calling Excel workbook"):
+        excel.solve()
+
+
+def test_fit_movielens_on_a_macro_enabled_file(copy):
+    olevba = pytest.importorskip("oletools.olevba")
+    path = copy("collab_xlsm")
+    book = Recording(path)
+    result = excel.fit_movielens(book, **EPOCHS)
+    model = excel.model_path_for(path)
+    assert result["model"] == str(model) and model.is_file()
+    assert any(m.startswith("xlcollab: epoch 2/2, validation RMSE") for m in book.messages)
+    wb = openpyxl.load_workbook(path, keep_vba=True)
+    assert wb.sheetnames == list(collab.SHEETS) + ["xlwings.conf", "results"]
+    ws = wb["results"]
+    assert [c.value for c in ws[3][:3]] == ["epoch", "train RMSE", "validation RMSE"]
+    assert [ws.cell(4 + i, 1).value for i in range(3)] == [1, 2, None]
+    assert ws.cell(5, 3).value == pytest.approx(result["valid_rmse"], rel=1e-12)
+    titles = sorted(_chart_title(ch) for ch in ws._charts)
+    assert titles == ["Movies on the first two principal axes of their factors", "RMSE by epoch"]
+    recs = [r for r in ws.iter_rows(values_only=True) if isinstance(r[1], int) and isinstance(r[3], float)]
+    assert len(recs) == 15 * 10
+    user, title, pred = recs[0][0], recs[0][2], recs[0][3]
+    udf = excel.XC_RECOMMEND(user, 1, str(model))
+    assert udf[1] == [title, pytest.approx(pred, rel=1e-9)]
+    code = olevba.VBA_Parser(str(path))
+    assert {name: c for _, _, name, c in code.extract_macros()}["xlcollab.bas"] == xlsm.vba_source()
+    excel.fit_movielens(FileBook(path), **EPOCHS)  # again: the results sheet is replaced, not duplicated
+    assert openpyxl.load_workbook(path).sheetnames.count("results") == 1
+
+
+def test_fit_movielens_to_out_keeps_the_original(copy, tmp_path):
+    path = copy("collab")
+    before = path.read_bytes()
+    out = tmp_path / "fitted.xlsx"
+    result = excel.fit_movielens(FileBook(path, out=out), **EPOCHS)
+    assert path.read_bytes() == before
+    assert result["model"] == str(tmp_path / "fitted.xlcollab.pt")
+    assert openpyxl.load_workbook(out).sheetnames[-1] == "results"
+
+
+def _chart_title(chart):
+    return "".join(r.t for p in chart.title.tx.rich.p for r in (p.r or []))
+
+
+# -- (b) a live LibreOffice ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def office():
+    if not unobook.available():
+        pytest.skip("LibreOffice or python3-uno not installed")
+    with unobook.Office() as office:
+        yield office
+
+
+@pytest.mark.libreoffice
+@needs_lo
+def test_solve_the_active_sheet_live(office, copy):
+    book = office.open(copy("collab"))
+    try:
+        book.activate("bias")
+        before = book.read_name("dotprod", "movie_factors")
+        result = excel.solve(book)
+        rmse = book.value("bias", book.ref_of("bias", "rmse"))
+        assert rmse == pytest.approx(result["final_rmse"], rel=1e-9)  # LibreOffice's own formulas agree with torch
+        assert book.read_name("dotprod", "movie_factors") == before    # only the active tab was solved
+        assert book.alerts == [] and book.messages[-1] == "xlcollab: Solve done"
+    finally:
+        book.close()
+
+
+@pytest.mark.libreoffice
+@needs_lo
+def test_run_and_reset_live_match_the_file_backend(office, copy):
+    path, twin = copy("graddesc"), copy("graddesc", "twin.xlsx")
+    on_file = excel.run(FileBook(twin), "adamw")
+    book = office.open(path)
+    try:
+        book.activate("adamw")
+        live = excel.run(book)
+        assert live["a"] == pytest.approx(on_file["a"], rel=1e-12) and live["epoch"] == 5
+        file_trace = FileBook(twin).read_name("adamw", "trace")[:6]
+        live_trace = book.read_name("adamw", "trace")[:6]
+        for got, want in zip(live_trace, file_trace):
+            assert got == pytest.approx(want, rel=1e-12) if want[0] is not None else all(v is None for v in got)
+        excel.reset(book)
+        assert (book.read_name("adamw", "a"), book.read_name("adamw", "epoch")) == ([[1.0]], [[0.0]])
+    finally:
+        book.close()
+
+
+@pytest.mark.libreoffice
+@needs_lo
+def test_fit_movielens_live_writes_the_results_sheet_with_charts(office, copy, tmp_path):
+    book = office.open(copy("collab"))
+    try:
+        result = excel.fit_movielens(book, model_path=tmp_path / "live.pt", **EPOCHS)
+        assert "results" in book.sheet_names()
+        charts = {c["title"]: c for c in book.charts("results")}
+        assert charts["RMSE by epoch"]["type"] == "com.sun.star.chart.LineDiagram"
+        assert charts["RMSE by epoch"]["series"] == 2
+        scatter = charts["Movies on the first two principal axes of their factors"]
+        assert (scatter["type"], scatter["x_title"], scatter["y_title"]) == ("com.sun.star.chart.XYDiagram", "axis 1", "axis 2")
+        assert book.read("results", "C5")[0][0] == pytest.approx(result["valid_rmse"], rel=1e-12)
+        excel.fit_movielens(book, model_path=tmp_path / "live.pt", **EPOCHS)
+        assert book.sheet_names().count("results") == 1
+    finally:
+        book.close()
+
+
+@pytest.mark.libreoffice
+@needs_lo
+def test_failure_live_shows_the_reason_and_writes_nothing(office, copy):
+    book = office.open(copy("collab"))
+    try:
+        book.activate("dotprod")
+        first = book.ref_of("dotprod", "ratings").split(":")[0]
+        book.write("dotprod", first, "abc")
+        book.commit()
+        before = book.read_name("dotprod", "user_factors")
+        with pytest.raises(XlcollabError):
+            excel.solve(book)
+        assert book.read_name("dotprod", "user_factors") == before
+        assert len(book.alerts) == 1 and first in book.alerts[0]
+        with pytest.raises(WorkbookError, match="Run and Reset work on the graddesc optimizer tabs"):
+            excel.run(book)
+        assert len(book.alerts) == 2
+    finally:
+        book.close()
+
+
+# -- Excel itself ------------------------------------------------------------------------------------------
+def _excel_available() -> bool:
+    if not sys.platform.startswith(("win", "darwin")):
+        return False
+    try:
+        import xlwings as xw
+        return xw.apps.count >= 0
+    except Exception:
+        return False
+
+
+@pytest.mark.excel
+@pytest.mark.skipif(not _excel_available(), reason="needs Microsoft Excel")
+def test_solve_in_excel(copy):
+    import xlwings as xw
+    from xlcollab.xlbook import XlwingsBook
+    app = xw.App(visible=False)
+    try:
+        book = XlwingsBook(app.books.open(str(copy("collab"))))
+        result = excel.solve(book, "dotprod")
+        assert book.book.sheets["dotprod"].range(book.ref_of("dotprod", "rmse")).value == pytest.approx(result["final_rmse"], rel=1e-9)
+    finally:
+        app.quit()
