@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import random
 import re
+import sys
 import zipfile
+from types import SimpleNamespace
 
 import openpyxl
 import pytest
@@ -139,3 +141,45 @@ def test_libreoffice_binds_every_button_to_its_macro(built):
                     assert f"Public Sub {sub}()" in code and f"x.{macro}()" in code
             finally:
                 book.close()
+
+
+# -- xlcollab addin ----------------------------------------------------------------------------------------
+def test_addin_prints_the_steps_and_installs_nothing_without_excel(capsys, monkeypatch):
+    from xlcollab.cli import addin, main
+    monkeypatch.setattr(addin, "find_excel", lambda platform=None: None)
+    monkeypatch.setattr(addin.subprocess, "run", lambda *a, **k: pytest.fail("must not install without Excel"))
+    assert main(["addin"]) == 0
+    out = capsys.readouterr().out
+    assert "xlwings addin install" in out and "Enable Content" in out and "Import Functions" in out
+    assert "Excel is not installed here, so nothing was installed" in out
+    assert "xlwings runpython install" in "\n".join(addin.steps("darwin"))  # macOS also needs RunPython's helper
+
+
+def test_addin_runs_the_xlwings_installer_where_excel_is(capsys, monkeypatch, tmp_path):
+    from xlcollab.cli import addin, main
+    ran = []
+    monkeypatch.setattr(addin, "find_excel", lambda platform=None: tmp_path / "EXCEL.EXE")
+    monkeypatch.setattr(addin.subprocess, "run", lambda cmd, check: ran.append(cmd) or SimpleNamespace(returncode=0))
+    assert main(["addin"]) == 0
+    assert ran and ran[0][1:] == ["-m", "xlwings.cli", "addin", "install"]
+    ran.clear()
+    assert main(["addin", "--dry-run"]) == 0 and ran == []
+
+
+def test_addin_writes_the_interpreter_into_xlwings_conf(built, tmp_path, capsys):
+    from xlcollab.cli import addin, main
+    path = tmp_path / "g.xlsm"
+    path.write_bytes(built["graddesc"][1].read_bytes())
+    assert addin.set_interpreter(path, r"C:\Python311\pythonw.exe", "win32") == "Interpreter_Win"
+    assert addin.set_interpreter(path, r"C:\Py312\pythonw.exe", "win32") == "Interpreter_Win"  # replaced, not added
+    ws = openpyxl.load_workbook(path, keep_vba=True)["xlwings.conf"]
+    keys = []
+    for row in ws.iter_rows(values_only=True):  # what xlwings reads: A1 down to the first empty cell
+        if row[0] is None:
+            break
+        keys.append(row[:2])
+    assert keys == [("UDF Modules", "xlcollab.excel"), ("Interpreter_Win", r"C:\Py312\pythonw.exe")]
+    assert _macros(path)["xlcollab.bas"] == xlsm.vba_source()  # the VBA project is untouched
+    if not sys.platform.startswith("win") and sys.platform != "darwin":
+        assert main(["addin", "--workbook", str(path)]) == 1
+        assert "on the Windows or macOS machine that runs Excel" in capsys.readouterr().err

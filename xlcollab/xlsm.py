@@ -364,7 +364,7 @@ def _conf_sheet_xml() -> bytes:
     def cell(ref: str, text: str) -> str:
         return f'<c r="{ref}" t="inlineStr"><is><t>{escape(text)}</t></is></c>'
     rows = [f'<row r="{i}">{cell(f"A{i}", k)}{cell(f"B{i}", v)}</row>' for i, (k, v) in enumerate(CONF, start=1)]
-    note = len(CONF) + 2
+    note = len(CONF) + 5  # rows below the settings stay empty: `xlcollab addin --workbook` adds the interpreter there
     rows.append(f'<row r="{note}">' + cell(f"A{note}", "xlwings reads the settings above (key in A, value in B, "
                                            "from A1 down to the first empty row); they override the add-in's.") + "</row>")
     return (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns="{NS}" xmlns:r="{R_NS}">'
