@@ -23,6 +23,7 @@ import platform
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -168,11 +169,12 @@ def plain_loop(n_users, n_items, users, items, ratings, k, batch, epochs, device
     return times
 
 
-def xlcollab_loop(n_users, n_items, users, items, ratings, k, batch, epochs, device) -> list[float]:
-    """CollabFit's own loop on tensors already on the device (what fit() runs after encoding)."""
+def xlcollab_loop(n_users, n_items, users, items, ratings, k, batch, epochs, device, wd=0.1) -> list[float]:
+    """CollabFit's own loop on tensors already on the device (what fit() runs after encoding); default
+    settings except factors, batch and wd (wd 0: no penalty term, the plain loop's maths)."""
     est = CollabFit(n_factors=k, epochs=epochs, batch_size=batch, optimizer="adam", device=str(device),
-                    valid_pct=0.0, clip=True, progress=False)
-    s = est._checked()
+                    wd=wd, wd_bias=None if wd == 0 else 0.01, valid_pct=0.0, progress=False)
+    s = est.settings_ = est._checked()
     est.rating_range_ = (0.5, 5.0)
     empty = users[:0]
     est._fit_tensors(s, (users, items, ratings), (empty, empty, ratings[:0]), n_users, n_items, device)
@@ -190,8 +192,9 @@ def gpu_section(args: argparse.Namespace) -> None:
           f"product, Adam; {args.gpu_epochs} timed epochs after 1 warm-up epoch; torch {torch.__version__}\n")
     runs = [
         ("plain PyTorch loop (nn.Embedding + torch.optim.Adam, batch 2^20)", plain_loop, batch),
-        ("xlcollab minibatch (batch 2^20)", xlcollab_loop, batch),
-        ("xlcollab full batch (one step per epoch)", xlcollab_loop, None),
+        ("xlcollab minibatch (batch 2^20), wd 0: the plain loop's maths", partial(xlcollab_loop, wd=0.0), batch),
+        ("xlcollab minibatch (batch 2^20), default L2 wd 0.1/0.01", xlcollab_loop, batch),
+        ("xlcollab full batch (one step per epoch), default L2", xlcollab_loop, None),
     ]
     rows = []
     for name, fn, bs in runs:

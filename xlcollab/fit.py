@@ -104,6 +104,18 @@ class CollabFit:
     threads : int | None                  torch intra-op threads during the fit; None: 1 for small CPU fits
                                           (see PARALLEL_MIN_RATINGS), else torch's setting.
     progress : bool | None                tqdm bar over epochs; None: only when stderr is a terminal.
+
+    Attributes after fit
+    --------------------
+    model_ : nn.Module                    the fitted model (eval mode).
+    trace_ : list of dict                 per epoch: epoch, train_rmse (over the epoch's batches, each taken
+                                          before its step, like fastai's train loss; the data term only),
+                                          valid_rmse (after the epoch), lr (of its last step), seconds.
+    valid_rmse_, train_rmse_ : float      the last epoch's (valid: NaN when valid_pct is 0).
+    fit_seconds_ : float                  building the model + the loop + per-epoch validation; not reading or
+                                          encoding the data, nor torch's one-time import of torch._dynamo.
+    device_ : str                         where it ran; threads_: torch threads it ran on (CPU).
+    user_ids_, item_ids_, titles_         original ids of the codes, movie titles (or None).
     """
 
     def __init__(self, model: str = "dotbias", n_factors: int = 64, epochs: int = 7, lr: float = 0.005,
@@ -260,7 +272,10 @@ class CollabFit:
         callback, if given, receives each trace row as soon as its epoch ends.
         """
         s = self._checked()
-        import torch._dynamo  # noqa: F401  torch.optim imports it on first use (1-5 s): keep that out of fit_seconds_
+        try:  # torch.optim imports torch._dynamo on first use (1-5 s here): keep that out of fit_seconds_
+            import torch._dynamo  # noqa: F401
+        except ImportError:
+            pass
         if not isinstance(ratings, data.Ratings):
             ratings = data.load_ratings(ratings)
         enc = data.encode(ratings)
@@ -308,7 +323,7 @@ class CollabFit:
         tu, ti, tr = train
         n_train = len(tr)
         start = time.perf_counter()
-        devices = [device] if device.type == "cuda" else []
+        devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(s["seed"])
             model = self._build_model(s, n_users, n_items, float(tr.mean())).to(device)
@@ -320,13 +335,12 @@ class CollabFit:
             sgd_decoupled = [g for g in opt.param_groups if g.get("decoupled_wd")]
             l2 = s["wd_mode"] == "l2" and (s["wd"] > 0 or s["wd_bias"] > 0)
             self.model_, self.trace_ = model, []
-            epochs = range(s["epochs"])
             bar = None
             if s["progress"] or (s["progress"] is None and sys.stderr.isatty()):
                 from tqdm.auto import tqdm
-                epochs = bar = tqdm(epochs, desc="fit", unit="epoch", leave=False, file=sys.stderr)
+                bar = tqdm(total=s["epochs"], desc="fit", unit="epoch", leave=False, file=sys.stderr)
             step = 0
-            for epoch in epochs:
+            for epoch in range(s["epochs"]):
                 t0 = time.perf_counter()
                 model.train()
                 sse = torch.zeros((), device=device)
@@ -357,6 +371,8 @@ class CollabFit:
                 train_rmse = _rmse(float(sse), n_train)
                 valid_rmse = self._rmse_on(*valid)
                 if not math.isfinite(train_rmse) or not (math.isfinite(valid_rmse) or len(valid[2]) == 0):
+                    if bar is not None:
+                        bar.close()
                     bad = train_rmse if not math.isfinite(train_rmse) else valid_rmse
                     raise DivergedError(f"the loss became {bad} in epoch {epoch + 1} (lr {s['lr']:g}); "
                                         f"try a lower learning rate, e.g. --lr {s['lr'] / 10:g}")
@@ -365,10 +381,11 @@ class CollabFit:
                 self.trace_.append(row)
                 if bar is not None:
                     bar.set_postfix(train=f"{train_rmse:.4f}", valid=f"{valid_rmse:.4f}")
+                    bar.update()
+                    if epoch + 1 == s["epochs"]:
+                        bar.close()
                 if callback is not None:
                     callback(row)
-            if bar is not None:
-                bar.close()
         model.eval()
         self.valid_rmse_ = self.trace_[-1]["valid_rmse"]
         self.train_rmse_ = self.trace_[-1]["train_rmse"]
