@@ -17,7 +17,6 @@ torch.optim.Adam, batch 2**20, F.mse_loss), in the same process. One warm-up epo
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import statistics
@@ -28,7 +27,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from xlcollab import data  # noqa: E402
@@ -67,7 +65,8 @@ def bench_xlcollab(ratings: data.Ratings, runs: int) -> dict:
         secs.append(fit.fit_seconds_)
     s = fit.settings_
     name = (f"xlcollab fit defaults ({s['model']}, {s['n_factors']} factors, {s['epochs']} epochs, {s['optimizer']} "
-            f"lr {s['lr']:g}, wd {s['wd']:g}/{s['wd_bias']:g} {s['wd_mode']}, batch {s['batch_size']}, {s['schedule']})")
+            f"lr {s['lr']:g}, wd {s['wd']:g}/{s['wd_bias']:g} {s['wd_mode']}, batch {s['batch_size']}, "
+            f"{s['schedule']})")
     return {"method": name, "valid RMSE": f"{statistics.median(rmses):.4f}", "fit s": f"{statistics.median(secs):.2f}",
             "runs": runs, "all fit s": ", ".join(f"{x:.2f}" for x in secs), "threads": fit.threads_}
 

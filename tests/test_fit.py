@@ -67,7 +67,8 @@ def test_full_batch_steps_equal_hand_written_torch_optim_loop(small_ratings, opt
         rates = [g.pop("weight_decay") for g in groups]
         opt = torch.optim.SGD(groups, lr=lr, momentum=0.9 if optimizer == "momentum" else 0.0)
     for _ in range(steps):
-        U, I, bu, bi = model.u_weight.weight[u], model.i_weight.weight[i], model.u_bias.weight[u, 0], model.i_bias.weight[i, 0]
+        U, I = model.u_weight.weight[u], model.i_weight.weight[i]
+        bu, bi = model.u_bias.weight[u, 0], model.i_bias.weight[i, 0]
         pred = torch.sigmoid((U * I).sum(1) + bu + bi + model.global_bias) * 5.5
         loss = ((pred - r) ** 2).mean()
         if not decoupled:
@@ -254,7 +255,8 @@ def test_bias_ranking_orders_most_rated(fitted):
     bias = interpret.item_biases(fit)
     top = interpret.most_rated(fit, 200)
     assert fit.item_counts_[top].min() >= np.sort(fit.item_counts_)[::-1][199]
-    assert best["bias"].iloc[0] == pytest.approx(bias[top].max()) and worst["bias"].iloc[0] == pytest.approx(bias[top].min())
+    assert best["bias"].iloc[0] == pytest.approx(bias[top].max())
+    assert worst["bias"].iloc[0] == pytest.approx(bias[top].min())
     assert best["bias"].is_monotonic_decreasing and worst["bias"].is_monotonic_increasing
 
 

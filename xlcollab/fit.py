@@ -19,7 +19,7 @@ import inspect
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +122,8 @@ class CollabFit:
                  wd: float = 0.1, wd_bias: float | None = 0.01, wd_mode: str | None = None, optimizer: str = "adam",
                  batch_size: int | None = 1024, schedule: str = "annealed", device: str = "auto",
                  valid_pct: float = 0.2, seed: int = 42, y_range: tuple[float, float] | None = (0.0, 5.5),
-                 n_hidden: int = 10, momentum: float = 0.9, beta2: float = 0.99, clip: bool = True, threads: int | None = None,
+                 n_hidden: int = 10, momentum: float = 0.9, beta2: float = 0.99, clip: bool = True,
+                 threads: int | None = None,
                  progress: bool | None = None):
         self.model = model
         self.n_factors = n_factors
@@ -148,7 +149,8 @@ class CollabFit:
     # -- scikit-learn's parameter protocol -------------------------------------------------------------
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The constructor's settings, by name."""
-        return {name: getattr(self, name) for name in inspect.signature(type(self).__init__).parameters if name != "self"}
+        names = inspect.signature(type(self).__init__).parameters
+        return {name: getattr(self, name) for name in names if name != "self"}
 
     def set_params(self, **params: Any) -> CollabFit:
         """Change settings (checked at the next fit)."""
@@ -293,17 +295,17 @@ class CollabFit:
         self.rating_range_ = (float(train_r.min()), float(train_r.max()))
         self._index_seen(enc)
 
-        def on(idx: np.ndarray, arr: np.ndarray, dtype: torch.dtype) -> Tensor:
-            return torch.as_tensor(arr[idx]).to(device=device, dtype=dtype)
+        def on(idx: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
+            return (torch.as_tensor(enc.users[idx]).to(device=device, dtype=torch.long),
+                    torch.as_tensor(enc.items[idx]).to(device=device, dtype=torch.long),
+                    torch.as_tensor(enc.ratings[idx]).to(device=device, dtype=torch.float32))
 
-        tu, ti, tr = on(train_idx, enc.users, torch.long), on(train_idx, enc.items, torch.long), on(train_idx, enc.ratings, torch.float32)
-        vu, vi, vr = on(valid_idx, enc.users, torch.long), on(valid_idx, enc.items, torch.long), on(valid_idx, enc.ratings, torch.float32)
         threads = s["threads"] or (1 if device.type == "cpu" and len(train_idx) < PARALLEL_MIN_RATINGS else None)
         before = torch.get_num_threads()
         try:
             if threads:
                 torch.set_num_threads(threads)
-            self._fit_tensors(s, (tu, ti, tr), (vu, vi, vr), len(enc.user_ids), len(enc.item_ids), device, callback)
+            self._fit_tensors(s, on(train_idx), on(valid_idx), len(enc.user_ids), len(enc.item_ids), device, callback)
         finally:
             torch.set_num_threads(before)
         self.threads_ = threads or before
@@ -316,14 +318,16 @@ class CollabFit:
         self.seen_indptr_ = np.concatenate([[0], np.cumsum(np.bincount(enc.users, minlength=len(enc.user_ids)))])
         self.item_counts_ = np.bincount(enc.items, minlength=len(enc.item_ids))
 
-    def _fit_tensors(self, s: dict[str, Any], train: tuple[Tensor, Tensor, Tensor], valid: tuple[Tensor, Tensor, Tensor],
-                     n_users: int, n_items: int, device: torch.device,
+    def _fit_tensors(self, s: dict[str, Any], train: tuple[Tensor, Tensor, Tensor],
+                     valid: tuple[Tensor, Tensor, Tensor], n_users: int, n_items: int, device: torch.device,
                      callback: Callable[[dict[str, Any]], None] | None = None) -> None:
         """The loop itself, on tensors already on `device`: forward -> backward -> update, one trace row per epoch."""
         tu, ti, tr = train
         n_train = len(tr)
         start = time.perf_counter()
-        devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+        devices = []
+        if device.type == "cuda":
+            devices = [device.index if device.index is not None else torch.cuda.current_device()]
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(s["seed"])
             model = self._build_model(s, n_users, n_items, float(tr.mean())).to(device)
@@ -449,7 +453,9 @@ class CollabFit:
         """One file (torch.save): state dict, settings, id maps, titles, seen movies, trace."""
         self._check_fitted()
         path = Path(path)
-        titles = None if self.titles_ is None else {"ids": self.titles_.index.tolist(), "titles": [str(t) for t in self.titles_.tolist()]}
+        titles = None
+        if self.titles_ is not None:
+            titles = {"ids": self.titles_.index.tolist(), "titles": [str(t) for t in self.titles_.tolist()]}
         blob = {
             "format": FORMAT,
             "settings": self.settings_,

@@ -75,7 +75,8 @@ def axis_ends(coords: pd.DataFrame, axis: int, n: int = 10) -> tuple[pd.DataFram
     """(high, low): the n movies at each end of principal axis `axis` (1-based) of factor_pca's coords."""
     col = f"pc{axis}"
     if col not in coords:
-        raise SettingsError(f"axis {axis} is not in these coordinates (they have {sum(c.startswith('pc') for c in coords)})")
+        have = sum(c.startswith("pc") for c in coords)
+        raise SettingsError(f"axis {axis} is not in these coordinates (they have {have})")
     ordered = coords.sort_values(col, ascending=False, kind="stable")
     return ordered.head(n).reset_index(drop=True), ordered.tail(n)[::-1].reset_index(drop=True)
 

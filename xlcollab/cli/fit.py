@@ -37,14 +37,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("ratings", nargs="?", metavar="RATINGS",
                    help="ratings file, MovieLens directory or .zip (default: the embedded ml-latest-small)")
     p.add_argument("--model", choices=("dotbias", "dot", "nn"), default=d["model"], help="(default: %(default)s)")
-    p.add_argument("--factors", type=int, default=d["n_factors"], help="factors per user and movie (default: %(default)s)")
+    p.add_argument("--factors", type=int, default=d["n_factors"],
+                   help="factors per user and movie (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=d["epochs"], help="(default: %(default)s)")
     p.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate (default: %(default)s)")
     p.add_argument("--wd", type=float, default=d["wd"], help="weight decay (default: %(default)s)")
     p.add_argument("--wd-bias", type=float, default=d["wd_bias"],
                    help="weight decay of the user and movie biases (default: %(default)s)")
     p.add_argument("--wd-mode", choices=("l2", "decoupled"), default=d["wd_mode"],
-                   help="l2: penalty in the loss; decoupled: AdamW-style shrink (default: decoupled for adamw, else l2)")
+                   help="l2: penalty in the loss; decoupled: AdamW-style shrink "
+                        "(default: decoupled for adamw, else l2)")
     p.add_argument("--optimizer", choices=("adamw", "adam", "momentum", "sgd"), default=d["optimizer"],
                    help="(default: %(default)s)")
     p.add_argument("--batch-size", type=_batch, default=d["batch_size"],
@@ -139,7 +141,8 @@ def _positive(name: str, value: int) -> None:
 
 def _table(df: Any, cols: list[str], fmt: dict[str, str]) -> str:
     """A plain left-aligned text table (titles last, so they may be long)."""
-    rows = [[format(v, fmt.get(c, "")) if c in fmt else str(v) for c, v in zip(cols, r)] for r in df[cols].itertuples(index=False)]
+    rows = [[format(v, fmt[c]) if c in fmt else str(v) for c, v in zip(cols, r)]
+            for r in df[cols].itertuples(index=False)]
     widths = [max([len(c)] + [len(r[j]) for r in rows]) for j, c in enumerate(cols)]
     lines = ["  ".join(c.rjust(w) if c != "title" else c for c, w in zip(cols, widths)).rstrip()]
     lines += ["  ".join(v.rjust(w) if c != "title" else v for c, v, w in zip(cols, r, widths)).rstrip() for r in rows]
@@ -162,7 +165,8 @@ def run_recommend(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"movie": args.movie, "similar": _records(sims)}))
             return 0
-        print(f"{len(sims)} movies most like {fit.title(fit.item_ids_[fit.item_codes(args.movie)])} (cosine of factors):")
+        title = fit.title(fit.item_ids_[fit.item_codes(args.movie)])
+        print(f"{len(sims)} movies most like {title} (cosine of factors):")
         print(_table(sims, ["movie", "similarity", "title"], {"similarity": "+.3f"}))
         return 0
     recs = interpret.recommend(fit, args.user, args.n)
