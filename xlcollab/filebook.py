@@ -9,6 +9,7 @@ LibreOffice show values computed from the new inputs, never stale ones.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -31,6 +32,9 @@ REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 PKG_REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
 _C = f"{{{NS}}}c"
 _ROW = f"{{{NS}}}row"
+_F = f"{{{NS}}}f"
+_V = f"{{{NS}}}v"
+_IS = f"{{{NS}}}is"
 
 
 def _q(tag: str) -> str:
@@ -162,12 +166,17 @@ def _formula_text(value: Any) -> Any:
     return value
 
 
-_CELL_RE = re.compile(r"^([A-Z]{1,3})(\d+)$")
+_CELL_RE = re.compile(r"^\$?([A-Z]{1,3})\$?(\d+)$")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _col_row(cell: str) -> tuple[int, int]:
-    letters, row = coordinate_from_string(cell)
-    return column_index_from_string(letters), row
+    """(column, row) of "B3": cached, since a trace write touches tens of thousands of cells."""
+    m = _CELL_RE.match(cell)
+    if m is None:
+        letters, row = coordinate_from_string(cell)
+        return column_index_from_string(letters), row
+    return column_index_from_string(m[1]), int(m[2])
 
 
 def patch_sheet_xml(xml: bytes, cells: dict[str, Any], *, sheet: str, path: str) -> bytes:
@@ -177,32 +186,39 @@ def patch_sheet_xml(xml: bytes, cells: dict[str, Any], *, sheet: str, path: str)
     if data is None:
         raise WorkbookError("worksheet has no sheetData", sheet=sheet, path=path)
     rows = {int(r.get("r")): r for r in data.iter(_ROW)}
-    for cell in sorted(cells, key=lambda c: _col_row(c)[::-1]):
-        col, row_num = _col_row(cell)
+    known: dict[int, dict[str, etree._Element]] = {}  # row number -> {cell name: <c>}, built once per row
+    order = sorted(((row, col), cell) for cell in cells for col, row in [_col_row(cell)])
+    for (row_num, col), cell in order:
         row = rows.get(row_num)
         if row is None:
             row = etree.Element(_ROW, r=str(row_num))
             _insert_sorted(data, row, row_num, key=lambda e: int(e.get("r")))
             rows[row_num] = row
         row.attrib.pop("spans", None)  # an optional hint that new cells may contradict
-        c = next((e for e in row.iter(_C) if e.get("r") == cell), None)
+        in_row = known.get(row_num)
+        if in_row is None:
+            in_row = known[row_num] = {e.get("r"): e for e in row.iter(_C)}
+        c = in_row.get(cell)
         if c is None:
-            c = etree.Element(_C, r=cell)
+            c = in_row[cell] = etree.Element(_C, r=cell)
             _insert_sorted(row, c, col, key=lambda e: _col_row(e.get("r"))[0])
-        elif c.find(_q("f")) is not None:
+        elif c.find(_F) is not None:
             raise WorkbookError("holds a formula; xlcollab only writes into input and parameter cells", sheet=sheet, cell=cell, path=path)
         _set_value(c, cells[cell])
-    for c in data.iter(_C):  # cached results of formulas are stale now
-        if c.find(_q("f")) is not None:
-            for v in c.findall(_q("v")):
-                c.remove(v)
-            c.attrib.pop("t", None)
-    _widen_dimension(root, rows)
+    for f in data.iter(_F):  # cached results of formulas are stale now
+        c = f.getparent()
+        for v in c.findall(_V):
+            c.remove(v)
+        c.attrib.pop("t", None)
+    _widen_dimension(root, [rc for rc, _ in order])
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
 
 
 def _insert_sorted(parent: etree._Element, child: etree._Element, key_value: int, *, key) -> None:
     tag = child.tag
+    if len(parent) and parent[-1].tag == tag and key(parent[-1]) < key_value:
+        parent.append(child)  # after the last one: the common case (appending rows or cells), O(1)
+        return
     for i, sibling in enumerate(parent):
         if sibling.tag == tag and key(sibling) > key_value:
             parent.insert(i, child)
@@ -212,36 +228,36 @@ def _insert_sorted(parent: etree._Element, child: etree._Element, key_value: int
 
 
 def _set_value(c: etree._Element, value: Any) -> None:
-    for child in list(c):
-        if child.tag in (_q("v"), _q("is")):
+    for child in c:
+        if child.tag == _V or child.tag == _IS:
             c.remove(child)
+            break  # a cell holds one value
     c.attrib.pop("t", None)
     if value is None:
         return
     if isinstance(value, bool):
         c.set("t", "b")
-        etree.SubElement(c, _q("v")).text = "1" if value else "0"
+        etree.SubElement(c, _V).text = "1" if value else "0"
     elif isinstance(value, (int, float)):
-        etree.SubElement(c, _q("v")).text = repr(value) if isinstance(value, float) else str(value)
+        etree.SubElement(c, _V).text = repr(value) if isinstance(value, float) else str(value)
     else:
         c.set("t", "inlineStr")
-        t = etree.SubElement(etree.SubElement(c, _q("is")), _q("t"))
+        t = etree.SubElement(etree.SubElement(c, _IS), _q("t"))
         t.text = str(value)
         if t.text != t.text.strip():
             t.set("{http://www.w3.org/XML/1998/namespace}space", "preserve")
 
 
-def _widen_dimension(root: etree._Element, rows: dict[int, etree._Element]) -> None:
+def _widen_dimension(root: etree._Element, written: list[tuple[int, int]]) -> None:
+    """Grow <dimension ref> to cover the written (row, col) cells."""
     dim = root.find(_q("dimension"))
-    if dim is None or not rows:
-        return
-    cols = [_col_row(c.get("r"))[0] for r in rows.values() for c in r.iter(_C) if c.get("r")]
-    if not cols:
+    if dim is None or not written:
         return
     try:
         r0, c0, r1, c1 = bounds(dim.get("ref", "A1"))
     except Exception:
-        r0, c0, r1, c1 = 1, 1, 1, 1
+        r0, c0, r1, c1 = written[0][0], written[0][1], written[0][0], written[0][1]
+    rows, cols = [r for r, _ in written], [c for _, c in written]
     dim.set("ref", range_name(min(r0, min(rows)), min(c0, min(cols)), max(r1, max(rows)), max(c1, max(cols))))
 
 
