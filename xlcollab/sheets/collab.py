@@ -41,10 +41,10 @@ PARAMS = {
 # What one `xlcollab solve` with no flags runs per tab: (optimizer, lr, epochs). Chosen so each tab gets
 # close to its optimum in well under a second (see the README's table for the RMSEs they reach).
 DEFAULTS: dict[str, tuple[str, float, int]] = {
-    "dotprod": ("lbfgs", 1.0, 250),
+    "dotprod": ("lbfgs", 1.0, 200),
     "bias": ("adam", 0.05, 1000),
-    "movielens_emb": ("lbfgs", 1.0, 250),
-    "movielens_1hot": ("lbfgs", 1.0, 250),
+    "movielens_emb": ("lbfgs", 1.0, 200),
+    "movielens_1hot": ("lbfgs", 1.0, 200),
     "nnet": ("adam", 0.05, 2000),
 }
 

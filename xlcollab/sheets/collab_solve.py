@@ -26,7 +26,7 @@ from xlcollab.sheets.common import LAST_RUN_LABELS
 OPTIMIZERS = ("adam", "adamw", "sgd", "momentum", "lbfgs")
 # (lr, epochs) used when --optimizer differs from a tab's default and no --lr/--epochs is given
 OPTIMIZER_DEFAULTS = {"adam": (0.05, 1000), "adamw": (0.05, 1000), "sgd": (0.5, 1000), "momentum": (0.1, 1000),
-                      "lbfgs": (1.0, 300)}
+                      "lbfgs": (1.0, 200)}
 
 Forward = Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]
 
@@ -322,39 +322,42 @@ def _rule(s: Settings) -> Callable[[torch.Tensor, torch.Tensor, dict[str, Any]],
 
 
 class LBFGS:
-    """L-BFGS on a flat vector: two-loop recursion over the last `history` steps, backtracking (Armijo) line search.
+    """L-BFGS on a flat float64 vector: two-loop recursion over the last `history` steps, backtracking
+    (Armijo) line search.
 
     One `step` is one iteration (one direction, one line search), i.e. one epoch of the trace. The first
-    step is scaled like torch.optim.LBFGS's (min(1, 1/|g|_1) * lr); later ones try lr, then halve.
+    step is scaled like torch.optim.LBFGS's (min(1, 1/|g|_1) * lr); later ones try lr, then halve. The
+    vector algebra runs in numpy: on vectors of a few hundred numbers it is many times cheaper than torch
+    calls, and the gradients still come from torch's autograd.
     """
 
     def __init__(self, lr: float = 1.0, history: int = 20) -> None:
         self.lr, self.history = lr, history
-        self.s: list[torch.Tensor] = []
-        self.y: list[torch.Tensor] = []
+        self.pairs: list[tuple[np.ndarray, np.ndarray, float]] = []  # (s, y, 1 / y.s)
         self.converged = False
 
-    def direction(self, g: torch.Tensor) -> torch.Tensor:
-        q, alphas = g.clone(), []
-        for s, y in zip(reversed(self.s), reversed(self.y)):
-            a = s.dot(q) / y.dot(s)
+    def direction(self, g: np.ndarray) -> np.ndarray:
+        q, alphas = g.copy(), []
+        for s, y, rho in reversed(self.pairs):
+            a = rho * s.dot(q)
             q -= a * y
             alphas.append(a)
-        if self.s:
-            q *= self.s[-1].dot(self.y[-1]) / self.y[-1].dot(self.y[-1])
+        if self.pairs:
+            s, y, _ = self.pairs[-1]
+            q *= s.dot(y) / y.dot(y)
         else:
-            q *= min(1.0, 1.0 / float(g.abs().sum()))
-        for (s, y), a in zip(zip(self.s, self.y), reversed(alphas)):
-            q += (a - y.dot(q) / y.dot(s)) * s
+            q *= min(1.0, 1.0 / float(np.abs(g).sum()))
+        for (s, y, rho), a in zip(self.pairs, reversed(alphas)):
+            q += (a - rho * y.dot(q)) * s
         return -q
 
-    def step(self, x: torch.Tensor, f: float, g: torch.Tensor,
-             fg: Callable[[torch.Tensor], tuple[float, torch.Tensor]]) -> tuple[torch.Tensor, float, torch.Tensor]:
+    def step(self, x: np.ndarray, f: float, g: np.ndarray,
+             fg: Callable[[np.ndarray], tuple[float, np.ndarray]]) -> tuple[np.ndarray, float, np.ndarray]:
         """From x (loss f, gradient g) to the next iterate, returned with its loss and gradient."""
         d = self.direction(g)
         slope = float(g.dot(d))
         if slope >= 0:  # not a descent direction: forget the curvature pairs, go downhill
-            self.s, self.y = [], []
+            self.pairs = []
             d, slope = -g, -float(g.dot(g))
         if slope > -1e-30:
             self.converged = True
@@ -366,16 +369,15 @@ class LBFGS:
             if math.isfinite(f_new) and f_new <= f + 1e-4 * t * slope:
                 break
             t *= 0.5
-            if t * float(d.abs().max()) < 1e-16 * (1 + float(x.abs().max())):
+            if t * float(np.abs(d).max()) < 1e-16 * (1 + float(np.abs(x).max())):
                 self.converged = True  # no step changes x any more: a minimum to machine precision
                 return x, f, g
         s, y = x_new - x, g_new - g
-        if float(y.dot(s)) > 1e-12:
-            self.s.append(s)
-            self.y.append(y)
-            if len(self.s) > self.history:
-                self.s.pop(0)
-                self.y.pop(0)
+        ys = float(y.dot(s))
+        if ys > 1e-12:
+            self.pairs.append((s, y, 1.0 / ys))
+            if len(self.pairs) > self.history:
+                self.pairs.pop(0)
         return x_new, f_new, g_new
 
 
@@ -433,18 +435,26 @@ def _fit(model: Model, s: Settings) -> Fit:
                              f"lr {s.lr:g}); try a smaller --lr. Nothing was written.")
 
     trace: list[float] = []
-    f, g = fg(x)
     if s.optimizer == "lbfgs":
         solver = LBFGS(lr=s.lr)
+
+        def fg_np(v: np.ndarray) -> tuple[float, np.ndarray]:
+            f_, g_ = fg(torch.from_numpy(v).to(dev))
+            return f_, g_.cpu().numpy()
+
+        xn = x.cpu().numpy().copy()
+        f, g = fg_np(xn)
         for epoch in range(s.epochs):
             trace.append(last_rmse[0])
             if not math.isfinite(f):
                 raise diverged(epoch, f)
-            x, f, g = solver.step(x, f, g, fg)
+            xn, f, g = solver.step(xn, f, g, fg_np)
             if solver.converged:
                 break
+        x = torch.from_numpy(xn).to(dev)
     else:
         rule, state = _rule(s), {}
+        f, g = fg(x)
         for epoch in range(s.epochs):
             trace.append(last_rmse[0])
             if not math.isfinite(f) or not bool(torch.isfinite(g).all()):

@@ -1,0 +1,243 @@
+"""Benchmark: `xlcollab solve` vs LibreOffice's own nonlinear Solver on the dotprod tab of collab_filter.xlsx.
+
+Both start from the same built workbook (seed 42) and minimise the same RMSE cell over the same 150
+factor cells. LibreOffice's solver is driven over UNO (python3-uno): soffice headless with a socket and a
+private profile, the workbook loaded hidden, `com.sun.star.comp.Calc.SwarmSolver` (Differential Evolution
+and Particle Swarm, LibreOffice's built-in nonlinear solvers) and, when the Java NLPSolver extension is
+installed (Debian: libreoffice-nlpsolver), DEPS and SCO too — each with a time limit. LibreOffice's RMSE
+is the objective cell as LibreOffice itself computes it after writing its solution.
+
+Ours is timed two ways: the solve itself in-process (read, fit, write, save; imports done, as in a warm
+Excel session) and the whole `python -m xlcollab solve` process.
+
+    .venv/bin/python benchmarks/bench_collab.py [--timeout 60] [--solvers de,pso,deps,sco]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SHEET = "dotprod"
+REFERENCE = [  # published figures, for context (other data: fast.ai's sheet / a reference 15x15x5 problem)
+    ("Excel Solver GRG Nonlinear (fast.ai's dotprod sheet)", 0.393, None),
+    ("LibreOffice DEPS (reference 15x15x5 problem)", 0.257, 172.0),
+    ("LibreOffice Swarm DE (reference 15x15x5 problem)", 0.315, 300.0),
+]
+LO_SOLVERS = {
+    "de": ("com.sun.star.comp.Calc.SwarmSolver", {"Algorithm": 0}, "LibreOffice Swarm: Differential Evolution"),
+    "pso": ("com.sun.star.comp.Calc.SwarmSolver", {"Algorithm": 1}, "LibreOffice Swarm: Particle Swarm"),
+    "deps": ("com.sun.star.comp.Calc.NLPSolver.DEPSSolverImpl", {}, "LibreOffice NLPSolver: DEPS"),
+    "sco": ("com.sun.star.comp.Calc.NLPSolver.SCOSolverImpl", {}, "LibreOffice NLPSolver: SCO (social cognitive)"),
+}
+
+
+def blocks(path: Path) -> tuple[str, list[str]]:
+    """The RMSE cell and the variable ranges of the dotprod tab, from Excel Solver's stored model."""
+    import openpyxl
+
+    from xlcollab.book import split_ref
+
+    ws = openpyxl.load_workbook(path)[SHEET]
+    names = {k: v.attr_text for k, v in ws.defined_names.items()}
+    return split_ref(names["solver_opt"])[1], [split_ref(r)[1] for r in names["solver_adj"].split(",")]
+
+
+def ours_in_process(src: Path, work: Path) -> dict:
+    from xlcollab.filebook import FileBook
+    from xlcollab.sheets.collab import solve_book
+
+    path = work / "ours.xlsx"
+    shutil.copy(src, path)
+    start = time.perf_counter()
+    book = FileBook(path)
+    result = solve_book(book, [SHEET])[SHEET]
+    book.commit()
+    return {"rmse": result["final_rmse"], "seconds": time.perf_counter() - start, "fit_seconds": result["seconds"],
+            "note": f"{result['optimizer']} lr {result['lr']:g}, {result['epochs']} epochs, {result['device']}"}
+
+
+def ours_process(src: Path, work: Path) -> dict:
+    path = work / "ours_cli.xlsx"
+    shutil.copy(src, path)
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "xlcollab", "solve", str(path), "--sheet", SHEET, "--json"],
+                          capture_output=True, text=True, check=True)
+    seconds = time.perf_counter() - start
+    import json
+
+    return {"rmse": json.loads(done.stdout)["sheets"][SHEET]["final_rmse"], "seconds": seconds}
+
+
+class Office:
+    """soffice headless with a UNO socket and a private profile; stopped on exit."""
+
+    def __init__(self, work: Path) -> None:
+        sys.path.append("/usr/lib/python3/dist-packages")
+        import uno  # noqa: F401  (python3-uno)
+
+        from xlcollab.libreoffice import soffice_path
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc = subprocess.Popen(
+            [soffice_path() or "soffice", f"-env:UserInstallation={(work / 'profile').resolve().as_uri()}", "--headless",
+             "--invisible", "--nologo", "--norestore", "--nodefault",
+             f"--accept=socket,host=127.0.0.1,port={self.port};urp;"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import uno
+
+        local = uno.getComponentContext()
+        resolver = local.ServiceManager.createInstanceWithContext("com.sun.star.bridge.UnoUrlResolver", local)
+        for _ in range(120):
+            try:
+                self.ctx = resolver.resolve(f"uno:socket,host=127.0.0.1,port={self.port};urp;StarOffice.ComponentContext")
+                break
+            except Exception:
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("soffice did not open its UNO socket")
+        self.smgr = self.ctx.ServiceManager
+        self.desktop = self.smgr.createInstanceWithContext("com.sun.star.frame.Desktop", self.ctx)
+
+    def load(self, path: Path):
+        import uno
+        from com.sun.star.beans import PropertyValue
+
+        hidden = PropertyValue()
+        hidden.Name, hidden.Value = "Hidden", True
+        return self.desktop.loadComponentFromURL(uno.systemPathToFileUrl(str(path.resolve())), "_blank", 0, (hidden,))
+
+    def close(self) -> None:
+        try:
+            self.desktop.terminate()
+        except Exception:
+            pass
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def bound_constraints(variables: list, bound: float) -> list:
+    """-bound <= x <= bound per variable cell: the swarm solvers sample their start population inside bounds
+    (without any they draw from the whole double range and never come back to sensible factors)."""
+    import uno
+    from com.sun.star.sheet import SolverConstraint
+
+    out = []
+    for a in variables:
+        for op, value in (("LESS_EQUAL", bound), ("GREATER_EQUAL", -bound)):
+            c = SolverConstraint()
+            c.Left, c.Operator, c.Right = a, uno.Enum("com.sun.star.sheet.SolverConstraintOperator", op), float(value)
+            out.append(c)
+    return out
+
+
+def libreoffice_solve(office: Office, src: Path, work: Path, key: str, timeout_s: float, bound: float) -> dict:
+    from com.sun.star.table import CellAddress
+
+    from xlcollab.book import bounds
+
+    service, props, label = LO_SOLVERS[key]
+    solver = office.smgr.createInstanceWithContext(service, office.ctx)
+    if solver is None:
+        return {"label": label, "missing": True}
+    path = work / f"lo_{key}.xlsx"
+    shutil.copy(src, path)
+    doc = office.load(path)
+    sheet_index = [doc.Sheets.getByIndex(i).Name for i in range(doc.Sheets.Count)].index(SHEET)
+    ws = doc.Sheets.getByIndex(sheet_index)
+    objective_ref, variable_refs = blocks(src)
+
+    def address(row: int, col: int) -> CellAddress:
+        a = CellAddress()
+        a.Sheet, a.Column, a.Row = sheet_index, col - 1, row - 1
+        return a
+
+    r, c, _, _ = bounds(objective_ref)
+    objective = address(r, c)
+    variables = []
+    for ref in variable_refs:
+        r0, c0, r1, c1 = bounds(ref)
+        variables += [address(i, j) for i in range(r0, r1 + 1) for j in range(c0, c1 + 1)]
+    doc.calculateAll()
+    start_rmse = ws.getCellByPosition(objective.Column, objective.Row).getValue()
+    solver.Document = doc
+    solver.Objective = objective
+    solver.Variables = tuple(variables)
+    solver.Constraints = tuple(bound_constraints(variables, bound))
+    solver.Maximize = False
+    info = {p.Name for p in solver.getPropertySetInfo().getProperties()}
+    for name, value in props.items():
+        solver.setPropertyValue(name, value)
+    if "Timeout" in info:  # SwarmSolver: milliseconds
+        solver.setPropertyValue("Timeout", int(timeout_s * 1000))
+    elif "MaxTime" in info:
+        solver.setPropertyValue("MaxTime", int(timeout_s))
+    begin = time.perf_counter()
+    solver.solve()
+    seconds = time.perf_counter() - begin
+    solution = solver.Solution
+    for a, value in zip(variables, solution):
+        ws.getCellByPosition(a.Column, a.Row).setValue(value)
+    doc.calculateAll()
+    rmse = ws.getCellByPosition(objective.Column, objective.Row).getValue()
+    doc.close(True)
+    return {"label": label, "rmse": rmse, "seconds": seconds, "start": start_rmse, "success": bool(solver.Success),
+            "reported": solver.ResultValue}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--timeout", type=float, default=60.0, help="time limit per LibreOffice solver run, seconds (default 60)")
+    parser.add_argument("--solvers", default="de,pso,deps,sco", help="LibreOffice solvers to run (de, pso, deps, sco)")
+    parser.add_argument("--bound", type=float, default=3.0, help="LibreOffice's variables are bounded to [-B, B] (default 3)")
+    args = parser.parse_args()
+
+    import torch  # noqa: F401  imports done before timing ours, as in a warm Excel session
+
+    from xlcollab.sheets.collab import build_workbook
+
+    work = Path(tempfile.mkdtemp(prefix="bench_collab_"))
+    try:
+        src = build_workbook(work / "collab_filter.xlsx", seed=42)
+        load = os.getloadavg()[0]
+        ours = ours_in_process(src, work)
+        cli = ours_process(src, work)
+        rows = [(f"xlcollab solve, in-process ({ours['note']})", ours["rmse"], ours["seconds"], "read+fit+write+save"),
+                ("xlcollab solve, whole process", cli["rmse"], cli["seconds"], "python start + imports included")]
+        office = Office(work)
+        try:
+            for key in args.solvers.split(","):
+                r = libreoffice_solve(office, src, work, key.strip(), args.timeout, args.bound)
+                if r.get("missing"):
+                    rows.append((r["label"], None, None, "not installed here (Java NLPSolver extension)"))
+                else:
+                    rows.append((r["label"], r["rmse"], r["seconds"],
+                                 f"limit {args.timeout:g} s, |x| <= {args.bound:g}, start RMSE {r['start']:.4f}"))
+        finally:
+            office.close()
+        print(f"\ncollab_filter.xlsx, tab '{SHEET}' (15 users x 15 movies, 211 ratings, 150 variables), seed 42")
+        print(f"machine: {os.cpu_count()} CPUs, load average {load:.2f} at start; torch threads for the fit: 1\n")
+        print(f"{'solver':<62}{'RMSE':>10}{'seconds':>10}  notes")
+        for label, rmse, seconds, note in rows:
+            rmse_s = f"{rmse:10.4f}" if rmse is not None else f"{'-':>10}"
+            sec_s = f"{seconds:10.2f}" if seconds is not None else f"{'-':>10}"
+            print(f"{label:<62}{rmse_s}{sec_s}  {note}")
+        print("\nfor reference (published, other data):")
+        for label, rmse, seconds in REFERENCE:
+            print(f"{label:<62}{rmse:10.3f}{(f'{seconds:10.0f}' if seconds else f'{chr(45):>10}')}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
