@@ -650,7 +650,8 @@ def read_data(book: Book) -> tuple[list[float], list[float]]:
 
 
 def _norm(formula: Any) -> Any:
-    return formula.replace("$", "").replace(" ", "").upper() if isinstance(formula, str) else formula
+    """A formula as text to compare: no $ anchors, spaces or sheet-name quotes (LibreOffice adds them)."""
+    return formula.replace("$", "").replace(" ", "").replace("'", "").upper() if isinstance(formula, str) else formula
 
 
 def check_formulas(book: Book, sheet: str, n: int) -> Layout:
