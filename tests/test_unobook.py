@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import openpyxl
 import pytest
@@ -10,9 +11,6 @@ from openpyxl.workbook.defined_name import DefinedName
 from xlcollab import unobook
 from xlcollab.errors import WorkbookError, XlcollabError
 
-pytestmark = pytest.mark.libreoffice
-
-needs_lo = pytest.mark.skipif(not unobook.available(), reason="LibreOffice or python3-uno not installed")
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +49,7 @@ def _rmse(actual, predicted):
     return math.sqrt(sum((a - p) ** 2 for a, p in pairs) / len(pairs))
 
 
+@pytest.mark.libreoffice
 def test_reads_values_formulas_and_sheet_scoped_names(office, small):
     book = office.open(small)
     try:
@@ -67,6 +66,7 @@ def test_reads_values_formulas_and_sheet_scoped_names(office, small):
         book.close()
 
 
+@pytest.mark.libreoffice
 def test_commit_writes_then_recalculates(office, small):
     book = office.open(small)
     try:
@@ -85,6 +85,7 @@ def test_commit_writes_then_recalculates(office, small):
         book.close()
 
 
+@pytest.mark.libreoffice
 def test_refuses_formula_cells_and_writes_nothing(office, small):
     book = office.open(small)
     try:
@@ -101,6 +102,7 @@ def test_refuses_formula_cells_and_writes_nothing(office, small):
         book.close()
 
 
+@pytest.mark.libreoffice
 def test_save_round_trips_through_openpyxl(office, small, tmp_path):
     book = office.open(small)
     try:
@@ -114,6 +116,7 @@ def test_save_round_trips_through_openpyxl(office, small, tmp_path):
     assert wb["my sheet"]["C1"].value == pytest.approx(_rmse([3, None, 5, 1], [2.5, 11, 4.5, 2]), rel=1e-12)
 
 
+@pytest.mark.libreoffice
 def test_open_missing_or_garbage_file(office, tmp_path):
     with pytest.raises(WorkbookError, match="no such file"):
         office.open(tmp_path / "absent.xlsx")
@@ -125,7 +128,31 @@ def test_open_missing_or_garbage_file(office, tmp_path):
 
 def test_excel_formula_translation():
     assert unobook.excel_formula('=IF(A1="";0;$\'my s\'.B2)') == "=IF(A1=\"\",0,'my s'!B2)"
-    assert unobook.excel_formula('=CONCAT("a;b";$Sheet1.$A$1)') == '=CONCAT("a;b",Sheet1!$A$1)'
+    assert unobook.excel_formula('=CONCAT("a;b";$Sheet1.$A$1)') == '=CONCAT("a;b",\'Sheet1\'!$A$1)'
+
+
+@pytest.mark.libreoffice
+def test_multi_range_names_read_as_excel_writes_them(office, tmp_path):
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "bias"
+    adj = "'bias'!$I$24:$W$28,'bias'!$B$31:$F$45"
+    ws.defined_names["solver_adj"] = DefinedName("solver_adj", attr_text=adj, hidden=True)
+    path = tmp_path / "names.xlsx"
+    wb.save(path)
+    book = office.open(path)
+    try:
+        assert book.names("bias")["solver_adj"] == adj
+    finally:
+        book.close()
+
+
+def test_missing_python_uno_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "uno", None)  # `import uno` fails
+    monkeypatch.setattr(unobook, "SYSTEM_DIST_PACKAGES", "/nonexistent")
+    with pytest.raises(XlcollabError, match="python3-uno"):
+        unobook.import_uno()
+    assert not unobook.available()
 
 
 def test_missing_libreoffice_says_how_to_install(monkeypatch):

@@ -162,8 +162,12 @@ def excel_formula(api_formula: str) -> str:
             out.append(part)
             continue
         part = part.replace(";", ",")
-        out.append(_SHEET_REF.sub(lambda m: f"{m[1]}!{m[2]}", part))
+        out.append(_SHEET_REF.sub(lambda m: f"{_quoted(m[1])}!{m[2]}", part))
     return "".join(out)
+
+
+def _quoted(sheet: str) -> str:
+    return sheet if sheet.startswith("'") else f"'{sheet}'"
 
 
 class UnoBook(Book):
@@ -190,8 +194,8 @@ class UnoBook(Book):
         for name in named.ElementNames:
             item = named.getByName(name)
             cells = item.getReferredCells()
-            if cells is None:
-                out[name] = item.Content
+            if cells is None:  # a constant, or several ranges ("$s.$A$1:$B$2;$s.$C$3")
+                out[name] = excel_formula(item.Content)
                 continue
             a = cells.getRangeAddress()
             target = self.doc.Sheets.getByIndex(a.Sheet).Name

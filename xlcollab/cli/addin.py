@@ -58,9 +58,11 @@ def steps(platform: str = sys.platform, python: str = sys.executable) -> list[st
                    "   `xlcollab recommend` command.")
     else:
         out.append("5. XC_* worksheet functions (Windows): File > Options > Trust Center > Trust Center Settings >\n"
-                   "   Macro Settings: tick 'Trust access to the VBA project object model'; then in the xlwings tab\n"
-                   "   click 'Import Functions' (the workbook's xlwings.conf sheet names UDF Modules = xlcollab.excel).\n"
-                   "   XC_PREDICT / XC_RECOMMEND / XC_SIMILAR answer from <workbook>.xlcollab.pt, written by Fit MovieLens.")
+                   "   Macro Settings: tick 'Trust access to the VBA project object model'; in the VBA editor (Alt+F11)\n"
+                   "   Tools > References: tick 'xlwings' (the imported functions call the add-in; the buttons do not\n"
+                   "   need this); then in the xlwings tab click 'Import Functions' (the workbook's xlwings.conf sheet\n"
+                   "   names UDF Modules = xlcollab.excel). XC_PREDICT / XC_RECOMMEND / XC_SIMILAR answer from\n"
+                   "   <workbook>.xlcollab.pt beside the workbook, written by the Fit MovieLens button.")
     return out
 
 
