@@ -91,6 +91,14 @@ def test_fit_json_is_one_object(capsys, sample_dir):
     assert got["fit_seconds"] > 0
 
 
+def test_fit_without_validation_set(capsys, sample_dir):
+    code, out, err = run(capsys, "fit", str(sample_dir), "--factors", "3", "--epochs", "2", "--valid-pct", "0")
+    assert code == 0, err
+    assert "559 train / 0 valid" in out and "valid RMSE n/a (no validation set)" in out
+    code, out, err = run(capsys, "fit", str(sample_dir), "--factors", "3", "--epochs", "1", "--valid-pct", "0", "--json")
+    assert json.loads(out)["valid_rmse"] is None
+
+
 def test_nn_and_dot_models_from_the_cli(capsys, tmp_path, sample_dir):
     for name in ("nn", "dot"):
         model = tmp_path / f"{name}.pt"

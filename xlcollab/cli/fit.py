@@ -127,8 +127,8 @@ def run_fit(args: argparse.Namespace) -> int:
     print(f"model {s['model']}, {s['n_factors']} factors, {s['optimizer']} lr {s['lr']:g}, wd {s['wd']:g} "
           f"(biases {s['wd_bias']:g}, {s['wd_mode']}), batch {batch}, {s['schedule']}, {s['epochs']} epochs, "
           f"seed {s['seed']}", file=out)
-    print(f"valid RMSE {est.valid_rmse_:.4f}  (train {est.train_rmse_:.4f}; fit {est.fit_seconds_:.2f} s on "
-          f"{est.device_})", file=out)
+    valid = "n/a (no validation set)" if math.isnan(est.valid_rmse_) else f"{est.valid_rmse_:.4f}"
+    print(f"valid RMSE {valid}  (train {est.train_rmse_:.4f}; fit {est.fit_seconds_:.2f} s on {est.device_})", file=out)
     if args.save:
         print(f"saved model to {args.save}", file=out)
     return 0
