@@ -24,6 +24,16 @@ def built(tmp_path_factory):
     return {"collab": c, "graddesc": g, "collab_xlsm": xlsm.make_xlsm(c, root / "collab_filter.xlsm", "collab")}
 
 
+@pytest.fixture(scope="module")
+def slice_(_embedded_ratings):
+    """The 25 most active users x 25 most rated movies (a fast fit with a 15-user crosstab inside)."""
+    from xlcollab.data import Ratings, crosstab
+    table = crosstab(_embedded_ratings, 25)
+    f = _embedded_ratings.frame
+    frame = f[f["user"].isin(table.index) & f["item"].isin(table.columns)].reset_index(drop=True)
+    return Ratings(frame, _embedded_ratings.titles.loc[list(table.columns)], "25 x 25 slice")
+
+
 @pytest.fixture
 def copy(built, tmp_path):
     def make(kind: str, name: str | None = None):
@@ -113,7 +123,7 @@ def test_entry_points_need_a_calling_workbook():
         excel.solve()
 
 
-def test_fit_movielens_on_a_macro_enabled_file(copy):
+def test_fit_movielens_on_a_macro_enabled_file(copy, slice_):
     olevba = pytest.importorskip("oletools.olevba")
     path = copy("collab_xlsm")
     book = Recording(path)
@@ -136,15 +146,15 @@ def test_fit_movielens_on_a_macro_enabled_file(copy):
     assert udf[1] == [title, pytest.approx(pred, rel=1e-9)]
     code = olevba.VBA_Parser(str(path))
     assert {name: c for _, _, name, c in code.extract_macros()}["xlcollab.bas"] == xlsm.vba_source()
-    excel.fit_movielens(FileBook(path), **EPOCHS)  # again: the results sheet is replaced, not duplicated
+    excel.fit_movielens(FileBook(path), ratings=slice_, **EPOCHS)  # again: results replaced, not duplicated
     assert openpyxl.load_workbook(path).sheetnames.count("results") == 1
 
 
-def test_fit_movielens_to_out_keeps_the_original(copy, tmp_path):
+def test_fit_movielens_to_out_keeps_the_original(copy, tmp_path, slice_):
     path = copy("collab")
     before = path.read_bytes()
     out = tmp_path / "fitted.xlsx"
-    result = excel.fit_movielens(FileBook(path, out=out), **EPOCHS)
+    result = excel.fit_movielens(FileBook(path, out=out), ratings=slice_, **EPOCHS)
     assert path.read_bytes() == before
     assert result["model"] == str(tmp_path / "fitted.xlcollab.pt")
     assert openpyxl.load_workbook(out).sheetnames[-1] == "results"
@@ -201,10 +211,10 @@ def test_run_and_reset_live_match_the_file_backend(office, copy):
 
 @pytest.mark.libreoffice
 @needs_lo
-def test_fit_movielens_live_writes_the_results_sheet_with_charts(office, copy, tmp_path):
+def test_fit_movielens_live_writes_the_results_sheet_with_charts(office, copy, tmp_path, slice_):
     book = office.open(copy("collab"))
     try:
-        result = excel.fit_movielens(book, model_path=tmp_path / "live.pt", **EPOCHS)
+        result = excel.fit_movielens(book, model_path=tmp_path / "live.pt", ratings=slice_, **EPOCHS)
         assert "results" in book.sheet_names()
         charts = {c["title"]: c for c in book.charts("results")}
         assert charts["RMSE by epoch"]["type"] == "com.sun.star.chart.LineDiagram"
@@ -212,8 +222,9 @@ def test_fit_movielens_live_writes_the_results_sheet_with_charts(office, copy, t
         scatter = charts["Movies on the first two principal axes of their factors"]
         assert (scatter["type"], scatter["x_title"], scatter["y_title"]) == ("com.sun.star.chart.XYDiagram", "axis 1", "axis 2")
         assert book.read("results", "C5")[0][0] == pytest.approx(result["valid_rmse"], rel=1e-12)
-        excel.fit_movielens(book, model_path=tmp_path / "live.pt", **EPOCHS)
+        excel.fit_movielens(book, model_path=tmp_path / "live.pt", ratings=slice_, **EPOCHS)
         assert book.sheet_names().count("results") == 1
+        assert book.read("results", "A1")[0][0].startswith("xlcollab fit of 25 x 25 slice")
     finally:
         book.close()
 

@@ -393,7 +393,7 @@ def fit_movielens(book: "Book | None" = None, *, model_path: str | Path | None =
         from xlcollab.fit import CollabFit
 
         path = Path(model_path) if model_path else model_path_for(_book_path(b))
-        rs = data.load_ratings(ratings)
+        rs = ratings if isinstance(ratings, data.Ratings) else data.load_ratings(ratings)
         est = CollabFit(**{"progress": False, **settings})
         epochs = est.epochs
         start = time.perf_counter()
