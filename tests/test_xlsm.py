@@ -183,3 +183,9 @@ def test_addin_writes_the_interpreter_into_xlwings_conf(built, tmp_path, capsys)
     if not sys.platform.startswith("win") and sys.platform != "darwin":
         assert main(["addin", "--workbook", str(path)]) == 1
         assert "on the Windows or macOS machine that runs Excel" in capsys.readouterr().err
+
+
+def test_same_input_same_bytes(built, tmp_path):
+    xlsx, first = built["graddesc"]
+    again = xlsm.make_xlsm(xlsx, tmp_path / "again.xlsm", "graddesc")
+    assert again.read_bytes() == first.read_bytes()

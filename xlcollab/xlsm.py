@@ -14,6 +14,7 @@ project needs no reference to a particular xlwings install: `xlcollab addin` ins
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import tempfile
@@ -162,7 +163,8 @@ def build_vba_project(sheet_codenames: list[str], module_source: str | None = No
 
     source = module_source if module_source is not None else vba_source()
     with _OVBA_LOCK, tempfile.TemporaryDirectory(prefix="xlcollab-vba-") as tmp:
-        here, broken = os.getcwd(), MsOvba.compress
+        here, broken, state = os.getcwd(), MsOvba.compress, random.getstate()
+        random.seed(20161)  # ms-ovba-crypto draws the PROJECT stream's CMG/DPB/GC seeds from `random`: same bytes per build
         os.chdir(tmp)
         MsOvba.compress = lambda self, data: ovba_compress(bytes(data))
         try:
@@ -186,6 +188,7 @@ def build_vba_project(sheet_codenames: list[str], module_source: str | None = No
             return Path(tmp, "vbaProject.bin").read_bytes()
         finally:
             MsOvba.compress = broken
+            random.setstate(state)
             os.chdir(here)
 
 
