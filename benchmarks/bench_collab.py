@@ -79,9 +79,7 @@ class Office:
     """soffice headless with a UNO socket and a private profile; stopped on exit."""
 
     def __init__(self, work: Path) -> None:
-        sys.path.append("/usr/lib/python3/dist-packages")
-        import uno  # noqa: F401  (python3-uno)
-
+        sys.path.append("/usr/lib/python3/dist-packages")  # python3-uno
         from xlcollab.libreoffice import soffice_path
 
         with socket.socket() as s:

@@ -132,9 +132,8 @@ def test_ratings_are_the_crosstab_of_the_embedded_data(built: Path) -> None:
     assert sum(c.value is None for row in ws[split_ref(names(ws)["ratings"])[1]] for c in row) == 225 - 211
 
 
-def test_build_is_deterministic_and_seeded(built: Path, tmp_path: Path) -> None:
-    again = build_workbook(tmp_path / "again.xlsx", seed=42)
-    assert again.read_bytes() == built.read_bytes()
+def test_build_is_seeded(built: Path, tmp_path: Path) -> None:
+    # (same seed, same bytes: tests/test_build.py)
     other = openpyxl.load_workbook(build_workbook(tmp_path / "other.xlsx", seed=7))
     first = openpyxl.load_workbook(built)
     assert not np.array_equal(block(other["dotprod"], "user_factors"), block(first["dotprod"], "user_factors"))
@@ -249,7 +248,7 @@ def test_one_sheet_to_out_leaves_the_original_alone(built: Path, tmp_path: Path)
     src = tmp_path / "in.xlsx"
     shutil.copy(built, src)
     digest = sha(src)
-    rc, out, err = run_cli("solve", src, "--sheet", "dotprod", "--epochs", "5", "--out", tmp_path / "out.xlsx")
+    rc, out, err = run_cli("solve", src, "--sheet", "dotprod,", "--epochs", "5", "--out", tmp_path / "out.xlsx")
     assert rc == 0, err
     assert sha(src) == digest
     assert "dotprod" in out and "bias" not in out

@@ -13,7 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "back and save atomically (everything else in the file stays byte-identical).")
     p.add_argument("workbook", type=Path, help="collab_filter.xlsx (or .xlsm)")
     p.add_argument("--sheet", action="append", metavar="NAME",
-                   help="tab to solve: dotprod, bias, movielens_emb, movielens_1hot, nnet or all (default all; repeatable)")
+                   help="tab to solve: dotprod, bias, movielens_emb, movielens_1hot, nnet or all (default all; "
+                        "repeat it or give a comma list)")
     p.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "momentum", "lbfgs"),
                    help="update rule (default per tab: lbfgs for the factor tabs, adam for nnet)")
     p.add_argument("--lr", type=float, help="learning rate (default per tab and optimizer)")
@@ -30,7 +31,7 @@ def run_solve(args: argparse.Namespace) -> int:
     from xlcollab.filebook import FileBook
     from xlcollab.sheets.collab import solve_book
 
-    sheets = args.sheet or ["all"]
+    sheets = [name.strip() for arg in (args.sheet or ["all"]) for name in arg.split(",") if name.strip()]
     book = FileBook(args.workbook, out=args.out)
     results = solve_book(book, "all" if "all" in sheets else sheets, optimizer=args.optimizer, lr=args.lr,
                          epochs=args.epochs, wd=args.wd, device=args.device)

@@ -25,7 +25,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from xlcollab.sheets.collab import (N_FACTORS, N_MOVIES, N_USERS, NNET_FACTORS, NNET_HIDDEN, SHEETS, TRACE_ROWS,
                                     Y_RANGE)
-from xlcollab.sheets.common import (HEADER_FONT, NOTE_FONT, define, define_block, force_full_recalc, heading,
+from xlcollab.sheets.common import (HEADER_FONT, NOTE_FONT, define_block, force_full_recalc, heading,
                                     line_chart, save_workbook, store_solver_model, target, write_last_run)
 
 RATING_FMT, PARAM_FMT, PRED_FMT = "0.0", "0.000", '0.00;-0.00;""'   # zero predictions (blank ratings) show nothing
@@ -126,20 +126,13 @@ def _widths(ws: Worksheet, widths: dict[int, float]) -> None:
         ws.column_dimensions[L(col)].width = width
 
 
-def _panel(ws: Worksheet, col: int, rmse_formula: str, *, settings: list[tuple[str, str, object]] = ()) -> int:
-    """RMSE cell, "last run" block and optional settings at the top of column `col`; returns the RMSE row."""
+def _panel(ws: Worksheet, col: int, rmse_formula: str) -> None:
+    """The RMSE cell and the "last run" block at the top of columns `col` (labels) and `col + 1` (values)."""
     _label(ws, TOP, col, "RMSE")
     ws.cell(TOP, col + 1, rmse_formula).number_format = "0.000000"
     define_block(ws, "rmse", TOP, col + 1, style="objective")
     write_last_run(ws, TOP + 2, col)
-    row = TOP + 12
-    for name, label, value in settings:
-        ws.cell(row, col, label)
-        ws.cell(row, col + 1, value)
-        define_block(ws, name, row, col + 1, style="input")
-        row += 1
     _widths(ws, {col: 14, col + 1: 12})
-    return TOP
 
 
 def _squash_cells(ws: Worksheet, col: int, row: int) -> tuple[str, str, str]:
@@ -171,7 +164,6 @@ def _y_range_cells(ws: Worksheet, col: int, row: int) -> tuple[str, str]:
 def _trace(ws: Worksheet, col: int, row: int, chart_anchor: str, sheet_title: str) -> None:
     """The RMSE-by-epoch block (epoch, RMSE; written by solve) and its line chart."""
     _label(ws, row, col, "RMSE by epoch")
-    ws.cell(row, col).font = HEADER_FONT
     _label(ws, row + 1, col, "epoch")
     _label(ws, row + 1, col + 1, "RMSE")
     define_block(ws, "trace", row + 2, col, row + 1 + TRACE_ROWS, col + 1, style="output")
@@ -274,7 +266,6 @@ def _build_crosstab(ws: Worksheet, data: Data, start: dict[str, np.ndarray], *, 
     _trace(ws, panel, TOP + 17, f"{L(panel + 3)}{TOP}", ws.title)
     _solver(ws, (TOP, panel + 1), blocks)
     _widths(ws, {1: 2, **{c: 7 for c in range(uf0, idc)}, idc: 12, **{c: 7 for c in range(m0, m1 + 1)}})
-    ws.freeze_panes = None
 
 
 # -- long form: movielens_emb, movielens_1hot, nnet -------------------------------------------------

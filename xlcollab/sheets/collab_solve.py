@@ -40,11 +40,12 @@ class Model:
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)  # data, moved with .to(device)
 
     def evaluate(self, params: dict[str, np.ndarray] | None = None) -> tuple[float, np.ndarray]:
-        """RMSE and predictions at `params` (default: the start values), in float64 on the CPU."""
-        p = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in (params or self.params).items()}
+        """RMSE and predictions at `params` (default: the start values), in float64."""
+        dev = next(iter(self.tensors.values())).device  # where the data is (fit may have moved it)
+        p = {k: torch.as_tensor(v, dtype=torch.float64, device=dev) for k, v in (params or self.params).items()}
         with torch.no_grad():
             rmse, preds = self.forward(p)
-        return float(rmse), preds.numpy()
+        return float(rmse), preds.cpu().numpy()
 
 
 # -- reading cells -----------------------------------------------------------------------------------------
@@ -63,6 +64,20 @@ class _Sheet:
         r0, c0, _, _ = bounds(ref)
         return self.book.read(self.sheet, ref), r0, c0
 
+    def number(self, v: Any, cell: str, what: str, *, lo: float | None = None, hi: float | None = None) -> float:
+        """One cell's value as a finite float within [lo, hi]; blanks, text, formulas and booleans refused."""
+        if v is None or (isinstance(v, str) and not v.strip()):
+            raise self.fail(f"{what} is blank; a number belongs here", cell)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            kind = "a formula" if isinstance(v, str) and v.startswith("=") else repr(v)
+            raise self.fail(f"{what} must be a number, found {kind}", cell)
+        x = float(v)
+        if not math.isfinite(x):
+            raise self.fail(f"{what} must be a finite number, found {v!r}", cell)
+        if (lo is not None and x < lo) or (hi is not None and x > hi):
+            raise self.fail(f"{what} {v:g} is outside the range {lo:g}..{hi:g}", cell)
+        return x
+
     def numbers(self, name: str, what: str, *, blanks: bool = False, lo: float | None = None,
                 hi: float | None = None) -> np.ndarray:
         """A named block as a float64 array (NaN for blanks where allowed); text, formulas, blanks refused."""
@@ -70,20 +85,9 @@ class _Sheet:
         out = np.full((len(grid), len(grid[0]) if grid else 0), np.nan)
         for i, row in enumerate(grid):
             for j, v in enumerate(row):
-                cell = cell_name(r0 + i, c0 + j)
-                if v is None or (isinstance(v, str) and not v.strip()):
-                    if blanks:
-                        continue
-                    raise self.fail(f"{what} is blank; the {name} block needs a number in every cell", cell)
-                if isinstance(v, bool) or not isinstance(v, (int, float)):
-                    kind = "a formula" if isinstance(v, str) and v.startswith("=") else repr(v)
-                    raise self.fail(f"{what} must be a number, found {kind}", cell)
-                x = float(v)
-                if not math.isfinite(x):
-                    raise self.fail(f"{what} must be a finite number, found {v!r}", cell)
-                if (lo is not None and x < lo) or (hi is not None and x > hi):
-                    raise self.fail(f"{what} {v:g} is outside the range {lo:g}..{hi:g}", cell)
-                out[i, j] = x
+                if blanks and (v is None or (isinstance(v, str) and not v.strip())):
+                    continue
+                out[i, j] = self.number(v, cell_name(r0 + i, c0 + j), what, lo=lo, hi=hi)
         return out
 
     def ids(self, name: str, what: str) -> dict[Any, int]:
@@ -185,24 +189,22 @@ def _read_long(s: _Sheet, k: int | None = None) -> tuple[np.ndarray, np.ndarray,
     if not grid or len(grid[0]) != 3:
         raise s.fail("the ratings block must have 3 columns: userId, movieId, rating")
     users, movies = s.ids("user_ids", "a user id"), s.ids("movie_ids", "a movie id")
-    ratings = s.numbers("ratings", "a rating", lo=None, hi=None)  # ids are numbers too; checked below
     ui, mi = np.empty(len(grid), np.int64), np.empty(len(grid), np.int64)
-    for n, (u, m, _) in enumerate(grid):
-        for v, table, out, col, what in ((u, users, ui, 0, "user id"), (m, movies, mi, 1, "movie id")):
-            pos = table.get(_id_key(v))
+    ratings = np.empty(len(grid))
+    for n, (u, m, r) in enumerate(grid):
+        for v, table, out, col, what in ((u, users, ui, 0, "user"), (m, movies, mi, 1, "movie")):
+            pos = table.get(_id_key(v)) if v is not None and not isinstance(v, bool) else None
             if pos is None:
-                raise s.fail(f"{what} {v!r} is not in the {what.split()[0]} embedding table", cell_name(r0 + n, c0 + col))
+                raise s.fail(f"{what} id {v!r} is not in the {what} embedding table (MATCH would give #N/A)",
+                             cell_name(r0 + n, c0 + col))
             out[n] = pos
-        r = ratings[n, 2]
-        if not RATING_RANGE[0] <= r <= RATING_RANGE[1]:
-            raise s.fail(f"a rating {r:g} is outside the range {RATING_RANGE[0]:g}..{RATING_RANGE[1]:g}",
-                         cell_name(r0 + n, c0 + 2))
+        ratings[n] = s.number(r, cell_name(r0 + n, c0 + 2), "a rating", lo=RATING_RANGE[0], hi=RATING_RANGE[1])
     params = {"user_factors": s.numbers("user_factors", "a user factor"),
               "movie_factors": s.numbers("movie_factors", "a movie factor")}
     k = params["user_factors"].shape[1] if k is None else k
     s.expect("user_factors", params["user_factors"], (len(users), k))
     s.expect("movie_factors", params["movie_factors"], (len(movies), k))
-    return ui, mi, ratings[:, 2].copy(), params
+    return ui, mi, ratings, params
 
 
 def read_embedding(book: Book, sheet: str) -> Model:
