@@ -134,6 +134,8 @@ def test_recommend_and_similar(model_file):
     assert excel.XC_RECOMMEND(user, "ten", str(path)) == ERR + "n must be a whole number from 1 to 10000, got 'ten'"
     assert excel.XC_RECOMMEND(user, 0, str(path)).startswith(ERR + "n must be a whole number")
     assert excel.XC_SIMILAR(123456789, 3, str(path)).startswith(ERR + "unknown movie 123456789")
+    assert excel.XC_RECOMMEND([[user, user]], 3, str(path)) == ERR + "user must be one cell, got 1x2"
+    assert excel.XC_SIMILAR(None, 3, str(path)) == ERR + "movie is blank"
 
 
 # -- XC_FIT --------------------------------------------------------------------------------------------

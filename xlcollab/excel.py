@@ -109,6 +109,12 @@ def _ids(value: Any, what: str) -> np.ndarray:
     return arr
 
 
+def _one(arr: np.ndarray, what: str) -> Any:
+    if arr.size != 1:
+        raise ValueError(f"{what} must be one cell, got {arr.shape[0]}x{arr.shape[1]}")
+    return arr.flat[0]
+
+
 # -- the model beside the workbook -----------------------------------------------------------------
 def model_path_for(workbook: str | Path) -> Path:
     """Where fit_movielens saves, and the UDFs look for, a workbook's model: <folder>/<stem>.xlcollab.pt."""
@@ -204,7 +210,7 @@ def XC_RECOMMEND(user, n=10, model=None, caller=None):
     """The n movies the user has not rated with the highest predicted rating: title, predicted rating."""
     def body():
         from xlcollab import interpret
-        (uid,) = _ids(user, "user").ravel()[:1]
+        uid = _one(_ids(user, "user"), "user")
         top = interpret.recommend(_model(model, caller), uid, _count(n, "n"))
         return [["title", "predicted rating"]] + [[t, float(p)] for t, p in zip(top["title"], top["predicted"])]
     return _cell_error(body)
@@ -219,7 +225,7 @@ def XC_SIMILAR(movie, n=10, model=None, caller=None):
     """The n movies whose factors point most nearly the same way (cosine similarity): title, similarity."""
     def body():
         from xlcollab import interpret
-        (mid,) = _ids(movie, "movie").ravel()[:1]
+        mid = _one(_ids(movie, "movie"), "movie")
         top = interpret.similar(_model(model, caller), mid, _count(n, "n"))
         return [["title", "similarity"]] + [[t, float(s)] for t, s in zip(top["title"], top["similarity"])]
     return _cell_error(body)
@@ -526,9 +532,3 @@ def graft_sheet(path: Path, spec: SheetSpec) -> None:
     """Add (or replace) sheet `spec.name` with its charts in an .xlsx/.xlsm, copying every other part unchanged."""
     from xlcollab.xlsm import graft_sheet as graft
     graft(path, spec)
-
-
-# -- xlwings entry points (what the VBA module's RunPython calls) --------------------------------------
-def main() -> None:
-    """xlwings' "Run main" button: same as Solve."""
-    solve()
