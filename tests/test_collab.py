@@ -49,7 +49,11 @@ def block(ws, name: str) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
-    return build_workbook(tmp_path_factory.mktemp("built") / "collab_filter.xlsx", seed=42)
+    """`xlcollab build` (the .xlsx files only)."""
+    out = tmp_path_factory.mktemp("built")
+    rc, _, err = run_cli("build", "--out", out, "--no-xlsm")
+    assert rc == 0, err
+    return out / "collab_filter.xlsx"
 
 
 @pytest.fixture(scope="module")
@@ -352,6 +356,10 @@ def _rename_dotprod(path: Path) -> None:
     _patch_part(path, "xl/workbook.xml", lambda d: d.replace(b'name="dotprod"', b'name="dot product"'))
 
 
+def _delete_bias(path: Path) -> None:
+    _patch_part(path, "xl/workbook.xml", lambda d: re.sub(rb'<sheet [^>]*name="bias"[^>]*/>', b"", d))
+
+
 def _drop_name(path: Path) -> None:
     # the first sheet's (localSheetId 0) `ratings`
     _patch_part(path, "xl/workbook.xml",
@@ -370,6 +378,7 @@ BAD = {
                        ["sheet 'movielens_1hot'", "cell J8", "number"]),
     "bad squash switch": (_write("bias", "Z16", "maybe"), ["--sheet", "bias"], ["sheet 'bias'", "cell Z16", "on or off"]),
     "renamed sheet": (_rename_dotprod, ["--sheet", "all"], ["'dotprod'"]),
+    "deleted sheet": (_delete_bias, ["--sheet", "bias"], ["no sheet named 'bias'"]),
     "missing defined name": (_drop_name, ["--sheet", "dotprod"], ["sheet 'dotprod'", "'ratings'"]),
     "read-only file": (lambda p: p.chmod(0o444), ["--sheet", "dotprod", "--epochs", "2"], ["read-only"]),
     "truncated file": (lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]), [], ["collab_filter.xlsx"]),
