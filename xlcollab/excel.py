@@ -19,9 +19,8 @@ message box, leaving the workbook as it was (writes are buffered and dropped).
 from __future__ import annotations
 
 import math
-import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -517,15 +516,14 @@ def put_sheet(book: "Book", spec: SheetSpec) -> None:
     if hasattr(book, "put_sheet"):
         book.put_sheet(spec)
         return
-    target = getattr(book, "out", None) or getattr(book, "path", None)
-    if target is None:
+    path, out = getattr(book, "path", None), getattr(book, "out", None)
+    if path is None:
         raise WorkbookError("this kind of workbook cannot take a new sheet", path=book.name)
     book.commit()
-    src = getattr(book, "path")
-    if book.__class__.__name__ == "FileBook" and getattr(book, "out", None) and not Path(book.out).exists():
+    if out is not None and not Path(out).exists():  # nothing committed yet: the output starts as a copy
         import shutil
-        shutil.copyfile(src, book.out)
-    graft_sheet(Path(target), spec)
+        shutil.copyfile(path, out)
+    graft_sheet(Path(out or path), spec)
 
 
 def graft_sheet(path: Path, spec: SheetSpec) -> None:

@@ -38,15 +38,14 @@ _FILTERS = {".xlsx": "Calc MS Excel 2007 XML", ".xlsm": "Calc MS Excel 2007 VBA 
 def import_uno():
     """The `uno` module, from the venv or Debian's python3-uno; XlcollabError saying how to install it."""
     try:
-        import uno  # noqa: F401
+        import uno
     except ImportError:
         if os.path.isdir(SYSTEM_DIST_PACKAGES) and SYSTEM_DIST_PACKAGES not in sys.path:
             sys.path.append(SYSTEM_DIST_PACKAGES)  # appended: the venv's own packages keep priority
         try:
-            import uno  # noqa: F401
+            import uno
         except ImportError as exc:
             raise XlcollabError(f"LibreOffice's Python bridge (uno) cannot be imported ({exc}); {INSTALL_HINT}") from None
-    import uno
     return uno
 
 
@@ -156,7 +155,7 @@ _SHEET_REF = re.compile(r"\$?('(?:[^']|'')+'|[A-Za-z_][\w.]*?)\.(\$?[A-Z]{1,3}\$
 
 def excel_formula(api_formula: str) -> str:
     """LibreOffice's API formula ("=IF(A1="";0;$'s'.B2)") in Excel's syntax ("=IF(A1="",0,'s'!B2)")."""
-    out, quoted = [], False
+    out = []
     for part in re.split(r'("[^"]*")', api_formula):
         if part.startswith('"') and part.endswith('"') and len(part) >= 2:
             out.append(part)
