@@ -273,3 +273,22 @@ def test_solve_in_excel(copy):
         assert book.book.sheets["dotprod"].range(book.ref_of("dotprod", "rmse")).value == pytest.approx(result["final_rmse"], rel=1e-9)
     finally:
         app.quit()
+
+
+@pytest.mark.libreoffice
+@needs_lo
+def test_results_grafted_into_a_file_open_in_libreoffice_with_buttons_intact(office, copy, slice_):
+    path = copy("collab_xlsm")
+    excel.fit_movielens(FileBook(path), ratings=slice_, **EPOCHS)
+    book = office.open(path)
+    try:
+        assert book.sheet_names()[-1] == "results"
+        assert sorted(c["type"] for c in book.charts("results")) == ["com.sun.star.chart.LineDiagram",
+                                                                      "com.sun.star.chart.XYDiagram"]
+        forms = book.doc.Sheets.getByName("dotprod").DrawPage.Forms
+        bound = [e.ScriptCode for f in range(forms.Count) for i in range(forms.getByIndex(f).Count)
+                 for e in forms.getByIndex(f).getScriptEvents(i)]
+        assert bound == [f"vnd.sun.star.script:VBAProject.xlcollab.{sub}?language=Basic&location=document"
+                         for sub in ("XcSolve", "XcFitMovielens")]
+    finally:
+        book.close()
