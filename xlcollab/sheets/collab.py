@@ -45,7 +45,7 @@ DEFAULTS: dict[str, tuple[str, float, int]] = {
     "bias": ("adam", 0.05, 1000),
     "movielens_emb": ("lbfgs", 1.0, 200),
     "movielens_1hot": ("lbfgs", 1.0, 200),
-    "nnet": ("adam", 0.05, 2000),
+    "nnet": ("adam", 0.1, 1000),
 }
 
 
