@@ -36,12 +36,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "table and the validation RMSE.")
     p.add_argument("ratings", nargs="?", metavar="RATINGS",
                    help="ratings file, MovieLens directory or .zip (default: the embedded ml-latest-small)")
-    p.add_argument("--model", choices=("dotbias", "dot", "nn"), default=d["model"], help="(default: %(default)s)")
+    p.add_argument("--model", choices=("dotbias", "dot", "nn"), default=d["model"],
+                   help="dotbias: dot product + biases in a sigmoid range; dot; nn: embedding net "
+                        "(default: %(default)s)")
     p.add_argument("--factors", type=int, default=d["n_factors"],
                    help="factors per user and movie (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=d["epochs"], help="(default: %(default)s)")
     p.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate (default: %(default)s)")
-    p.add_argument("--wd", type=float, default=d["wd"], help="weight decay (default: %(default)s)")
+    p.add_argument("--wd", type=float, default=d["wd"], help="weight decay of the factors (default: %(default)s)")
     p.add_argument("--wd-bias", type=float, default=d["wd_bias"],
                    help="weight decay of the user and movie biases (default: %(default)s)")
     p.add_argument("--wd-mode", choices=("l2", "decoupled"), default=d["wd_mode"],
@@ -52,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=_batch, default=d["batch_size"],
                    help="ratings per step, or 'full' for full batch like Excel Solver (default: %(default)s)")
     p.add_argument("--schedule", choices=("one-cycle", "annealed", "constant"), default=d["schedule"],
-                   help="learning-rate schedule (default: %(default)s)")
+                   help="learning-rate schedule; annealed = cosine from --lr down to 0 (default: %(default)s)")
     p.add_argument("--device", default=d["device"], help="auto, cpu or cuda (default: %(default)s)")
     p.add_argument("--valid-pct", type=float, default=d["valid_pct"], help="held-out share (default: %(default)s)")
     p.add_argument("--seed", type=int, default=d["seed"], help="(default: %(default)s)")
