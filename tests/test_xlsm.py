@@ -189,3 +189,21 @@ def test_same_input_same_bytes(built, tmp_path):
     xlsx, first = built["graddesc"]
     again = xlsm.make_xlsm(xlsx, tmp_path / "again.xlsm", "graddesc")
     assert again.read_bytes() == first.read_bytes()
+
+
+def test_buttons_sit_where_a_sheet_names_them(tmp_path):
+    from openpyxl.workbook.defined_name import DefinedName
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "adam"
+    ws["A1"], ws["H30"] = "a", 1
+    ws.defined_names["buttons"] = DefinedName("buttons", attr_text="'adam'!$C$2")
+    other = wb.create_sheet("momentum")
+    other["A1"], other["D9"] = "b", 2
+    wb.save(tmp_path / "g.xlsx")
+    out = xlsm.make_xlsm(tmp_path / "g.xlsx", tmp_path / "g.xlsm", "graddesc")
+    with zipfile.ZipFile(out) as zf:
+        vml = sorted(n for n in zf.namelist() if n.endswith(".vml"))
+        anchors = [re.findall(r"<x:Anchor>([^<]*)</x:Anchor>", zf.read(n).decode()) for n in vml]
+    assert anchors == [["2, 0, 1, 0, 4, 0, 3, 0", "2, 0, 4, 0, 4, 0, 6, 0"],   # adam: from its `buttons` cell C2
+                       ["5, 0, 2, 0, 7, 0, 4, 0", "5, 0, 5, 0, 7, 0, 7, 0"]]   # momentum: right of D9, row 3

@@ -241,6 +241,7 @@ def make_xlsm(xlsx_path: Path, xlsm_path: Path, kind: Literal["collab", "graddes
         workbook.insert(0 if anchor is None else workbook.index(anchor) + 1, pr)
     pr.set("codeName", "ThisWorkbook")
     buttons = buttons_for(kind, [name for name, _ in sheet_parts])
+    anchors = _button_names(workbook, [name for name, _ in sheet_parts])
     vml_n = 0
     for (name, part), codename in zip(sheet_parts, codenames):
         root = etree.fromstring(parts[part])
@@ -249,7 +250,7 @@ def make_xlsm(xlsx_path: Path, xlsm_path: Path, kind: Literal["collab", "graddes
             vml_n += 1
             vml_part = _free_name(parts, "xl/drawings/vmlDrawing{}.vml", start=vml_n)
             vml_n = int(re.search(r"(\d+)\.vml$", vml_part)[1])
-            row, col = _button_anchor(root)
+            row, col = _button_anchor(root, anchors.get(name))
             parts[vml_part] = _buttons_vml(buttons[name], row, col, shape_block=vml_n)
             rel_part = _rels_of(part)
             sheet_rels = etree.fromstring(parts[rel_part]) if rel_part in parts else etree.Element(
@@ -323,16 +324,34 @@ def _add_legacy_drawing(root: etree._Element, rid: str, *, sheet: str, path: str
     root.append(el)
 
 
-def _button_anchor(root: etree._Element) -> tuple[int, int]:
-    """(row, col), 0-based, of the first button: two columns right of the used area, third row."""
+def _button_names(workbook: etree._Element, sheets: list[str]) -> dict[str, str]:
+    """Sheet -> the cell its sheet-scoped defined name `buttons` points at, where a layout chose one."""
+    out = {}
+    names = workbook.find(f"{{{NS}}}definedNames")
+    for dn in names if names is not None else []:
+        local = dn.get("localSheetId")
+        if dn.get("name") == "buttons" and local is not None and int(local) < len(sheets):
+            out[sheets[int(local)]] = (dn.text or "").split("!")[-1].split(":")[0].replace("$", "")
+    return out
+
+
+def _button_anchor(root: etree._Element, cell: str | None = None) -> tuple[int, int]:
+    """(row, col), 0-based, of the first button: the `buttons` cell, else two columns right of the used area, row 3."""
+    if cell:
+        m = re.fullmatch(r"([A-Z]{1,3})(\d+)", cell)
+        if m:
+            return int(m[2]) - 1, _col_number(m[1]) - 1
     dim = root.find(f"{{{NS}}}dimension")
     ref = dim.get("ref") if dim is not None else "A1"
-    last = ref.split(":")[-1]
-    letters = re.match(r"[A-Z]+", last)[0]
+    letters = re.match(r"[A-Z]+", ref.split(":")[-1])[0]
+    return 2, _col_number(letters) + 1
+
+
+def _col_number(letters: str) -> int:
     col = 0
     for ch in letters:
         col = col * 26 + ord(ch) - 64
-    return 2, col + 1
+    return col
 
 
 def _buttons_vml(subs: list[str], row: int, col: int, *, shape_block: int) -> bytes:
