@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from types import SimpleNamespace
 
 import openpyxl
 import pytest
@@ -292,3 +293,93 @@ def test_results_grafted_into_a_file_open_in_libreoffice_with_buttons_intact(off
                          for sub in ("XcSolve", "XcFitMovielens")]
     finally:
         book.close()
+
+
+# -- the xlwings backend, against a stand-in for Excel's object model ------------------------------------
+class FakeRange:
+    """xlwings' Range semantics: one cell -> scalar, one row/column -> flat list, else list of lists."""
+
+    def __init__(self, sheet, r0, c0, r1, c1, ndim=None):
+        self.sheet, self.box, self.ndim = sheet, (r0, c0, r1, c1), ndim
+
+    def options(self, ndim=None):
+        return FakeRange(self.sheet, *self.box, ndim=ndim)
+
+    def _grid(self, f):
+        r0, c0, r1, c1 = self.box
+        return [[f(self.sheet.cells.get((r, c))) for c in range(c0, c1 + 1)] for r in range(r0, r1 + 1)]
+
+    @property
+    def value(self):
+        g = self._grid(lambda v: None if isinstance(v, str) and v.startswith("=") else v)
+        if self.ndim == 2:
+            return g
+        if len(g) == 1 and len(g[0]) == 1:
+            return g[0][0]
+        return g[0] if len(g) == 1 else [row[0] for row in g] if len(g[0]) == 1 else g
+
+    @value.setter
+    def value(self, v):
+        r0, c0, _, _ = self.box
+        rows = v if isinstance(v, list) and v and isinstance(v[0], list) else [v if isinstance(v, list) else [v]]
+        for i, row in enumerate(rows):
+            for j, x in enumerate(row):
+                self.sheet.cells[(r0 + i, c0 + j)] = x
+                self.sheet.book.writes += 1
+
+    @property
+    def formula(self):
+        g = self._grid(lambda v: "" if v is None else v if isinstance(v, str) else str(v))
+        return g[0][0] if len(g) == 1 and len(g[0]) == 1 else tuple(tuple(r) for r in g)
+
+
+class FakeSheet:
+    def __init__(self, book, name, cells, names):
+        self.book, self.name, self.cells = book, name, cells
+        self.names = [SimpleNamespace(name=f"'{name}'!{k}", refers_to="=" + v) for k, v in names.items()]
+
+    def range(self, ref, *_):
+        from xlcollab.book import bounds
+        if isinstance(ref, tuple):
+            return FakeRange(self, ref[0], ref[1], ref[0], ref[1])
+        r0, c0, r1, c1 = bounds(ref)
+        return FakeRange(self, r0, c0, r1, c1)
+
+
+class FakeSheets(list):
+    def __getitem__(self, key):
+        return next(s for s in self if s.name == key) if isinstance(key, str) else list.__getitem__(self, key)
+
+
+def fake_excel_book(path, active):
+    """An xw.Book stand-in holding a workbook file's cells (formulas as text) and sheet-scoped names."""
+    wb = openpyxl.load_workbook(path)
+    names = FileBook(path)
+    app = SimpleNamespace(screen_updating=True, calculate=lambda: None, status_bar=None, alerts=[])
+    app.alert = lambda message, **kw: app.alerts.append(message)
+    book = SimpleNamespace(name=path.name, fullname=str(path), app=app, writes=0)
+    book.sheets = FakeSheets(FakeSheet(book, ws.title, {(c.row, c.column): c.value for row in ws.iter_rows() for c in row
+                                                        if c.value is not None}, names.names(ws.title)) for ws in wb)
+    book.sheets.active = book.sheets[active]
+    return book
+
+
+def test_xlwings_backend_runs_the_same_macro_as_the_file_backend(copy):
+    from xlcollab.xlbook import XlwingsBook
+    path, twin = copy("graddesc"), copy("graddesc", "twin.xlsx")
+    fake = fake_excel_book(path, "rmsprop")
+    book = XlwingsBook(fake)
+    live = excel.run(book)                                   # the active sheet, as a button click
+    on_file = excel.run(FileBook(twin), "rmsprop")
+    assert live == pytest.approx({**on_file, "seconds": live["seconds"]})
+    assert book.read_name("rmsprop", "trace")[:6] == FileBook(twin).read_name("rmsprop", "trace")[:6]
+    assert book.read_name("rmsprop", "a") == FileBook(twin).read_name("rmsprop", "a")
+    assert fake.app.status_bar == "xlcollab: Run done" and fake.app.screen_updating is True
+    writes = fake.writes
+    with pytest.raises(WorkbookError, match="Solve works on the collab_filter tabs"):
+        excel.solve(book)                                    # rmsprop is not a collab tab
+    assert fake.writes == writes and fake.app.alerts[-1].startswith("xlcollab Solve failed")
+    book.write("rmsprop", book.ref_of("rmsprop", "steps").split(":")[0].replace("A", "E"), 1.0)
+    with pytest.raises(WorkbookError, match="refusing to overwrite the formula"):
+        book.commit()
+    assert fake.writes == writes
