@@ -106,6 +106,20 @@ def test_nn_model_fits_and_is_reproducible(small_ratings):
     assert a.trace_[-1]["train_rmse"] < a.trace_[0]["train_rmse"]
 
 
+def test_auto_y_range_follows_the_rating_scale(tmp_path):
+    g = np.random.default_rng(0)
+    frame = pd.DataFrame({"user": g.integers(0, 30, 600), "item": g.integers(0, 20, 600)}).drop_duplicates()
+    frame["rating"] = g.integers(1, 11, len(frame)).astype(float)  # a 1-10 scale
+    fit = CollabFit(n_factors=2, epochs=2).fit(frame)
+    assert fit.settings_["y_range"] == (0.0, 11.0)
+    assert fit.predict(frame["user"], frame["item"]).max() > 5.5  # not capped at MovieLens's 5.5
+    back = CollabFit.load(fit.save(tmp_path / "m.pt"))
+    assert back.get_params()["y_range"] == "auto" and back.settings_["y_range"] == (0.0, 11.0)
+    frame["rating"] = frame["rating"] / 2  # 0.5-5 stars: fastai's range
+    assert CollabFit(n_factors=2, epochs=1).fit(frame).settings_["y_range"] == (0.0, 5.5)
+    assert CollabFit(n_factors=2, epochs=1, y_range=[1, 6]).fit(frame).settings_["y_range"] == (1.0, 6.0)
+
+
 def test_huge_learning_rate_raises_diverged_naming_epoch():
     with pytest.raises(DivergedError, match=r"in epoch [1-3] \(lr 1e\+12\); try a lower learning rate"):
         CollabFit(model="dot", n_factors=3, epochs=3, lr=1e12, wd=0, optimizer="sgd", batch_size=None,
@@ -115,7 +129,7 @@ def test_huge_learning_rate_raises_diverged_naming_epoch():
 @pytest.mark.parametrize("setting,value", [
     ("epochs", -1), ("epochs", 0), ("n_factors", 0), ("n_factors", 2.5), ("lr", 0.0), ("lr", float("nan")),
     ("wd", -0.1), ("optimizer", "rmsprop"), ("wd_mode", "both"), ("batch_size", 0), ("schedule", "cyclic"),
-    ("device", "tpu"), ("valid_pct", 1.0), ("valid_pct", -0.2), ("model", "svd"), ("y_range", (5, 1)),
+    ("device", "tpu"), ("valid_pct", 1.0), ("valid_pct", -0.2), ("model", "svd"), ("y_range", (5, 1)), ("y_range", "wide"),
     ("momentum", 1.5), ("beta2", 1.0), ("wd_bias", -1.0), ("threads", 0), ("seed", "x"),
 ])
 def test_impossible_settings_raise_naming_value(small_ratings, setting, value):

@@ -96,7 +96,9 @@ class CollabFit:
     device : "auto" | "cpu" | "cuda"      see pick_device.
     valid_pct : float                     share of ratings held out for validation (0 <= valid_pct < 1).
     seed : int                            split, start values and shuffling.
-    y_range : (low, high) | None          sigmoid output range of dotbias/nn.
+    y_range : (low, high) | None | "auto" sigmoid output range of dotbias/nn; "auto": fastai's (0, 5.5) when
+                                          every training rating lies in it (MovieLens), else the ratings' own
+                                          range widened by a ninth of its span at each end (as 0.5-5 -> 0-5.5).
     n_hidden : int                        hidden units of the net.
     momentum : float                      momentum of "momentum", beta1 of adam/adamw.
     beta2 : float                         beta2 of adam/adamw (fastai's 0.99 rather than torch's 0.999).
@@ -121,7 +123,7 @@ class CollabFit:
     def __init__(self, model: str = "dotbias", n_factors: int = 64, epochs: int = 7, lr: float = 0.005,
                  wd: float = 0.1, wd_bias: float | None = 0.01, wd_mode: str | None = None, optimizer: str = "adam",
                  batch_size: int | None = 1024, schedule: str = "annealed", device: str = "auto",
-                 valid_pct: float = 0.2, seed: int = 42, y_range: tuple[float, float] | None = (0.0, 5.5),
+                 valid_pct: float = 0.2, seed: int = 42, y_range: tuple[float, float] | str | None = "auto",
                  n_hidden: int = 10, momentum: float = 0.9, beta2: float = 0.99, clip: bool = True,
                  threads: int | None = None,
                  progress: bool | None = None):
@@ -210,8 +212,8 @@ class CollabFit:
         if not is_int(s["seed"]):
             raise bad("seed", "an integer")
         yr = s["y_range"]
-        if yr is not None and (len(yr) != 2 or not all(is_num(v) for v in yr) or yr[0] >= yr[1]):
-            raise bad("y_range", "None or (low, high) with low < high")
+        if yr is not None and yr != "auto" and (isinstance(yr, str) or len(yr) != 2 or not all(is_num(v) for v in yr) or yr[0] >= yr[1]):
+            raise bad("y_range", "'auto', None or (low, high) with low < high")
         if s["threads"] is not None and (not is_int(s["threads"]) or s["threads"] < 1):
             raise bad("threads", "a positive integer or None")
         for name in ("momentum", "beta2"):
@@ -292,7 +294,12 @@ class CollabFit:
         self.titles_ = ratings.titles
         self.n_ratings_ = n
         train_r = enc.ratings[train_idx]
-        self.rating_range_ = (float(train_r.min()), float(train_r.max()))
+        self.rating_range_ = lo, hi = (float(train_r.min()), float(train_r.max()))
+        if s["y_range"] == "auto":
+            pad = (hi - lo) / 9 or 0.5
+            s["y_range"] = (0.0, 5.5) if 0.0 <= lo and hi <= 5.5 else (lo - pad, hi + pad)
+        elif s["y_range"] is not None:
+            s["y_range"] = (float(s["y_range"][0]), float(s["y_range"][1]))
         self._index_seen(enc)
 
         def on(idx: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
@@ -488,7 +495,7 @@ class CollabFit:
         if not isinstance(blob, dict) or blob.get("format") != FORMAT:
             raise DataError(f"{path} is not an xlcollab model file (saved by `xlcollab fit --save`)")
         params = dict(blob["params"])
-        if params.get("y_range") is not None:
+        if isinstance(params.get("y_range"), list):
             params["y_range"] = tuple(params["y_range"])
         est = cls(**params)
         s = dict(blob["settings"])
