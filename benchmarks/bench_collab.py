@@ -75,6 +75,13 @@ def ours_process(src: Path, work: Path) -> dict:
     return {"rmse": json.loads(done.stdout)["sheets"][SHEET]["final_rmse"], "seconds": seconds}
 
 
+def torch_import_process() -> float:
+    """Seconds for `python -c "import torch"` alone: the floor under any torch-based command on this machine."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch"], check=True)
+    return time.perf_counter() - start
+
+
 class Office:
     """soffice headless with a UNO socket and a private profile; stopped on exit."""
 
@@ -215,7 +222,8 @@ def main() -> None:
         cli = ours_process(src, work)
         rows = [(f"xlcollab solve, in-process ({ours['note']})", ours["rmse"], ours["seconds"],
                  f"read+fit+write+save; CPU {ours['cpu']:.2f} s"),
-                ("xlcollab solve, whole process", cli["rmse"], cli["seconds"], "python start + imports included")]
+                ("xlcollab solve, whole process", cli["rmse"], cli["seconds"], "python start + imports included"),
+                ("(python -c 'import torch', for comparison)", None, torch_import_process(), "")]
         keys = [k.strip() for k in args.solvers.split(",") if k.strip()]
         office = Office(work) if keys else None
         try:
