@@ -129,9 +129,8 @@ def test_ratings_are_the_crosstab_of_the_embedded_data(built: Path) -> None:
     for u, m, r in long:
         assert table.loc[u, m] == r
     ws = wb["dotprod"]
-    titles = [ws.cell(bounds(split_ref(names(ws)["movie_ids"])[1])[0] - 1, c).value
-              for c in range(bounds(split_ref(names(ws)["movie_ids"])[1])[1], bounds(split_ref(names(ws)["movie_ids"])[1])[3] + 1)]
-    assert titles == table.attrs["titles"]
+    id_row, c0, _, c1 = bounds(split_ref(names(ws)["movie_ids"])[1])
+    assert [ws.cell(id_row - 1, c).value for c in range(c0, c1 + 1)] == table.attrs["titles"]  # titles above ids
     # blanks are truly empty (LibreOffice would give #VALUE! on "" - number)
     assert sum(c.value is None for row in ws[split_ref(names(ws)["ratings"])[1]] for c in row) == 225 - 211
 
