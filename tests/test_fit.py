@@ -118,6 +118,7 @@ def test_auto_y_range_follows_the_rating_scale(tmp_path):
     frame["rating"] = frame["rating"] / 2  # 0.5-5 stars: fastai's range
     assert CollabFit(n_factors=2, epochs=1).fit(frame).settings_["y_range"] == (0.0, 5.5)
     assert CollabFit(n_factors=2, epochs=1, y_range=[1, 6]).fit(frame).settings_["y_range"] == (1.0, 6.0)
+    assert CollabFit(n_factors=2, epochs=1, y_range=None).fit(frame).settings_["y_range"] is None
 
 
 def test_huge_learning_rate_raises_diverged_naming_epoch():
@@ -129,7 +130,8 @@ def test_huge_learning_rate_raises_diverged_naming_epoch():
 @pytest.mark.parametrize("setting,value", [
     ("epochs", -1), ("epochs", 0), ("n_factors", 0), ("n_factors", 2.5), ("lr", 0.0), ("lr", float("nan")),
     ("wd", -0.1), ("optimizer", "rmsprop"), ("wd_mode", "both"), ("batch_size", 0), ("schedule", "cyclic"),
-    ("device", "tpu"), ("valid_pct", 1.0), ("valid_pct", -0.2), ("model", "svd"), ("y_range", (5, 1)), ("y_range", "wide"),
+    ("device", "tpu"), ("valid_pct", 1.0), ("valid_pct", -0.2), ("model", "svd"),
+    ("y_range", (5, 1)), ("y_range", "wide"), ("y_range", 5.0),
     ("momentum", 1.5), ("beta2", 1.0), ("wd_bias", -1.0), ("threads", 0), ("seed", "x"),
 ])
 def test_impossible_settings_raise_naming_value(small_ratings, setting, value):

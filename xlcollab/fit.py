@@ -212,7 +212,8 @@ class CollabFit:
         if not is_int(s["seed"]):
             raise bad("seed", "an integer")
         yr = s["y_range"]
-        if yr is not None and yr != "auto" and (isinstance(yr, str) or len(yr) != 2 or not all(is_num(v) for v in yr) or yr[0] >= yr[1]):
+        pair = isinstance(yr, (tuple, list)) and len(yr) == 2 and all(is_num(v) for v in yr) and yr[0] < yr[1]
+        if yr is not None and yr != "auto" and not pair:
             raise bad("y_range", "'auto', None or (low, high) with low < high")
         if s["threads"] is not None and (not is_int(s["threads"]) or s["threads"] < 1):
             raise bad("threads", "a positive integer or None")
