@@ -2,8 +2,11 @@
 
 Each tab's objective is written here once as float64 torch code that computes exactly what the tab's
 formulas compute (same masking, same sigmoid, same average), so the RMSE a spreadsheet engine computes
-from the written parameters equals the RMSE reported here. Every epoch is one full-batch step, as
-Solver sees the whole sheet; the trace records the RMSE before each step and after the last one.
+from the written parameters equals the RMSE reported here. Every epoch is one full-batch step (for
+L-BFGS one iteration with its line search), as Solver sees the whole sheet; the trace records the RMSE
+before each step and after the last one. Updates are xlcollab.optim's rules (torch.optim's maths,
+checked against it in the tests) and a small L-BFGS, not torch.optim itself: torch.optim imports
+torch._dynamo on first use, which costs more than the whole solve.
 Nothing is written unless every requested tab fitted without diverging; the caller commits.
 """
 from __future__ import annotations
