@@ -112,7 +112,8 @@ class FileBook(Book):
     def _workbook(self):
         if self._wb is None:
             try:
-                self._wb = load_workbook(self.path, data_only=False, keep_links=False)
+                # read-only: sheets are parsed lazily, only those a solve reads (a tenth of a full load)
+                self._wb = load_workbook(self.path, read_only=True, data_only=False, keep_links=False)
             except Exception as exc:  # openpyxl raises many types on damaged files
                 raise self._fail(f"cannot read the workbook: {exc}") from None
         return self._wb
@@ -145,7 +146,13 @@ class FileBook(Book):
             patched["xl/workbook.xml"] = _ask_full_recalc(zf.read("xl/workbook.xml"))
             _write_zip_atomically(zf, patched, target)
         if self.out is None:
-            self._wb = None  # the file changed: the next read loads it again
+            self.close()  # the file changed: the next read loads it again
+
+    def close(self) -> None:
+        """Release the file handle a read keeps open."""
+        if self._wb is not None:
+            self._wb.close()
+            self._wb = None
 
     def _check_writable(self, target: Path) -> None:
         for p in {self.path, target}:
