@@ -1,7 +1,28 @@
-"""Shared fixtures: small, deterministic slices of the embedded MovieLens data."""
+"""Shared fixtures: small, deterministic slices of the embedded MovieLens data; one live LibreOffice per module."""
 from __future__ import annotations
 
+import os
+
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In CI the LibreOffice oracle must be there: its tests may never turn into silent skips."""
+    if os.environ.get("CI"):
+        from xlcollab import libreoffice, unobook
+        if not (libreoffice.available() and unobook.available()):
+            raise pytest.UsageError("CI needs LibreOffice headless and python3-uno for the oracle tests: "
+                                    + libreoffice.INSTALL_HINT)
+
+
+@pytest.fixture(scope="module")
+def office():
+    """A headless LibreOffice started once for the test module, driven over UNO."""
+    from xlcollab import unobook
+    if not unobook.available():
+        pytest.skip("LibreOffice or python3-uno not installed")
+    with unobook.Office() as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

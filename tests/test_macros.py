@@ -166,12 +166,6 @@ def _chart_title(chart):
 
 
 # -- (b) a live LibreOffice ------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def office():
-    if not unobook.available():
-        pytest.skip("LibreOffice or python3-uno not installed")
-    with unobook.Office() as office:
-        yield office
 
 
 @pytest.mark.libreoffice

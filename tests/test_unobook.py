@@ -13,12 +13,6 @@ from xlcollab.errors import WorkbookError, XlcollabError
 
 
 
-@pytest.fixture(scope="module")
-def office():
-    if not unobook.available():
-        pytest.skip("LibreOffice or python3-uno not installed")
-    with unobook.Office() as office:
-        yield office
 
 
 @pytest.fixture
