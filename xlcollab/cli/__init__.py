@@ -17,7 +17,8 @@ COMMAND_MODULES = ("fit", "workbook", "collab", "graddesc", "addin")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="xlcollab", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="xlcollab", description="Collaborative filtering and gradient descent in a "
+                                     "spreadsheet: bundled workbooks solved by torch in place of Excel Solver.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         try:
