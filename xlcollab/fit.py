@@ -29,15 +29,13 @@ import torch
 from torch import Tensor, nn
 
 from xlcollab import data
+from xlcollab.device import CUDA_MIN_RATINGS, pick_device  # noqa: F401  (part of fit's API)
 from xlcollab.errors import DataError, DivergedError, SettingsError
 from xlcollab.models import MODELS, logit_range
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 SCHEDULES = ("one-cycle", "annealed", "constant")
 WD_MODES = ("l2", "decoupled")
-# device="auto" takes CUDA only from this many training ratings on: below it a CPU epoch costs milliseconds
-# (ml-latest-small: ~0.1 s), less than CUDA's start-up (~1-2 s) and per-step kernel launches would save.
-CUDA_MIN_RATINGS = 1_000_000
 # threads=None runs CPU fits under this many training ratings on one intra-op thread: their tensors are too
 # small to split, and with other processes on the cores OpenMP's waiting threads made 2 threads 5x slower
 # than 1 on the 2-core build machine (ml-latest-small defaults: 24 s vs 5 s at load average 3).
@@ -62,16 +60,6 @@ def schedule_lr(schedule: str, pct: float, lr: float) -> float:
     if schedule == "annealed":
         return lr * (1 + math.cos(math.pi * pct)) / 2
     return lr
-
-
-def pick_device(device: str, n_ratings: int) -> torch.device:
-    """"auto": CUDA when present and n_ratings >= CUDA_MIN_RATINGS, else CPU; "cpu"/"cuda[:N]" force."""
-    if device == "auto":
-        use = torch.cuda.is_available() and n_ratings >= CUDA_MIN_RATINGS
-        return torch.device("cuda" if use else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SettingsError(f"device '{device}': no CUDA device is available (torch.cuda.is_available() is False)")
-    return torch.device(device)
 
 
 def _rmse(sse: float, n: int) -> float:

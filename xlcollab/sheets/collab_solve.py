@@ -22,7 +22,9 @@ import torch
 
 from xlcollab import optim
 from xlcollab.book import Book, bounds, cell_name
+from xlcollab.device import pick_device
 from xlcollab.errors import DivergedError, SettingsError, WorkbookError
+from xlcollab.models import sigmoid_range
 from xlcollab.sheets.collab import DEFAULTS, PARAMS, RATING_RANGE, SHEETS
 from xlcollab.sheets.common import LAST_RUN_LABELS
 
@@ -135,11 +137,6 @@ def _id_key(v: Any) -> Any:
     return str(v).strip().lower()  # MATCH(...,0) compares text without case
 
 
-def _sigmoid_range(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
-    """lo + (hi - lo) / (1 + EXP(-x)), as the cells write it."""
-    return lo + (hi - lo) * torch.sigmoid(x)
-
-
 # -- the five tabs as torch code -------------------------------------------------------------------------
 def read_crosstab(book: Book, sheet: str, *, bias: bool) -> Model:
     """dotprod / bias: prediction = user·movie (+ biases, optionally squashed); RMSE over observed ratings."""
@@ -178,7 +175,7 @@ def read_crosstab(book: Book, sheet: str, *, bias: bool) -> Model:
         if bias:
             x = x + p["user_bias"] + p["movie_bias"]
             if squash:
-                x = _sigmoid_range(x, lo, hi)
+                x = sigmoid_range(x, lo, hi)
         preds = x * d["mask"]                      # IF(ISNUMBER(rating), ..., 0)
         rmse = torch.sqrt((d["mask"] * (d["target"] - preds) ** 2).sum() / count)
         return rmse, preds
@@ -252,7 +249,7 @@ def read_nnet(book: Book, sheet: str) -> Model:
         x = torch.cat([p["user_factors"][d["ui"]], p["movie_factors"][d["mi"]]], 1)
         a = torch.relu(x @ p["hidden_weights"] + p["hidden_bias"])
         out = (a * p["output_weights"]).sum(1) + p["output_bias"][0, 0]
-        preds = _sigmoid_range(out, lo, hi)
+        preds = sigmoid_range(out, lo, hi)
         rmse = torch.sqrt(((preds - d["y"]) ** 2).mean())
         return rmse, preds[:, None]
 
@@ -303,18 +300,7 @@ def settings_for(sheet: str, *, optimizer: str | None, lr: float | None, epochs:
         raise SettingsError(f"epochs must be a whole number >= 1, got {epochs!r}")
     if not (isinstance(wd, (int, float)) and math.isfinite(wd) and wd >= 0):
         raise SettingsError(f"weight decay must be a number >= 0, got {wd!r}")
-    return Settings(opt, float(lr), int(epochs), float(wd), resolve_device(device))
-
-
-def resolve_device(device: str) -> str:
-    """auto -> cuda when available, else cpu."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise SettingsError("--device cuda: no CUDA device is available here (use auto or cpu)")
-    if device not in ("cpu", "cuda"):
-        raise SettingsError(f"unknown device {device!r}; choose auto, cpu or cuda")
-    return device
+    return Settings(opt, float(lr), int(epochs), float(wd), str(pick_device(device, 0)))  # a tab is tiny: auto = CPU, cuda forces
 
 
 def _rule(s: Settings) -> Callable[[torch.Tensor, torch.Tensor, dict[str, Any]], torch.Tensor]:
