@@ -11,16 +11,33 @@ Ours is timed two ways: the solve itself in-process (read, fit, write, save; imp
 Excel session) and the whole `python -m xlcollab solve` process.
 
     .venv/bin/python benchmarks/bench_collab.py [--timeout 120] [--solvers de,pso,deps,sco] [--bounds -3,3]
+
+DEPS and SCO without installing libreoffice-nlpsolver (on Debian it replaces libreoffice-*-nogui by the GUI
+suite): `benchmarks/get_nlpsolver.sh DIR` downloads and unpacks it and the Java-UNO runtime (ure-java, the UNO
+jars) into DIR, and
+
+    .venv/bin/python benchmarks/bench_collab.py --nlpsolver-oxt DIR/nlpsolver.oxt --solvers deps,sco --timeout 180
+
+adds the extension to this benchmark's private profile (the ExtensionManager's "user" repository, over UNO; never
+--shared) and runs soffice with DIR/program first on LD_LIBRARY_PATH, so that LibreOffice's UNO runtime finds the
+Java bridge, jvmfwk3rc and unorc beside the libraries it loaded (nothing under /usr is written; other soffice
+processes are untouched). The JRE is JAVA_HOME's, else that of `java` on PATH; jvmfwk writes its choice into the
+private profile's javasettings. The NLPSolver solvers have no time limit of their own (only LearningCycles and a
+stagnation test), so --timeout is turned into a cycle budget: two short runs time one learning cycle, and the
+measured run gets (timeout - start-up) / (seconds per cycle) cycles; a watchdog kills soffice at 2 x timeout + 120 s.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -36,6 +53,9 @@ LO_SOLVERS = {
     "deps": ("com.sun.star.comp.Calc.NLPSolver.DEPSSolverImpl", {}, "LibreOffice NLPSolver: DEPS"),
     "sco": ("com.sun.star.comp.Calc.NLPSolver.SCOSolverImpl", {}, "LibreOffice NLPSolver: SCO (social cognitive)"),
 }
+NLP_KEYS = ("deps", "sco")  # Java NLPSolver: no time limit property; the limit becomes a LearningCycles budget
+NLP_QUIET = {"EnhancedSolverStatus": False}  # its status dialog would wait for a click at the end
+CALIBRATION_CYCLES = (5, 45)
 
 
 def blocks(path: Path) -> tuple[str, list[str]]:
@@ -82,21 +102,39 @@ def torch_import_process() -> float:
     return time.perf_counter() - start
 
 
-class Office:
-    """soffice headless with a UNO socket and a private profile; stopped on exit."""
+def java_home() -> str | None:
+    """JAVA_HOME, else the JRE of `java` on PATH (…/bin/java resolved)."""
+    if os.environ.get("JAVA_HOME"):
+        return os.environ["JAVA_HOME"]
+    java = shutil.which("java")
+    return str(Path(java).resolve().parent.parent) if java else None
 
-    def __init__(self, work: Path) -> None:
+
+class Office:
+    """soffice headless with a UNO socket and a private profile; stopped on exit.
+
+    java_overlay: a folder made by get_nlpsolver.sh (symlinks to LibreOffice's program/ plus the Java-UNO
+    runtime), put first on soffice's LD_LIBRARY_PATH so that Java components load without ure-java installed."""
+
+    def __init__(self, work: Path, java_overlay: Path | None = None) -> None:
         sys.path.append("/usr/lib/python3/dist-packages")  # python3-uno
         from xlcollab.libreoffice import soffice_path
 
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
+        self.profile = work / "profile"
+        env = dict(os.environ)
+        if java_overlay is not None:
+            env["LD_LIBRARY_PATH"] = os.pathsep.join(
+                [str(java_overlay.resolve())] + [p for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p])
+            if java_home():
+                env["JAVA_HOME"] = java_home()
         self.proc = subprocess.Popen(
-            [soffice_path() or "soffice", f"-env:UserInstallation={(work / 'profile').resolve().as_uri()}", "--headless",
+            [soffice_path() or "soffice", f"-env:UserInstallation={self.profile.resolve().as_uri()}", "--headless",
              "--invisible", "--nologo", "--norestore", "--nodefault",
              f"--accept=socket,host=127.0.0.1,port={self.port};urp;"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
         import uno
 
         local = uno.getComponentContext()
@@ -120,6 +158,58 @@ class Office:
         hidden.Name, hidden.Value = "Hidden", True
         return self.desktop.loadComponentFromURL(uno.systemPathToFileUrl(str(path.resolve())), "_blank", 0, (hidden,))
 
+    def add_extension(self, oxt: Path) -> str:
+        """Install an .oxt into this profile's "user" extensions (what `unopkg add` does without --shared; unopkg
+        itself refuses to run as root without --shared), approving the install prompt; returns its identifier."""
+        import uno
+        import unohelper
+        from com.sun.star.task import XInteractionHandler
+        from com.sun.star.ucb import XCommandEnvironment, XProgressHandler
+
+        approve = uno.getTypeByName("com.sun.star.task.XInteractionApprove")
+
+        class Approve(unohelper.Base, XInteractionHandler):
+            def handle(self, request):
+                for choice in request.getContinuations():
+                    if choice.queryInterface(approve) is not None:
+                        choice.select()
+                        return
+
+        class Quiet(unohelper.Base, XProgressHandler):
+            def push(self, status):
+                pass
+
+            def update(self, status):
+                pass
+
+            def pop(self):
+                pass
+
+        class Env(unohelper.Base, XCommandEnvironment):
+            def getInteractionHandler(self):
+                return Approve()
+
+            def getProgressHandler(self):
+                return Quiet()
+
+        manager = self.ctx.getValueByName("/singletons/com.sun.star.deployment.ExtensionManager")
+        package = manager.addExtension(uno.systemPathToFileUrl(str(oxt.resolve())), (), "user", None, Env())
+        return package.getIdentifier().Value
+
+    def jre(self) -> str:
+        """The JRE jvmfwk chose, from the private profile's javasettings (once Java has started)."""
+        for f in (self.profile / "user" / "config").glob("javasettings_*.xml"):
+            found = re.search(r"<location>([^<]*)</location>.*?<version>([^<]*)</version>", f.read_text(), re.S)
+            if found:
+                return f"{found.group(1).removeprefix('file://')} ({found.group(2)})"
+        return "unknown"
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # oosplash and soffice.bin
+        except ProcessLookupError:
+            pass
+
     def close(self) -> None:
         try:
             self.desktop.terminate()
@@ -128,7 +218,7 @@ class Office:
         try:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            self.kill()
 
 
 def bound_constraints(variables: list, bounds_: tuple[float, float]) -> list:
@@ -147,7 +237,8 @@ def bound_constraints(variables: list, bounds_: tuple[float, float]) -> list:
 
 
 def libreoffice_solve(office: Office, src: Path, work: Path, key: str, timeout_s: float,
-                      bound: tuple[float, float]) -> dict:
+                      bound: tuple[float, float], extra: dict | None = None, tag: str = "",
+                      watchdog_s: float | None = None) -> dict:
     from com.sun.star.table import CellAddress
 
     from xlcollab.book import bounds
@@ -156,7 +247,7 @@ def libreoffice_solve(office: Office, src: Path, work: Path, key: str, timeout_s
     solver = office.smgr.createInstanceWithContext(service, office.ctx)
     if solver is None:
         return {"label": label, "missing": True}
-    path = work / f"lo_{key}.xlsx"
+    path = work / f"lo_{key}{tag}.xlsx"
     shutil.copy(src, path)
     doc = office.load(path)
     sheet_index = [doc.Sheets.getByIndex(i).Name for i in range(doc.Sheets.Count)].index(SHEET)
@@ -182,14 +273,36 @@ def libreoffice_solve(office: Office, src: Path, work: Path, key: str, timeout_s
     solver.Constraints = tuple(bound_constraints(variables, bound))
     solver.Maximize = False
     info = {p.Name for p in solver.getPropertySetInfo().getProperties()}
-    for name, value in props.items():
-        solver.setPropertyValue(name, value)
+    import uno
+
+    for name, value in {**props, **(extra or {})}.items():
+        if isinstance(value, int) and not isinstance(value, bool):  # pyuno would pass a small int as BYTE/SHORT
+            uno.invoke(solver, "setPropertyValue", (name, uno.Any("long", value)))
+        else:
+            solver.setPropertyValue(name, value)
     if "Timeout" in info:  # SwarmSolver: milliseconds
         solver.setPropertyValue("Timeout", int(timeout_s * 1000))
     elif "MaxTime" in info:
         solver.setPropertyValue("MaxTime", int(timeout_s))
+    killed = threading.Event()
+
+    def kill() -> None:
+        killed.set()
+        office.kill()
+
+    timer = threading.Timer(watchdog_s, kill) if watchdog_s else None
     begin = time.perf_counter()
-    solver.solve()
+    if timer is not None:
+        timer.start()
+    try:
+        solver.solve()
+    except Exception:
+        if killed.is_set():
+            return {"label": label, "killed": True, "seconds": time.perf_counter() - begin}
+        raise
+    finally:
+        if timer is not None:
+            timer.cancel()
     seconds = time.perf_counter() - begin
     solution = solver.Solution
     for a, value in zip(variables, solution):
@@ -198,7 +311,30 @@ def libreoffice_solve(office: Office, src: Path, work: Path, key: str, timeout_s
     rmse = ws.getCellByPosition(objective.Column, objective.Row).getValue()
     doc.close(True)
     return {"label": label, "rmse": rmse, "seconds": seconds, "start": start_rmse, "success": bool(solver.Success),
-            "reported": solver.ResultValue}
+            "reported": solver.ResultValue,
+            "settings": {p.Name: solver.getPropertyValue(p.Name) for p in solver.getPropertySetInfo().getProperties()}}
+
+
+def nlp_solve(office: Office, src: Path, work: Path, key: str, timeout_s: float, bound: tuple[float, float]) -> dict:
+    """A Java NLPSolver run held to timeout_s through its LearningCycles: two short runs (stagnation test off)
+    time a learning cycle and the fixed start-up (library set-up, first evaluations); the measured run gets the
+    cycles that fit, with every other setting at LibreOffice's defaults."""
+    times = {}
+    for cycles in CALIBRATION_CYCLES:
+        r = libreoffice_solve(office, src, work, key, timeout_s, bound, tag=f"_cal{cycles}",
+                              extra={**NLP_QUIET, "LearningCycles": cycles, "StagnationLimit": 10**6},
+                              watchdog_s=2 * timeout_s + 120)
+        if r.get("missing") or r.get("killed"):
+            return r
+        times[cycles] = r["seconds"]
+    (c0, c1) = CALIBRATION_CYCLES
+    per_cycle = max((times[c1] - times[c0]) / (c1 - c0), 1e-3)
+    startup = max(times[c0] - c0 * per_cycle, 0.0)
+    budget = max(1, int((timeout_s - startup) / per_cycle))
+    r = libreoffice_solve(office, src, work, key, timeout_s, bound, extra={**NLP_QUIET, "LearningCycles": budget},
+                          watchdog_s=2 * timeout_s + 120)
+    r.update(per_cycle=per_cycle, startup=startup, cycles=budget, calibration=times)
+    return r
 
 
 def main() -> None:
@@ -207,7 +343,17 @@ def main() -> None:
     parser.add_argument("--solvers", default="de,pso,deps,sco", help="LibreOffice solvers to run (de, pso, deps, sco)")
     parser.add_argument("--bounds", default="-3,3", help="LOW,HIGH: bounds on LibreOffice's variables (default -3,3; "
                                                         "the swarms draw their first population inside them)")
+    parser.add_argument("--nlpsolver-oxt", type=Path, default=os.environ.get("XLCOLLAB_NLPSOLVER_OXT") or None,
+                        help="the NLPSolver extension (.oxt) to add to the private profile, for deps/sco; its Java-UNO "
+                             "overlay is the program/ folder beside it (both made by benchmarks/get_nlpsolver.sh); "
+                             "default $XLCOLLAB_NLPSOLVER_OXT")
+    parser.add_argument("--lo-java", type=Path, default=None,
+                        help="the Java-UNO overlay folder (default: program/ beside --nlpsolver-oxt)")
     args = parser.parse_args()
+    overlay = args.lo_java or (args.nlpsolver_oxt.parent / "program" if args.nlpsolver_oxt else None)
+    for need in ([args.nlpsolver_oxt, overlay / "libjava_uno.so"] if args.nlpsolver_oxt else []):
+        if not need.exists():
+            parser.error(f"{need} does not exist: run benchmarks/get_nlpsolver.sh first")
     low, high = (float(v) for v in args.bounds.split(","))
 
     import torch  # noqa: F401  imports done before timing ours, as in a warm Excel session
@@ -225,20 +371,45 @@ def main() -> None:
                 ("xlcollab solve, whole process", cli["rmse"], cli["seconds"], "python start + imports included"),
                 ("(python -c 'import torch', for comparison)", None, torch_import_process(), "")]
         keys = [k.strip() for k in args.solvers.split(",") if k.strip()]
-        office = Office(work) if keys else None
+        office = Office(work, overlay) if keys else None
+        extension, jre = None, None
         try:
+            if office is not None and args.nlpsolver_oxt and any(k in NLP_KEYS for k in keys):
+                extension = office.add_extension(args.nlpsolver_oxt)
             for key in keys:
-                r = libreoffice_solve(office, src, work, key, args.timeout, (low, high))
+                if key in NLP_KEYS:
+                    r = nlp_solve(office, src, work, key, args.timeout, (low, high))
+                else:
+                    r = libreoffice_solve(office, src, work, key, args.timeout, (low, high))
                 if r.get("missing"):
-                    rows.append((r["label"], None, None, "not installed here (Java NLPSolver extension)"))
+                    rows.append((r["label"], None, None, "not installed here (Java NLPSolver extension; see "
+                                                         "--nlpsolver-oxt)"))
+                elif r.get("killed"):
+                    rows.append((r["label"], None, r["seconds"], "killed by the watchdog"))
+                    break
+                elif key in NLP_KEYS:
+                    st = r["settings"]
+                    rows.append((r["label"], r["rmse"], r["seconds"],
+                                 f"limit {args.timeout:g} s as {r['cycles']} learning cycles "
+                                 f"({r['per_cycle']:.3f} s/cycle + {r['startup']:.1f} s start-up, timed); swarm "
+                                 f"{st['SwarmSize']}, stagnation {st['StagnationLimit']} x {st['Tolerance']:g}, "
+                                 f"{low:g} <= x <= {high:g}; start RMSE {r['start']:.4f}, "
+                                 f"solver's own {r['reported']:.4f}, success {r['success']}"))
                 else:
                     rows.append((r["label"], r["rmse"], r["seconds"],
                                  f"limit {args.timeout:g} s, {low:g} <= x <= {high:g}"))
+            if extension:
+                jre = office.jre()
         finally:
             if office is not None:
                 office.close()
         print(f"\ncollab_filter.xlsx, tab '{SHEET}' (15 users x 15 movies, 211 ratings, 150 variables), seed 42")
-        print(f"machine: {os.cpu_count()} CPUs, load average {load:.2f} at start; torch threads for the fit: 1\n")
+        print(f"machine: {os.cpu_count()} CPUs, load average {load:.2f} at start, {os.getloadavg()[0]:.2f} at end "
+              f"(1-min); torch threads for the fit: 1")
+        if extension:
+            print(f"NLPSolver: {args.nlpsolver_oxt} as '{extension}' in the private profile; Java-UNO overlay "
+                  f"{overlay}; JRE {jre}")
+        print()
         print(f"{'solver':<62}{'RMSE':>10}{'seconds':>10}  notes")
         for label, rmse, seconds, note in rows:
             rmse_s = f"{rmse:10.4f}" if rmse is not None else f"{'-':>10}"
