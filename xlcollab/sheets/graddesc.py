@@ -97,6 +97,11 @@ class Spec:
 _START = (Input("start_a", "start a", 1, "start"), Input("start_b", "start b", 1, "start"))
 _M, _V = ("exp_avg", "m", "m = β1·m + (1-β1)·g"), ("exp_avg_sq", "v", "v = β2·v + (1-β2)·g²")
 
+# adamw and l2 share torch's Adam settings, so the two tabs differ only in where the weight decay goes
+_TORCH_ADAM = _START + (Input("lr", "learning rate", 0.05, "lr"), Input("beta1", "β1", 0.9, "beta"),
+                        Input("beta2", "β2", 0.999, "beta"), Input("eps", "ε", 1e-8, "eps"),
+                        Input("wd", "weight decay", 1e-3, "wd"))
+
 SPECS: dict[str, Spec] = {s.sheet: s for s in (
     Spec("basic SGD", "sgd", _START + (Input("lr", "learning rate", 1e-4, "lr"),), (),
          "Plain SGD, one step per row: new p = p - lr·de/dp. Beside the analytic gradients, finite-difference "
@@ -128,16 +133,12 @@ SPECS: dict[str, Spec] = {s.sheet: s for s in (
          "v = β2·v + (1-β2)·g², new p = p - lr·m/√v.",
          "Differs from torch.optim.Adam: no bias correction (torch divides m by 1-β1^t and v by 1-β2^t, which "
          "enlarges its first steps) and no ε (torch adds ε to √v). See the adamw and l2 tabs for torch's form."),
-    Spec("adamw", "adam", _START + (Input("lr", "learning rate", 0.05, "lr"), Input("beta1", "β1", 0.9, "beta"),
-                                    Input("beta2", "β2", 0.999, "beta"), Input("eps", "ε", 1e-8, "eps"),
-                                    Input("wd", "weight decay", 1e-3, "wd")), (_M, _V),
+    Spec("adamw", "adam", _TORCH_ADAM, (_M, _V),
          "AdamW: Adam with bias correction and decoupled weight decay: new p = p·(1 - lr·wd) - "
          "lr/(1-β1^t) · m/(√v/√(1-β2^t) + ε). The decay shrinks p directly, whatever the gradients' size.",
          "Same maths as torch.optim.AdamW(lr, betas=(β1, β2), eps=ε, weight_decay=wd); torch updates m with lerp, "
          "equal up to rounding.", counter=True, decoupled=True),
-    Spec("l2", "adam", _START + (Input("lr", "learning rate", 0.05, "lr"), Input("beta1", "β1", 0.9, "beta"),
-                                 Input("beta2", "β2", 0.999, "beta"), Input("eps", "ε", 1e-8, "eps"),
-                                 Input("wd", "weight decay", 1e-3, "wd")), (_M, _V),
+    Spec("l2", "adam", _TORCH_ADAM, (_M, _V),
          "Adam (bias-corrected, as on the adamw tab) with weight decay as an L2 term in the loss, wd/2·(a²+b²): "
          "its gradient wd·p goes through m and √v and is rescaled like any gradient. Compare adamw.",
          "Same maths as torch.optim.Adam(lr, betas=(β1, β2), eps=ε, weight_decay=wd); torch updates m with "
