@@ -62,6 +62,15 @@ def schedule_lr(schedule: str, pct: float, lr: float) -> float:
     return lr
 
 
+def resolve_y_range(y_range: Any, rating_range: tuple[float, float]) -> tuple[float, float] | None:
+    """"auto": fastai's (0, 5.5) for MovieLens scales, else the data's range widened by a ninth each side."""
+    if y_range == "auto":
+        lo, hi = rating_range
+        pad = (hi - lo) / 9 or 0.5
+        return (0.0, 5.5) if 0.0 <= lo and hi <= 5.5 else (lo - pad, hi + pad)
+    return None if y_range is None else (float(y_range[0]), float(y_range[1]))
+
+
 def _rmse(sse: float, n: int) -> float:
     return math.sqrt(sse / n) if n else float("nan")
 
@@ -283,12 +292,8 @@ class CollabFit:
         self.titles_ = ratings.titles
         self.n_ratings_ = n
         train_r = enc.ratings[train_idx]
-        self.rating_range_ = lo, hi = (float(train_r.min()), float(train_r.max()))
-        if s["y_range"] == "auto":
-            pad = (hi - lo) / 9 or 0.5
-            s["y_range"] = (0.0, 5.5) if 0.0 <= lo and hi <= 5.5 else (lo - pad, hi + pad)
-        elif s["y_range"] is not None:
-            s["y_range"] = (float(s["y_range"][0]), float(s["y_range"][1]))
+        self.rating_range_ = (float(train_r.min()), float(train_r.max()))
+        s["y_range"] = resolve_y_range(s["y_range"], self.rating_range_)
         self._index_seen(enc)
 
         def on(idx: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
