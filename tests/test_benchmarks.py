@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -21,3 +23,25 @@ def test_gpu_section_runs_on_the_cpu_at_tiny_scale() -> None:
     for row in rows:
         seconds = float(row.split("|")[2])
         assert seconds > 0
+
+
+def test_graddesc_benchmark_prints_both_tables() -> None:
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_graddesc.py"), "--horizon", "50",
+                           "--repeats", "1"], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for tab in ("basic SGD", "momentum", "adagrad", "rmsprop", "adam", "adamw", "l2", "adam_ann"):
+        assert f"| {tab} |" in done.stdout
+    assert "--sheet all --epochs 1000" in done.stdout
+
+
+@pytest.mark.libreoffice
+def test_collab_benchmark_runs_ours_and_a_libreoffice_solver() -> None:
+    from xlcollab import libreoffice, unobook
+    if not (libreoffice.available() and unobook.available()):
+        pytest.skip("LibreOffice or python3-uno not installed")
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_collab.py"), "--solvers", "pso",
+                           "--timeout", "2", "--bounds", "0,1.5"], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ours = next(line for line in done.stdout.splitlines() if line.startswith("xlcollab solve, whole process"))
+    assert float(ours.split()[4]) < 0.34  # the RMSE column: L-BFGS lands at 0.3344 on the seed-42 sheet
+    assert "LibreOffice Swarm: Particle Swarm" in done.stdout
