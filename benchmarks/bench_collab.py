@@ -62,7 +62,7 @@ def blocks(path: Path) -> tuple[str, list[str]]:
     """The RMSE cell and the variable ranges of the dotprod tab, from Excel Solver's stored model."""
     import openpyxl
 
-    from xlcollab.book import split_ref
+    from xlcollab.book.base import split_ref
 
     ws = openpyxl.load_workbook(path)[SHEET]
     names = {k: v.attr_text for k, v in ws.defined_names.items()}
@@ -70,7 +70,7 @@ def blocks(path: Path) -> tuple[str, list[str]]:
 
 
 def ours_in_process(src: Path, work: Path) -> dict:
-    from xlcollab.filebook import FileBook
+    from xlcollab.book.filebook import FileBook
     from xlcollab.sheets.collab import solve_book
 
     path = work / "ours.xlsx"
@@ -118,7 +118,7 @@ class Office:
 
     def __init__(self, work: Path, java_overlay: Path | None = None) -> None:
         sys.path.append("/usr/lib/python3/dist-packages")  # python3-uno
-        from xlcollab.libreoffice import soffice_path
+        from xlcollab.book.libreoffice import soffice_path
 
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -241,7 +241,7 @@ def libreoffice_solve(office: Office, src: Path, work: Path, key: str, timeout_s
                       watchdog_s: float | None = None) -> dict:
     from com.sun.star.table import CellAddress
 
-    from xlcollab.book import bounds
+    from xlcollab.book.base import bounds
 
     service, props, label = LO_SOLVERS[key]
     solver = office.smgr.createInstanceWithContext(service, office.ctx)

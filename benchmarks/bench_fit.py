@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from xlcollab import data  # noqa: E402
-from xlcollab.fit import CollabFit, resolve_y_range  # noqa: E402
+from xlcollab.core import data  # noqa: E402
+from xlcollab.core.fit import CollabFit, resolve_y_range  # noqa: E402
 
 ML25M = (162_541, 59_047, 25_000_095)
 

@@ -9,7 +9,7 @@ import pytest
 def pytest_configure(config: pytest.Config) -> None:
     """In CI the LibreOffice oracle must be there: its tests may never turn into silent skips."""
     if os.environ.get("CI"):
-        from xlcollab import libreoffice, unobook
+        from xlcollab.book import libreoffice, unobook
         if not (libreoffice.available() and unobook.available()):
             raise pytest.UsageError("CI needs LibreOffice headless and python3-uno for the oracle tests: "
                                     + libreoffice.INSTALL_HINT)
@@ -18,7 +18,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="module")
 def office():
     """A headless LibreOffice started once for the test module, driven over UNO."""
-    from xlcollab import unobook
+    from xlcollab.book import unobook
     if not unobook.available():
         pytest.skip("LibreOffice or python3-uno not installed")
     with unobook.Office() as running:
@@ -28,14 +28,14 @@ def office():
 @pytest.fixture(scope="session")
 def _embedded_ratings():
     """The embedded ml-latest-small, loaded once per session (copy before mutating: use small_ratings)."""
-    from xlcollab.data import load_ratings
+    from xlcollab.core.data import load_ratings
     return load_ratings()
 
 
 @pytest.fixture
 def small_ratings(_embedded_ratings):
     """559 ratings: every rating among the 25 most active users x the 25 most-rated movies, with titles."""
-    from xlcollab.data import Ratings, crosstab
+    from xlcollab.core.data import Ratings, crosstab
     full = _embedded_ratings
     table = crosstab(full, 25)
     f = full.frame

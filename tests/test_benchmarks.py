@@ -36,7 +36,7 @@ def test_graddesc_benchmark_prints_both_tables() -> None:
 
 @pytest.mark.libreoffice
 def test_collab_benchmark_runs_ours_and_a_libreoffice_solver() -> None:
-    from xlcollab import libreoffice, unobook
+    from xlcollab.book import libreoffice, unobook
     if not (libreoffice.available() and unobook.available()):
         pytest.skip("LibreOffice or python3-uno not installed")
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_collab.py"), "--solvers", "pso",

@@ -11,7 +11,7 @@ import pytest
 
 from xlcollab.cli import main
 from xlcollab.cli.fit import FIT_DEFAULTS
-from xlcollab.fit import CollabFit
+from xlcollab.core.fit import CollabFit
 
 
 @pytest.fixture

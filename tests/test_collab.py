@@ -15,12 +15,12 @@ import openpyxl
 import pytest
 import torch
 
-from xlcollab.book import bounds, cells_of, split_ref
+from xlcollab.book.base import bounds, cells_of, split_ref
 from xlcollab.cli import main
 from xlcollab.errors import WorkbookError
-from xlcollab.filebook import FileBook
+from xlcollab.book.filebook import FileBook
 from xlcollab.sheets.collab import PARAMS, SHEETS, build_workbook
-from xlcollab.sheets.collab_solve import LBFGS, Settings, fit, read_model, trace_rows
+from xlcollab.sheets.collab.solve import LBFGS, Settings, fit, read_model, trace_rows
 
 OWNED = {sheet: (*params, "trace", "last_run") for sheet, params in PARAMS.items()}
 
@@ -87,7 +87,7 @@ def edited(built: Path, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def recalculated(built: Path, solved, edited: Path, tmp_path_factory) -> dict[str, openpyxl.Workbook]:
     """LibreOffice recomputes the built, solved and edited workbooks (one soffice call)."""
-    from xlcollab import libreoffice
+    from xlcollab.book import libreoffice
 
     if not libreoffice.available():
         pytest.skip("LibreOffice (soffice) is not installed")
@@ -116,7 +116,7 @@ def test_tabs_names_and_solver_model(built: Path) -> None:
 
 
 def test_ratings_are_the_crosstab_of_the_embedded_data(built: Path) -> None:
-    from xlcollab.data import crosstab, load_ratings
+    from xlcollab.core.data import crosstab, load_ratings
 
     table = crosstab(load_ratings(), 15)
     wb = openpyxl.load_workbook(built)

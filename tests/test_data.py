@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xlcollab.data import (Ratings, crosstab, download, embedded_dir, encode, load_ratings, split_indices)
+from xlcollab.core.data import (Ratings, crosstab, download, embedded_dir, encode, load_ratings, split_indices)
 from xlcollab.errors import DataError, SettingsError
 
 # The same five ratings in every format: (user, item, rating, timestamp).

@@ -9,8 +9,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from xlcollab import excel, interpret
-from xlcollab.fit import CollabFit
+from xlcollab import excel
+from xlcollab.core import interpret
+from xlcollab.core.fit import CollabFit
 
 ERR = excel.ERROR_PREFIX
 
@@ -23,7 +24,7 @@ def as_xlwings(value):
 @pytest.fixture(scope="module")
 def model_file(_embedded_ratings, tmp_path_factory):
     """A small dotbias fit of the 25 x 25 most active users x most rated movies, saved beside 'book.xlsx'."""
-    from xlcollab.data import Ratings, crosstab
+    from xlcollab.core.data import Ratings, crosstab
     table = crosstab(_embedded_ratings, 25)
     f = _embedded_ratings.frame
     frame = f[f["user"].isin(table.index) & f["item"].isin(table.columns)].reset_index(drop=True)

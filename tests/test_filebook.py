@@ -11,9 +11,9 @@ import pytest
 from openpyxl import Workbook, load_workbook
 from openpyxl.chart import Reference
 
-from xlcollab import libreoffice
+from xlcollab.book import libreoffice
 from xlcollab.errors import WorkbookError
-from xlcollab.filebook import FileBook
+from xlcollab.book.filebook import FileBook
 from xlcollab.sheets.common import define_block, force_full_recalc, line_chart, store_solver_model, target
 
 

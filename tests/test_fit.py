@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
-from xlcollab import data, interpret
+from xlcollab.core import data, interpret
 from xlcollab.errors import DataError, DivergedError, SettingsError
-from xlcollab.fit import CUDA_MIN_RATINGS, CollabFit, one_cycle, pick_device, schedule_lr
-from xlcollab.models import EmbeddingDotBias, logit_range
+from xlcollab.core.fit import CUDA_MIN_RATINGS, CollabFit, one_cycle, pick_device, schedule_lr
+from xlcollab.core.models import EmbeddingDotBias, logit_range
 
 
 def planted(n_users: int = 40, n_items: int = 30, rank: int = 3, seed: int = 0) -> pd.DataFrame:

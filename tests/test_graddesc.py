@@ -11,11 +11,11 @@ import pytest
 import torch
 from openpyxl import load_workbook
 
-from xlcollab import libreoffice
+from xlcollab.book import libreoffice
 from xlcollab.cli import main
 from xlcollab.errors import SettingsError
-from xlcollab.filebook import FileBook
-from xlcollab.optim import make_optimizer
+from xlcollab.book.filebook import FileBook
+from xlcollab.core.optim import make_optimizer
 from xlcollab.sheets import graddesc as gd
 from xlcollab.sheets.graddesc import FIRST, SPECS, Layout, Start
 
@@ -220,7 +220,7 @@ def test_libreoffice_computes_torchs_steps_before_and_after_run(built: Path, tmp
 def test_run_book_on_a_live_libreoffice_book(built: Path, tmp_path: Path) -> None:
     """The same run_book on another Book backend (a live Calc over UNO, as the add-in runs it in Excel):
     after its commit, Calc's own recalculation of the rows equals torch's next epoch, in full precision."""
-    from xlcollab import unobook
+    from xlcollab.book import unobook
 
     if not unobook.available():
         pytest.skip("LibreOffice or python3-uno not installed")

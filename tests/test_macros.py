@@ -8,9 +8,11 @@ from types import SimpleNamespace
 import openpyxl
 import pytest
 
-from xlcollab import excel, libreoffice, unobook, xlsm
+from xlcollab import excel
+from xlcollab.book import libreoffice, unobook
+from xlcollab.excel import xlsm
 from xlcollab.errors import WorkbookError, XlcollabError
-from xlcollab.filebook import FileBook
+from xlcollab.book.filebook import FileBook
 from xlcollab.sheets import collab, graddesc
 
 needs_lo = pytest.mark.skipif(not unobook.available(), reason="LibreOffice or python3-uno not installed")
@@ -28,7 +30,7 @@ def built(tmp_path_factory):
 @pytest.fixture(scope="module")
 def slice_(_embedded_ratings):
     """The 25 most active users x 25 most rated movies (a fast fit with a 15-user crosstab inside)."""
-    from xlcollab.data import Ratings, crosstab
+    from xlcollab.core.data import Ratings, crosstab
     table = crosstab(_embedded_ratings, 25)
     f = _embedded_ratings.frame
     frame = f[f["user"].isin(table.index) & f["item"].isin(table.columns)].reset_index(drop=True)
@@ -260,7 +262,7 @@ def _excel_available() -> bool:
 @pytest.mark.skipif(not _excel_available(), reason="needs Microsoft Excel")
 def test_solve_in_excel(copy):
     import xlwings as xw
-    from xlcollab.xlbook import XlwingsBook
+    from xlcollab.book.xlbook import XlwingsBook
     app = xw.App(visible=False)
     try:
         book = XlwingsBook(app.books.open(str(copy("collab"))))
@@ -333,7 +335,7 @@ class FakeSheet:
         self.names = [SimpleNamespace(name=f"'{name}'!{k}", refers_to="=" + v) for k, v in names.items()]
 
     def range(self, ref, *_):
-        from xlcollab.book import bounds
+        from xlcollab.book.base import bounds
         if isinstance(ref, tuple):
             return FakeRange(self, ref[0], ref[1], ref[0], ref[1])
         r0, c0, r1, c1 = bounds(ref)
@@ -359,7 +361,7 @@ def fake_excel_book(path, active):
 
 
 def test_xlwings_backend_runs_the_same_macro_as_the_file_backend(copy):
-    from xlcollab.xlbook import XlwingsBook
+    from xlcollab.book.xlbook import XlwingsBook
     path, twin = copy("graddesc"), copy("graddesc", "twin.xlsx")
     fake = fake_excel_book(path, "rmsprop")
     book = XlwingsBook(fake)

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from xlcollab.models import (MODELS, EmbeddingDot, EmbeddingDotBias, EmbeddingNN, SigmoidRange, logit_range,
+from xlcollab.core.models import (MODELS, EmbeddingDot, EmbeddingDotBias, EmbeddingNN, SigmoidRange, logit_range,
                              sigmoid_range)
 
 N_USERS, N_ITEMS, BATCH = 7, 11, 64

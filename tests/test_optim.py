@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from xlcollab.errors import SettingsError
-from xlcollab.optim import RULES, SheetOptimizer, adam, adamw, make_optimizer, rmsprop, sgd
+from xlcollab.core.optim import RULES, SheetOptimizer, adam, adamw, make_optimizer, rmsprop, sgd
 
 # (our rule, its settings, torch.optim class, torch settings): the same maths
 SAME_AS_TORCH = [
@@ -130,7 +130,7 @@ def test_impossible_settings_are_refused(bad) -> None:
 
 def test_tensor_sqrt_is_correctly_rounded_like_math_sqrt() -> None:
     """torch's CPU sqrt can be one ulp off; the rules' sqrt on float64 tensors must equal math.sqrt exactly."""
-    from xlcollab.optim import _sqrt
+    from xlcollab.core.optim import _sqrt
 
     gen = torch.Generator().manual_seed(5)
     x = torch.cat([torch.rand(50_000, generator=gen, dtype=torch.float64) * 10.0 ** k for k in (-200, -8, 0, 9, 200)])

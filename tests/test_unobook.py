@@ -8,7 +8,7 @@ import openpyxl
 import pytest
 from openpyxl.workbook.defined_name import DefinedName
 
-from xlcollab import unobook
+from xlcollab.book import unobook
 from xlcollab.errors import WorkbookError, XlcollabError
 
 

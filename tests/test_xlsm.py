@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import openpyxl
 import pytest
 
-from xlcollab import unobook, xlsm
+from xlcollab.book import unobook
+from xlcollab.excel import xlsm
 from xlcollab.errors import WorkbookError, XlcollabError
 from xlcollab.sheets import collab, graddesc
 

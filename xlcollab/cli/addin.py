@@ -69,8 +69,8 @@ def steps(platform: str = sys.platform, python: str = sys.executable) -> list[st
 def set_interpreter(workbook: Path, python: str, platform: str = sys.platform) -> str:
     """Write Interpreter_Win / Interpreter_Mac = python into the workbook's xlwings.conf sheet; returns the key."""
     from xlcollab.errors import WorkbookError
-    from xlcollab.filebook import FileBook
-    from xlcollab.xlsm import CONF_SHEET
+    from xlcollab.book.filebook import FileBook
+    from xlcollab.excel.xlsm import CONF_SHEET
 
     key = INTERPRETER_KEY.get("win32" if platform.startswith("win") else platform, "Interpreter_Win")
     book = FileBook(workbook)

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_solve(args: argparse.Namespace) -> int:
-    from xlcollab.filebook import FileBook
+    from xlcollab.book.filebook import FileBook
     from xlcollab.sheets.collab import solve_book
 
     sheets = [name.strip() for arg in (args.sheet or ["all"]) for name in arg.split(",") if name.strip()]

@@ -92,8 +92,8 @@ def _finite(x: Any) -> Any:
 
 def run_fit(args: argparse.Namespace) -> int:
     """Load, fit, print the per-epoch table (or JSON), optionally save."""
-    from xlcollab import data
-    from xlcollab.fit import CollabFit
+    from xlcollab.core import data
+    from xlcollab.core.fit import CollabFit
 
     est = CollabFit(model=args.model, n_factors=args.factors, epochs=args.epochs, lr=args.lr, wd=args.wd,
                     wd_bias=args.wd_bias, wd_mode=args.wd_mode, optimizer=args.optimizer, batch_size=args.batch_size,
@@ -157,8 +157,8 @@ def _records(df: Any) -> list[dict[str, Any]]:
 
 def run_recommend(args: argparse.Namespace) -> int:
     """Top-N movies the user has not rated, by predicted rating."""
-    from xlcollab import interpret
-    from xlcollab.fit import CollabFit
+    from xlcollab.core import interpret
+    from xlcollab.core.fit import CollabFit
 
     _positive("-n", args.n)
     fit = CollabFit.load(args.model)
@@ -182,8 +182,8 @@ def run_recommend(args: argparse.Namespace) -> int:
 
 def run_explain(args: argparse.Namespace) -> int:
     """Movies ranked by learned bias, and the movies at each end of the factors' first principal axes."""
-    from xlcollab import interpret
-    from xlcollab.fit import CollabFit
+    from xlcollab.core import interpret
+    from xlcollab.core.fit import CollabFit
 
     for name in ("n", "top", "axes"):
         _positive(f"--{name}" if name != "n" else "-n", getattr(args, name))

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_cmd(args: argparse.Namespace) -> int:
-    from xlcollab.filebook import FileBook
+    from xlcollab.book.filebook import FileBook
     from xlcollab.sheets.graddesc import run_book
 
     book = FileBook(args.workbook, out=args.out)
@@ -41,7 +41,7 @@ def run_cmd(args: argparse.Namespace) -> int:
 
 
 def reset_cmd(args: argparse.Namespace) -> int:
-    from xlcollab.filebook import FileBook
+    from xlcollab.book.filebook import FileBook
     from xlcollab.sheets.graddesc import reset_book
 
     book = FileBook(args.workbook, out=args.out)

@@ -28,8 +28,8 @@ def build_all(out: Path, *, seed: int = 42, xlsm: bool = True) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     built = [collab.build_workbook(out / "collab_filter.xlsx", seed=seed),
              graddesc.build_workbook(out / "graddesc.xlsx", seed=seed)]
-    if xlsm and importlib.util.find_spec("xlcollab.xlsm") is not None:
-        from xlcollab.xlsm import make_xlsm
+    if xlsm and importlib.util.find_spec("xlcollab.excel.xlsm") is not None:
+        from xlcollab.excel.xlsm import make_xlsm
 
         built += [make_xlsm(built[0], out / "collab_filter.xlsm", "collab"),
                   make_xlsm(built[1], out / "graddesc.xlsm", "graddesc")]
@@ -43,7 +43,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from xlcollab.filebook import FileBook
+    from xlcollab.book.filebook import FileBook
     from xlcollab.sheets import collab, graddesc
 
     collab_path, graddesc_path = build_all(args.out, xlsm=False)[:2]
@@ -62,7 +62,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"{'sheet':<12}{'a':>10}{'b':>10}{'final loss':>14}")
     for sheet, r in runs.items():
         print(f"{sheet:<12}{r['a']:>10.4f}{r['b']:>10.4f}{r['loss']:>14.6g}")
-    from xlcollab.fit import CollabFit
+    from xlcollab.core.fit import CollabFit
 
     fit = CollabFit().fit(None)
     print(f"\nthe same engine on every rating of ml-latest-small ({fit.n_ratings_:,} ratings), default settings:")

@@ -22,7 +22,7 @@ from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.utils.cell import absolute_coordinate, quote_sheetname
 from openpyxl.worksheet.worksheet import Worksheet
 
-from xlcollab.book import range_name
+from xlcollab.book.base import range_name
 
 # Inputs (data you may edit), parameters (what the solver changes), outputs (formulas) look different.
 INPUT_FILL = PatternFill("solid", fgColor="FFF2CC")      # pale yellow: data / settings you type

@@ -28,10 +28,10 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from xlcollab import data
-from xlcollab.device import CUDA_MIN_RATINGS, pick_device  # noqa: F401  (part of fit's API)
+from xlcollab.core import data
+from xlcollab.core.device import CUDA_MIN_RATINGS, pick_device  # noqa: F401  (part of fit's API)
 from xlcollab.errors import DataError, DivergedError, SettingsError
-from xlcollab.models import MODELS, logit_range
+from xlcollab.core.models import MODELS, logit_range
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 SCHEDULES = ("one-cycle", "annealed", "constant")

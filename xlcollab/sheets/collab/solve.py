@@ -4,7 +4,7 @@ Each tab's objective is written here once as float64 torch code that computes ex
 formulas compute (same masking, same sigmoid, same average), so the RMSE a spreadsheet engine computes
 from the written parameters equals the RMSE reported here. Every epoch is one full-batch step (for
 L-BFGS one iteration with its line search), as Solver sees the whole sheet; the trace records the RMSE
-before each step and after the last one. Updates are xlcollab.optim's rules (torch.optim's maths,
+before each step and after the last one. Updates are xlcollab.core.optim's rules (torch.optim's maths,
 checked against it in the tests) and a small L-BFGS, not torch.optim itself: torch.optim imports
 torch._dynamo on first use, which costs more than the whole solve.
 Nothing is written unless every requested tab fitted without diverging; the caller commits.
@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from xlcollab import optim
-from xlcollab.book import Book, bounds, cell_name
-from xlcollab.device import pick_device
+from xlcollab.core import optim
+from xlcollab.book.base import Book, bounds, cell_name
+from xlcollab.core.device import pick_device
 from xlcollab.errors import DivergedError, SettingsError, WorkbookError
-from xlcollab.models import sigmoid_range
-from xlcollab.sheets.collab import DEFAULTS, PARAMS, RATING_RANGE, SHEETS
+from xlcollab.core.models import sigmoid_range
+from xlcollab.sheets.collab.layout import DEFAULTS, PARAMS, RATING_RANGE, SHEETS
 from xlcollab.sheets.common import LAST_RUN_LABELS
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "momentum", "lbfgs")
@@ -304,7 +304,7 @@ def settings_for(sheet: str, *, optimizer: str | None, lr: float | None, epochs:
 
 
 def _rule(s: Settings) -> Callable[[torch.Tensor, torch.Tensor, dict[str, Any]], torch.Tensor]:
-    """One first-order update of the flat parameter vector: xlcollab.optim's rules (torch.optim's maths)."""
+    """One first-order update of the flat parameter vector: xlcollab.core.optim's rules (torch.optim's maths)."""
     if s.optimizer in ("adam", "adamw"):  # torch.optim.Adam (L2) / AdamW (decoupled), betas (0.9, 0.999), eps 1e-8
         decoupled = s.optimizer == "adamw"
         return lambda x, g, state: optim.adam(x, g, state, lr=s.lr, weight_decay=s.wd, decoupled=decoupled)

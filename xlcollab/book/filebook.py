@@ -24,7 +24,7 @@ from openpyxl import load_workbook
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
 from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
 
-from xlcollab.book import Book, Grid, bounds, range_name
+from xlcollab.book.base import Book, Grid, bounds, range_name
 from xlcollab.errors import WorkbookError
 
 NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"

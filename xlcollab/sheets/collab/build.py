@@ -23,7 +23,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.formula import ArrayFormula
 from openpyxl.worksheet.worksheet import Worksheet
 
-from xlcollab.sheets.collab import (N_FACTORS, N_MOVIES, N_USERS, NNET_FACTORS, NNET_HIDDEN, SHEETS, TRACE_ROWS,
+from xlcollab.sheets.collab.layout import (N_FACTORS, N_MOVIES, N_USERS, NNET_FACTORS, NNET_HIDDEN, SHEETS, TRACE_ROWS,
                                     Y_RANGE)
 from xlcollab.sheets.common import (HEADER_FONT, NOTE_FONT, define_block, force_full_recalc, heading,
                                     line_chart, save_workbook, store_solver_model, target, write_last_run)
@@ -37,7 +37,7 @@ class Data:
     """The crosstab's ratings in both shapes, with ids and titles."""
 
     def __init__(self) -> None:
-        from xlcollab.data import crosstab, load_ratings
+        from xlcollab.core.data import crosstab, load_ratings
 
         table = crosstab(load_ratings(), N_USERS)
         self.user_ids = [int(u) for u in table.index]

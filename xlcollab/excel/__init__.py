@@ -35,8 +35,8 @@ except ImportError:  # the UDFs stay plain functions; only the Excel entry point
     xw = None
 
 if TYPE_CHECKING:
-    from xlcollab.book import Book
-    from xlcollab.fit import CollabFit
+    from xlcollab.book.base import Book
+    from xlcollab.core.fit import CollabFit
 
 MODEL_SUFFIX = ".xlcollab.pt"
 ERROR_PREFIX = "#xlcollab: "
@@ -134,7 +134,7 @@ def load_model(path: str | Path) -> "CollabFit":
     stamp = (st.st_mtime_ns, st.st_size)
     cached = _MODELS.get(path)
     if cached is None or cached[0] != stamp:
-        from xlcollab.fit import CollabFit
+        from xlcollab.core.fit import CollabFit
         _MODELS[path] = (stamp, CollabFit.load(path))
     return _MODELS[path][1]
 
@@ -208,7 +208,7 @@ def XC_PREDICT(user, movie, model=None, caller=None):
 def XC_RECOMMEND(user, n=10, model=None, caller=None):
     """The n movies the user has not rated with the highest predicted rating: title, predicted rating."""
     def body():
-        from xlcollab import interpret
+        from xlcollab.core import interpret
         uid = _one(_ids(user, "user"), "user")
         top = interpret.recommend(_model(model, caller), uid, _count(n, "n"))
         return [["title", "predicted rating"]] + [[t, float(p)] for t, p in zip(top["title"], top["predicted"])]
@@ -223,7 +223,7 @@ def XC_RECOMMEND(user, n=10, model=None, caller=None):
 def XC_SIMILAR(movie, n=10, model=None, caller=None):
     """The n movies whose factors point most nearly the same way (cosine similarity): title, similarity."""
     def body():
-        from xlcollab import interpret
+        from xlcollab.core import interpret
         mid = _one(_ids(movie, "movie"), "movie")
         top = interpret.similar(_model(model, caller), mid, _count(n, "n"))
         return [["title", "similarity"]] + [[t, float(s)] for t, s in zip(top["title"], top["similarity"])]
@@ -242,7 +242,7 @@ def XC_FIT(ratings, factors=5, epochs=300):
     """
     def body():
         import pandas as pd
-        from xlcollab.fit import CollabFit
+        from xlcollab.core.fit import CollabFit
         r = grid(ratings)
         k, n_epochs = _count(factors, "factors", high=100), _count(epochs, "epochs", high=100_000)
         rows = []
@@ -273,7 +273,7 @@ def caller_book() -> "Book":
     """The workbook whose button ran this macro (xlwings' Book.caller()) as a Book."""
     if xw is None:
         raise XlcollabError("the Excel entry points need xlwings: pip install xlwings")
-    from xlcollab.xlbook import XlwingsBook
+    from xlcollab.book.xlbook import XlwingsBook
     try:
         caller = xw.Book.caller()
     except Exception as exc:  # no Excel here, or not started from a workbook
@@ -394,8 +394,8 @@ def fit_movielens(book: "Book | None" = None, *, model_path: str | Path | None =
     `settings` go to CollabFit (defaults: its own); the model file is what the UDFs then answer from.
     """
     def action(b: "Book") -> dict[str, Any]:
-        from xlcollab import data
-        from xlcollab.fit import CollabFit
+        from xlcollab.core import data
+        from xlcollab.core.fit import CollabFit
 
         path = Path(model_path) if model_path else model_path_for(_book_path(b))
         rs = ratings if isinstance(ratings, data.Ratings) else data.load_ratings(ratings)
@@ -426,7 +426,7 @@ def _book_path(book: "Book") -> Path:
 
 def results_sheet(est: "CollabFit", ratings: Any) -> SheetSpec:
     """The results sheet: RMSE by epoch, best/worst movies by bias, principal axes, top-10 per crosstab user."""
-    from xlcollab import data, interpret
+    from xlcollab.core import data, interpret
 
     cells: list[list[Any]] = []
 
@@ -528,5 +528,5 @@ def put_sheet(book: "Book", spec: SheetSpec) -> None:
 
 def graft_sheet(path: Path, spec: SheetSpec) -> None:
     """Add (or replace) sheet `spec.name` with its charts in an .xlsx/.xlsm, copying every other part unchanged."""
-    from xlcollab.xlsm import graft_sheet as graft
+    from xlcollab.excel.xlsm import graft_sheet as graft
     graft(path, spec)

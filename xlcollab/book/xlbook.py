@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from xlcollab.book import Book, Grid, bounds, cell_name, column_index
+from xlcollab.book.base import Book, Grid, bounds, cell_name, column_index
 from xlcollab.errors import WorkbookError
 
 

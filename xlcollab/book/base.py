@@ -1,7 +1,7 @@
 """One small Book interface over a workbook, live or on disk.
 
 A macro or a solve reads named blocks and cells through a Book, buffers its writes, and commits them at
-once; backends: `xlcollab.filebook.FileBook` (a .xlsx/.xlsm on disk, headless), a LibreOffice backend
+once; backends: `xlcollab.book.filebook.FileBook` (a .xlsx/.xlsm on disk, headless), a LibreOffice backend
 over UNO and an xlwings backend for live Excel. Values are plain Python: float/int/str/bool or None for
 an empty cell; a formula cell reads as its formula text ("=SUM(A1:A3)").
 """

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from xlcollab.errors import SettingsError
-from xlcollab.fit import CollabFit
+from xlcollab.core.fit import CollabFit
 
 
 def most_rated(fit: CollabFit, top: int | None = 1000) -> np.ndarray:

@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from xlcollab.book import Book, Grid, cell_name
+from xlcollab.book.base import Book, Grid, cell_name
 from xlcollab.errors import WorkbookError, XlcollabError
 
 INSTALL_HINT = ("install LibreOffice and its Python bridge: on Debian/Ubuntu "
@@ -293,7 +293,7 @@ class UnoBook(Book):
         from com.sun.star.awt import Rectangle  # type: ignore[import-not-found]
         from com.sun.star.table import CellRangeAddress  # type: ignore[import-not-found]
 
-        from xlcollab.book import bounds
+        from xlcollab.book.base import bounds
 
         sheets = self.doc.Sheets
         if sheets.hasByName(spec.name):

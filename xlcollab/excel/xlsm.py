@@ -427,7 +427,7 @@ def render_sheet(spec) -> bytes:
     from openpyxl import Workbook
     from openpyxl.chart import LineChart, Reference, ScatterChart, Series
 
-    from xlcollab.book import bounds
+    from xlcollab.book.base import bounds
 
     wb = Workbook()
     ws = wb.active

@@ -80,7 +80,7 @@ class Ratings:
 
 def embedded_dir() -> Path:
     """The ml-latest-small copy that ships inside the package (the default data set)."""
-    return Path(__file__).resolve().parent / "datasets" / "ml-latest-small"
+    return Path(__file__).resolve().parent.parent / "datasets" / "ml-latest-small"
 
 
 # --------------------------------------------------------------------------- file access
@@ -181,7 +181,7 @@ def _from_zip(path: Path) -> tuple[_File, _File | None]:
 def _locate(path: Path) -> tuple[_File, _File | None]:
     """The ratings file and, when the release has one beside it, the titles file."""
     if not path.exists():
-        hint = (f" (to fetch that release: python -c \"from xlcollab.data import download; "
+        hint = (f" (to fetch that release: python -c \"from xlcollab.core.data import download; "
                 f"download('{path}', '.')\")" if str(path) in RELEASES else "")
         raise DataError(f"{path}: no such file or directory{hint}")
     if path.is_dir():

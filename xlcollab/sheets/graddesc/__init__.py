@@ -14,7 +14,7 @@ An optimizer tab, top to bottom:
 The defined names above are the only cells `run_book` / `reset_book` read or write: every formula
 refers to cells, so a name may be moved only together with the formulas that use it.
 
-`run_book` does what the original VBA Run button did: it runs the tab's own rule (xlcollab.optim) on
+`run_book` does what the original VBA Run button did: it runs the tab's own rule (xlcollab.core.optim) on
 the tab's data from the tab's state, N epochs, appends one trace row per epoch, and writes the final
 a, b and state into the top cells so that the formulas show the next epoch. The long sequential scalar
 traces run on Python floats: the rules are written once for floats and tensors, and float64 tensors
@@ -31,9 +31,9 @@ from typing import Any
 
 from openpyxl.utils.cell import get_column_letter, quote_sheetname
 
-from xlcollab.book import Book, bounds, cell_name, range_name
+from xlcollab.book.base import Book, bounds, cell_name, range_name
 from xlcollab.errors import DivergedError, SettingsError, WorkbookError
-from xlcollab.optim import RULES
+from xlcollab.core.optim import RULES
 
 DATA = "data"
 COMPARE = "compare"
@@ -59,7 +59,7 @@ class Input:
 class Spec:
     """One optimizer tab: its inputs, its rule and the rule's fixed options, its state buffers."""
     sheet: str
-    rule: str                                  # key of xlcollab.optim.RULES
+    rule: str                                  # key of xlcollab.core.optim.RULES
     inputs: tuple[Input, ...]
     buffers: tuple[tuple[str, str, str], ...]  # (rule state key, short name, header label)
     note: str
@@ -272,7 +272,7 @@ def _abs(cell: str) -> str:
 
 # -- the rules on the sheet problem (floats or tensors) ----------------------------------------------
 def rule_settings(spec: Spec, inputs: dict[str, float], lr: float) -> dict[str, Any]:
-    """The keyword settings of the tab's rule (xlcollab.optim) for one epoch at learning rate `lr`."""
+    """The keyword settings of the tab's rule (xlcollab.core.optim) for one epoch at learning rate `lr`."""
     if spec.rule == "sgd":
         beta = inputs.get("beta", 0.0)
         return {"lr": lr, "momentum": beta, "dampening": beta}

@@ -1,0 +1,1 @@
+"""One Book interface over a workbook, and its backends: a file on disk, a live LibreOffice, a live Excel."""
