@@ -16,7 +16,7 @@ def test_numbers_pass(value):
 
 
 @pytest.mark.parametrize("value, found", [(None, "blank"), ("  ", "blank"), ("=A1*2", "a formula (=A1*2)"),
-                                          ("abc", "'abc'"), (True, "True"), (np.bool_(False), "False"),
+                                          ("abc", "'abc'"), (True, "True"), (np.bool_(False), "np.False_"),
                                           (float("nan"), "nan"), (float("inf"), "inf")])
 def test_non_numbers_refused_saying_what_was_found(value, found):
     with pytest.raises(CheckError, match="^" + re.escape(f"the lr must be a number, found {found}") + "$"):
