@@ -1,0 +1,156 @@
+"""The fused Triton step against the plain path (EmbeddingDotBias + torch.optim), step by step.
+
+On a machine without CUDA the kernels run in Triton's interpreter (TRITON_INTERPRET=1, set here before triton's
+first import; tiny sizes: it is serial numpy); `pytest -m cuda` runs the same comparisons compiled on a GPU.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")  # must precede triton's import: it fixes its library's mode
+
+from xlcollab.core import fused  # noqa: E402
+from xlcollab.core.fit import CollabFit  # noqa: E402
+from xlcollab.core.models import EmbeddingDotBias  # noqa: E402
+
+HAVE_TRITON = importlib.util.find_spec("triton") is not None
+if not HAVE_TRITON and os.environ.get("CI"):
+    raise RuntimeError("CI needs triton for the fused-kernel tests: bash scripts/setup.sh --test installs it")
+pytestmark = pytest.mark.skipif(not HAVE_TRITON, reason="triton not installed (pip install 'triton>=3')")
+ON_CPU = torch.device("cpu")
+
+
+def problem(n_users: int, n_items: int, n: int, device: torch.device, seed: int = 0):
+    """Random codes (many repeats per batch: the atomics must add them all) and half-star ratings."""
+    g = torch.Generator().manual_seed(seed)
+    users = torch.randint(0, n_users, (n,), generator=g)
+    items = torch.randint(0, n_items, (n,), generator=g)
+    ratings = torch.randint(1, 11, (n,), generator=g).float() / 2
+    return users.to(device), items.to(device), ratings.to(device)
+
+
+def model_of(n_users: int, n_items: int, k: int, y_range, device: torch.device) -> EmbeddingDotBias:
+    torch.manual_seed(1)
+    m = EmbeddingDotBias.from_counts(n_users, n_items, k, y_range=y_range, global_bias=0.2)
+    with torch.no_grad():  # larger than fastai's 0.01 start so that the dot product matters from step 1
+        for p in (m.u_weight.weight, m.i_weight.weight):
+            p.normal_(0, 0.3)
+    return m.to(device)
+
+
+def settings(optimizer: str, wd_mode: str, wd: float = 0.1, wd_bias: float = 0.01) -> dict:
+    return dict(optimizer=optimizer, wd_mode=wd_mode, wd=wd, wd_bias=wd_bias, lr=0.05, momentum=0.9, beta2=0.99)
+
+
+def plain_steps(model, s, data, batches, lrs) -> list[float]:
+    """The plain path's step (fit's recipe: forward_penalty for L2, torch.optim from CollabFit.make_optimizer)."""
+    opt = CollabFit.make_optimizer(s, model)
+    users, items, ratings = data
+    l2 = s["wd_mode"] == "l2" and (s["wd"] > 0 or s["wd_bias"] > 0)
+    losses = []
+    for idx, lr in zip(batches, lrs):
+        for g in opt.param_groups:
+            g["lr"] = lr
+        u, i, r = users[idx], items[idx], ratings[idx]
+        if l2:
+            pred, pen = model.forward_penalty(u, i, s["wd"], s["wd_bias"])
+        else:
+            pred, pen = model(u, i), 0.0
+        mse = (pred - r).pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        (mse + pen).backward()
+        opt.step()
+        losses.append(float(mse.detach()))
+    return losses
+
+
+def fused_steps(model, s, data, perm, bs, lrs) -> list[float]:
+    step = fused.FusedDotBias(model, betas=(s["momentum"], s["beta2"]), wd=s["wd"], wd_bias=s["wd_bias"],
+                              wd_mode=s["wd_mode"])
+    losses = []
+    for b, lr in enumerate(lrs):
+        sse = torch.zeros((), device=perm.device)
+        start = (b * bs) % len(perm)
+        count = min(bs, len(perm) - start)
+        step.step(*data, lr, sse=sse, perm=perm, start=start, count=count)
+        losses.append(float(sse) / count)
+    return losses
+
+
+def compare(device, *, optimizer="adam", wd_mode="l2", y_range=(0.0, 5.5), k=6, n_users=9, n_items=7, n=50,
+            bs=16, steps=7, wd=0.1, wd_bias=0.01, rtol=1e-5, atol=2e-6):
+    s = settings(optimizer, wd_mode, wd, wd_bias)
+    data = problem(n_users, n_items, n, device)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(3)).to(device)
+    lrs = [0.05 * (1 - t / (2 * steps)) for t in range(steps)]
+    batches = [perm[(b * bs) % n:(b * bs) % n + bs] for b in range(steps)]
+    ref, fast = model_of(n_users, n_items, k, y_range, device), model_of(n_users, n_items, k, y_range, device)
+    want = plain_steps(ref, s, data, batches, lrs)
+    got = fused_steps(fast, s, data, perm, bs, lrs)
+    assert got == pytest.approx(want, rel=rtol), (got, want)
+    for (name, a), b in zip(ref.named_parameters(), fast.parameters()):
+        assert torch.allclose(a, b, rtol=rtol, atol=atol), (name, float((a - b).abs().max()))
+    moved = max(float((a - b).abs().max()) for a, b in zip(model_of(n_users, n_items, k, y_range, device).parameters(),
+                                                             fast.parameters()))
+    assert moved > 100 * atol  # the comparison is not vacuous: the steps moved the parameters
+
+
+@pytest.mark.parametrize("optimizer, wd_mode", [("adam", "l2"), ("adamw", "decoupled"), ("adam", "decoupled")])
+def test_fused_steps_equal_the_plain_path(optimizer, wd_mode):
+    compare(ON_CPU, optimizer=optimizer, wd_mode=wd_mode)
+
+
+def test_fused_without_sigmoid_range_or_decay_is_plain_adam_on_the_mse():
+    compare(ON_CPU, y_range=None, wd=0.0, wd_bias=0.0)
+
+
+def test_factor_count_that_is_not_a_power_of_two_and_a_ragged_last_batch():
+    compare(ON_CPU, k=5, n=45, bs=16, steps=6)  # k pads to 8 lanes; the third batch holds 13 ratings
+
+
+def test_contiguous_batch_without_a_permutation_is_the_full_batch_step():
+    s = settings("adam", "l2")
+    data = problem(6, 5, 30, ON_CPU)
+    ref, fast = model_of(6, 5, 4, (0.0, 5.5), ON_CPU), model_of(6, 5, 4, (0.0, 5.5), ON_CPU)
+    want = plain_steps(ref, s, data, [slice(None)] * 3, [0.05] * 3)
+    step = fused.FusedDotBias(fast, betas=(0.9, 0.99), wd=0.1, wd_bias=0.01)
+    got = []
+    for _ in range(3):
+        sse = torch.zeros(())
+        step.step(*data, 0.05, sse=sse)
+        got.append(float(sse) / 30)
+    assert got == pytest.approx(want, rel=1e-5)
+    assert torch.allclose(ref.i_bias.weight, fast.i_bias.weight, atol=2e-6)
+
+
+def test_model_parameters_are_views_of_the_flat_buffer():
+    m = model_of(4, 3, 2, (0.0, 5.5), ON_CPU)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    step = fused.FusedDotBias(m)
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
+    assert step.params.numel() == 4 * 2 + 3 * 2 + 4 + 3 + 1
+    step.step(*problem(4, 3, 8, ON_CPU), 0.1, sse=torch.zeros(()))
+    assert not torch.equal(before["u_weight.weight"], m.u_weight.weight)
+    assert m.u_weight.weight.data_ptr() == step.params.data_ptr()
+
+
+def test_supports_only_the_biased_dot_product_with_adam():
+    assert fused.supports({"model": "dotbias", "optimizer": "adam"})
+    assert fused.supports({"model": "dotbias", "optimizer": "adamw"})
+    assert not fused.supports({"model": "dot", "optimizer": "adam"})
+    assert not fused.supports({"model": "dotbias", "optimizer": "momentum"})
+    assert not fused.available("cpu")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("optimizer, wd_mode", [("adam", "l2"), ("adamw", "decoupled")])
+def test_fused_steps_equal_the_plain_path_on_cuda(optimizer, wd_mode):
+    assert fused.available("cuda")
+    compare(torch.device("cuda"), optimizer=optimizer, wd_mode=wd_mode, k=64, n_users=500, n_items=300,
+            n=20_000, bs=4096, steps=12, rtol=1e-4, atol=1e-5)
