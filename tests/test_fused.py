@@ -22,7 +22,8 @@ HAVE_TRITON = importlib.util.find_spec("triton") is not None
 if not HAVE_TRITON and os.environ.get("CI"):
     raise RuntimeError("CI needs triton for the fused-kernel tests: bash scripts/setup.sh --test installs it")
 pytestmark = pytest.mark.skipif(not HAVE_TRITON, reason="triton not installed (pip install 'triton>=3')")
-ON_CPU = torch.device("cpu")
+# without CUDA the kernels run interpreted on the CPU; with it (no interpreter in this process) compiled on the GPU
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def problem(n_users: int, n_items: int, n: int, device: torch.device, seed: int = 0):
@@ -95,33 +96,34 @@ def compare(device, *, optimizer="adam", wd_mode="l2", y_range=(0.0, 5.5), k=6, 
     assert got == pytest.approx(want, rel=rtol), (got, want)
     for (name, a), b in zip(ref.named_parameters(), fast.parameters()):
         assert torch.allclose(a, b, rtol=rtol, atol=atol), (name, float((a - b).abs().max()))
-    moved = max(float((a - b).abs().max()) for a, b in zip(model_of(n_users, n_items, k, y_range, device).parameters(),
-                                                             fast.parameters()))
+    with torch.no_grad():
+        start = model_of(n_users, n_items, k, y_range, device)
+        moved = max(float((a - b).abs().max()) for a, b in zip(start.parameters(), fast.parameters()))
     assert moved > 100 * atol  # the comparison is not vacuous: the steps moved the parameters
 
 
 @pytest.mark.parametrize("optimizer, wd_mode", [("adam", "l2"), ("adamw", "decoupled"), ("adam", "decoupled")])
 def test_fused_steps_equal_the_plain_path(optimizer, wd_mode):
-    compare(ON_CPU, optimizer=optimizer, wd_mode=wd_mode)
+    compare(DEVICE, optimizer=optimizer, wd_mode=wd_mode)
 
 
 def test_fused_without_sigmoid_range_or_decay_is_plain_adam_on_the_mse():
-    compare(ON_CPU, y_range=None, wd=0.0, wd_bias=0.0)
+    compare(DEVICE, y_range=None, wd=0.0, wd_bias=0.0)
 
 
 def test_factor_count_that_is_not_a_power_of_two_and_a_ragged_last_batch():
-    compare(ON_CPU, k=5, n=45, bs=16, steps=6)  # k pads to 8 lanes; the third batch holds 13 ratings
+    compare(DEVICE, k=5, n=45, bs=16, steps=6)  # k pads to 8 lanes; the third batch holds 13 ratings
 
 
 def test_contiguous_batch_without_a_permutation_is_the_full_batch_step():
     s = settings("adam", "l2")
-    data = problem(6, 5, 30, ON_CPU)
-    ref, fast = model_of(6, 5, 4, (0.0, 5.5), ON_CPU), model_of(6, 5, 4, (0.0, 5.5), ON_CPU)
+    data = problem(6, 5, 30, DEVICE)
+    ref, fast = model_of(6, 5, 4, (0.0, 5.5), DEVICE), model_of(6, 5, 4, (0.0, 5.5), DEVICE)
     want = plain_steps(ref, s, data, [slice(None)] * 3, [0.05] * 3)
     step = fused.FusedDotBias(fast, betas=(0.9, 0.99), wd=0.1, wd_bias=0.01)
     got = []
     for _ in range(3):
-        sse = torch.zeros(())
+        sse = torch.zeros((), device=DEVICE)
         step.step(*data, 0.05, sse=sse)
         got.append(float(sse) / 30)
     assert got == pytest.approx(want, rel=1e-5)
@@ -129,12 +131,12 @@ def test_contiguous_batch_without_a_permutation_is_the_full_batch_step():
 
 
 def test_model_parameters_are_views_of_the_flat_buffer():
-    m = model_of(4, 3, 2, (0.0, 5.5), ON_CPU)
+    m = model_of(4, 3, 2, (0.0, 5.5), DEVICE)
     before = {k: v.clone() for k, v in m.state_dict().items()}
     step = fused.FusedDotBias(m)
     assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
     assert step.params.numel() == 4 * 2 + 3 * 2 + 4 + 3 + 1
-    step.step(*problem(4, 3, 8, ON_CPU), 0.1, sse=torch.zeros(()))
+    step.step(*problem(4, 3, 8, DEVICE), 0.1, sse=torch.zeros((), device=DEVICE))
     assert not torch.equal(before["u_weight.weight"], m.u_weight.weight)
     assert m.u_weight.weight.data_ptr() == step.params.data_ptr()
 

@@ -30,8 +30,9 @@ from torch import Tensor
 
 triton = tl = None  # imported on first use (`_kernels`): optional, and its import reads TRITON_INTERPRET
 
-BLOCK_ROWS = 64  # ratings per program of the forward/backward kernel
+BLOCK_ROWS = 64  # ratings per program of the forward/backward kernel (benchmarks/bench_gpu.py --sections tune)
 BLOCK_ELEMS = 4096  # parameters per program of the Adam kernel
+WARPS = 4  # warps per program of both kernels
 
 
 def available(device: torch.device | str) -> bool:
@@ -130,11 +131,13 @@ class FusedDotBias:
     """
 
     def __init__(self, model: torch.nn.Module, *, betas: tuple[float, float] = (0.9, 0.99), eps: float = 1e-8,
-                 wd: float = 0.0, wd_bias: float = 0.0, wd_mode: str = "l2"):
+                 wd: float = 0.0, wd_bias: float = 0.0, wd_mode: str = "l2", block_rows: int = BLOCK_ROWS,
+                 warps: int = WARPS):
         parts = [model.u_weight.weight, model.i_weight.weight, model.u_bias.weight, model.i_bias.weight,
                  model.global_bias]
         (n_users, k), n_items = parts[0].shape, parts[1].shape[0]
         self.model, self.k, self.y_range = model, k, model.y_range
+        self.block_rows, self.warps = block_rows, warps
         with torch.no_grad():
             self.params = torch.cat([p.detach().reshape(-1).float() for p in parts])
         at = 0
@@ -171,12 +174,12 @@ class FusedDotBias:
         fwd_bwd, adam, _ = _kernels()
         inv_b = 1.0 / (batch_total or count)
         low, high = self.y_range if self.y_range is not None else (0.0, 1.0)
-        grid = (triton.cdiv(count, BLOCK_ROWS),)
+        grid = (triton.cdiv(count, self.block_rows),)
         fwd_bwd[grid](perm if perm is not None else users, start, count, users, items, ratings, self.params,
                       self.grad, sse, self.item_off, self.ubias_off, self.ibias_off, self.gbias_off, self.k,
                       inv_b, 2.0 * self.l2[0] * inv_b, 2.0 * self.l2[1] * inv_b, low, high - low,
-                      HAS_PERM=perm is not None, HAS_RANGE=self.y_range is not None, BLOCK=BLOCK_ROWS,
-                      K_PAD=triton.next_power_of_2(self.k))
+                      HAS_PERM=perm is not None, HAS_RANGE=self.y_range is not None, BLOCK=self.block_rows,
+                      K_PAD=triton.next_power_of_2(self.k), num_warps=self.warps)
         if reduce is not None:
             reduce(self.grad)
         self.steps += 1
@@ -185,4 +188,4 @@ class FusedDotBias:
         adam[(triton.cdiv(n, BLOCK_ELEMS),)](
             self.params, self.grad, self.exp_avg, self.exp_avg_sq, n, self.ubias_off, self.gbias_off,
             1.0 - lr * self.decay[0], 1.0 - lr * self.decay[1], beta1, beta2, lr / (1.0 - beta1 ** self.steps),
-            1.0 / math.sqrt(1.0 - beta2 ** self.steps), self.eps, BLOCK=BLOCK_ELEMS)
+            1.0 / math.sqrt(1.0 - beta2 ** self.steps), self.eps, BLOCK=BLOCK_ELEMS, num_warps=self.warps)
