@@ -20,7 +20,7 @@ from xml.sax.saxutils import escape
 from lxml import etree
 
 from xlcollab.errors import WorkbookError, XlcollabError
-from xlcollab.excel.vba import build_project
+from xlcollab.excel.vba import workbook_project
 
 CONF_SHEET = "xlwings.conf"
 CONF = (("UDF Modules", "xlcollab.excel"),)
@@ -125,7 +125,7 @@ def make_xlsm(xlsx_path: Path, xlsm_path: Path, kind: Literal["collab", "graddes
         parts[part] = _xml(root)
 
     # the VBA project, and the workbook declared macro-enabled
-    parts["xl/vbaProject.bin"] = build_project(codenames)
+    parts["xl/vbaProject.bin"] = workbook_project(codenames)
     etree.SubElement(rels, f"{{{PKG_NS}}}Relationship", Id=_free_id({r.get("Id") for r in rels}, "rId{}"),
                      Type=VBA_REL, Target="vbaProject.bin")
     for el in types.findall(f"{{{CT_NS}}}Override"):
