@@ -17,6 +17,8 @@ if not torch.cuda.is_available():
 from xlcollab.core import fused  # noqa: E402
 from xlcollab.core.fit import CollabFit  # noqa: E402
 from xlcollab.core.models import EmbeddingDotBias  # noqa: E402
+from xlcollab.core.stream import Batch  # noqa: E402
+from xlcollab.core.train import train  # noqa: E402
 
 HAVE_TRITON = importlib.util.find_spec("triton") is not None
 if not HAVE_TRITON and os.environ.get("CI"):
@@ -48,51 +50,43 @@ def settings(optimizer: str, wd_mode: str, wd: float = 0.1, wd_bias: float = 0.0
     return dict(optimizer=optimizer, wd_mode=wd_mode, wd=wd, wd_bias=wd_bias, lr=0.05, momentum=0.9, beta2=0.99)
 
 
-def plain_steps(model, s, data, batches, lrs) -> list[float]:
-    """The plain path's step (fit's recipe: forward_penalty for L2, torch.optim from CollabFit.make_optimizer)."""
-    opt = CollabFit.make_optimizer(s, model)
-    users, items, ratings = data
+def steps(update, objective, batches: list[Batch], lrs: list[float]) -> list[float]:
+    """Each batch as one epoch of the one training loop: its row's loss is that step's MSE before the step."""
+    rows = train(update, objective, len(batches), batches=lambda e: [(batches[e], batches[e].size)],
+                 lr_at=lambda step: lrs[step])
+    return [r["loss"] for r in rows]
+
+
+def plain(model, s):
+    """The plain path's update and objective (fit's recipe: torch.optim from CollabFit.make_optimizer, L2 through
+    forward_penalty), the reference."""
     l2 = s["wd_mode"] == "l2" and (s["wd"] > 0 or s["wd_bias"] > 0)
-    losses = []
-    for idx, lr in zip(batches, lrs):
-        for g in opt.param_groups:
-            g["lr"] = lr
-        u, i, r = users[idx], items[idx], ratings[idx]
-        if l2:
-            pred, pen = model.forward_penalty(u, i, s["wd"], s["wd_bias"])
-        else:
-            pred, pen = model(u, i), 0.0
+
+    def objective(batch):
+        u, i, r = batch.take()
+        pred, pen = model.forward_penalty(u, i, s["wd"], s["wd_bias"]) if l2 else (model(u, i), 0.0)
         mse = (pred - r).pow(2).mean()
-        opt.zero_grad(set_to_none=True)
-        (mse + pen).backward()
-        opt.step()
-        losses.append(float(mse.detach()))
-    return losses
+        return mse + pen, mse
+    return CollabFit.make_optimizer(s, model), objective
 
 
-def fused_steps(model, s, data, perm, bs, lrs) -> list[float]:
+def fused_of(model, s):
     step = fused.FusedDotBias(model, betas=(s["momentum"], s["beta2"]), wd=s["wd"], wd_bias=s["wd_bias"],
                               wd_mode=s["wd_mode"])
-    losses = []
-    for b, lr in enumerate(lrs):
-        sse = torch.zeros((), device=perm.device)
-        start = (b * bs) % len(perm)
-        count = min(bs, len(perm) - start)
-        step.step(*data, lr, sse=sse, perm=perm, start=start, count=count)
-        losses.append(float(sse) / count)
-    return losses
+    return step, step.objective
 
 
 def compare(device, *, optimizer="adam", wd_mode="l2", y_range=(0.0, 5.5), k=6, n_users=9, n_items=7, n=50,
-            bs=16, steps=7, wd=0.1, wd_bias=0.01, rtol=1e-5, atol=2e-6):
+            bs=16, n_steps=7, wd=0.1, wd_bias=0.01, rtol=1e-5, atol=2e-6):
     s = settings(optimizer, wd_mode, wd, wd_bias)
-    data = problem(n_users, n_items, n, device)
+    users, items, ratings = problem(n_users, n_items, n, device)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(3)).to(device)
-    lrs = [0.05 * (1 - t / (2 * steps)) for t in range(steps)]
-    batches = [perm[(b * bs) % n:(b * bs) % n + bs] for b in range(steps)]
+    lrs = [0.05 * (1 - t / (2 * n_steps)) for t in range(n_steps)]
+    cuts = [perm[(b * bs) % n:(b * bs) % n + bs] for b in range(n_steps)]
+    batches = [Batch(users, items, ratings, rows, len(rows)) for rows in cuts]
     ref, fast = model_of(n_users, n_items, k, y_range, device), model_of(n_users, n_items, k, y_range, device)
-    want = plain_steps(ref, s, data, batches, lrs)
-    got = fused_steps(fast, s, data, perm, bs, lrs)
+    want = steps(*plain(ref, s), batches, lrs)
+    got = steps(*fused_of(fast, s), batches, lrs)
     assert got == pytest.approx(want, rel=rtol), (got, want)
     for (name, a), b in zip(ref.named_parameters(), fast.parameters()):
         assert torch.allclose(a, b, rtol=rtol, atol=atol), (name, float((a - b).abs().max()))
@@ -112,22 +106,35 @@ def test_fused_without_sigmoid_range_or_decay_is_plain_adam_on_the_mse():
 
 
 def test_factor_count_that_is_not_a_power_of_two_and_a_ragged_last_batch():
-    compare(DEVICE, k=5, n=45, bs=16, steps=6)  # k pads to 8 lanes; the third batch holds 13 ratings
+    compare(DEVICE, k=5, n=45, bs=16, n_steps=6)  # k pads to 8 lanes; the third batch holds 13 ratings
 
 
 def test_contiguous_batch_without_a_permutation_is_the_full_batch_step():
     s = settings("adam", "l2")
-    data = problem(6, 5, 30, DEVICE)
+    users, items, ratings = problem(6, 5, 30, DEVICE)
+    batches = [Batch(users, items, ratings, None, 30)] * 3
     ref, fast = model_of(6, 5, 4, (0.0, 5.5), DEVICE), model_of(6, 5, 4, (0.0, 5.5), DEVICE)
-    want = plain_steps(ref, s, data, [slice(None)] * 3, [0.05] * 3)
-    step = fused.FusedDotBias(fast, betas=(0.9, 0.99), wd=0.1, wd_bias=0.01)
-    got = []
-    for _ in range(3):
-        sse = torch.zeros((), device=DEVICE)
-        step.step(*data, 0.05, sse=sse)
-        got.append(float(sse) / 30)
-    assert got == pytest.approx(want, rel=1e-5)
+    want = steps(*plain(ref, s), batches, [0.05] * 3)
+    assert steps(*fused_of(fast, s), batches, [0.05] * 3) == pytest.approx(want, rel=1e-5)
     assert torch.allclose(ref.i_bias.weight, fast.i_bias.weight, atol=2e-6)
+
+
+def test_shares_of_a_batch_add_up_to_the_whole_batch_step():
+    """A distributed run's step: each share's gradient over the whole batch's size, summed before the update."""
+    s = settings("adam", "l2")
+    users, items, ratings = problem(8, 6, 40, DEVICE)
+    rows = torch.randperm(40, generator=torch.Generator().manual_seed(2)).to(DEVICE)[:30]
+    ref, fast = model_of(8, 6, 5, (0.0, 5.5), DEVICE), model_of(8, 6, 5, (0.0, 5.5), DEVICE)
+    steps(*plain(ref, s), [Batch(users, items, ratings, rows, 30)], [0.05])
+    step, objective = fused_of(fast, s)
+
+    def two_shares(batch):
+        first, _ = objective(Batch(users, items, ratings, rows[:13], 30))  # gradients add up in the flat buffer
+        _, mse = objective(Batch(users, items, ratings, rows[13:], 30))
+        return first, mse
+    steps(step, two_shares, [Batch(users, items, ratings, rows, 30)], [0.05])
+    for a, b in zip(ref.parameters(), fast.parameters()):
+        assert torch.allclose(a, b, rtol=1e-5, atol=2e-6)
 
 
 def test_model_parameters_are_views_of_the_flat_buffer():
@@ -136,7 +143,7 @@ def test_model_parameters_are_views_of_the_flat_buffer():
     step = fused.FusedDotBias(m)
     assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
     assert step.params.numel() == 4 * 2 + 3 * 2 + 4 + 3 + 1
-    step.step(*problem(4, 3, 8, DEVICE), 0.1, sse=torch.zeros((), device=DEVICE))
+    steps(step, step.objective, [Batch(*problem(4, 3, 8, DEVICE), None, 8)], [0.1])
     assert not torch.equal(before["u_weight.weight"], m.u_weight.weight)
     assert m.u_weight.weight.data_ptr() == step.params.data_ptr()
 
@@ -155,4 +162,4 @@ def test_supports_only_the_biased_dot_product_with_adam():
 def test_fused_steps_equal_the_plain_path_on_cuda(optimizer, wd_mode):
     assert fused.available("cuda")
     compare(torch.device("cuda"), optimizer=optimizer, wd_mode=wd_mode, k=64, n_users=500, n_items=300,
-            n=20_000, bs=4096, steps=12, rtol=1e-4, atol=1e-5)
+            n=20_000, bs=4096, n_steps=12, rtol=1e-4, atol=1e-5)

@@ -87,12 +87,11 @@ def test_disk_epochs_equal_memory_epochs_in_the_chunked_order(tmp_path):
         mem = list(stream.memory_batches(u, i, r, bs, torch.Generator().manual_seed(1), chunk_rows=chunk))
         disk = list(stream.batches(sp, "train", bs, torch.Generator().manual_seed(1), chunk, torch.device("cpu")))
         assert len(mem) == len(disk) == -(-sp.n_train // bs)
-        for (mu, mi, mr, midx), (du, di, dr, didx) in zip(mem, disk):
-            assert torch.equal(mu[midx], du[didx]) and torch.equal(mi[midx], di[didx])
-            assert torch.equal(mr[midx], dr[didx])
-        seen = torch.cat([midx for *_, midx in mem])
+        for m, d in zip(mem, disk):
+            assert all(torch.equal(a, b) for a, b in zip(m.take(), d.take())) and m.size == d.size == len(m.rows)
+        seen = torch.cat([m.rows for m in mem])
         assert torch.equal(seen.sort().values, torch.arange(sp.n_train))  # every row once per epoch
-    plain = torch.cat([idx for *_, idx in stream.memory_batches(u, i, r, 1000, torch.Generator().manual_seed(1))])
+    plain = torch.cat([b.rows for b in stream.memory_batches(u, i, r, 1000, torch.Generator().manual_seed(1))])
     assert torch.equal(plain, torch.randperm(sp.n_train, generator=torch.Generator().manual_seed(1)))
 
 

@@ -46,16 +46,16 @@ def supports(settings: dict[str, Any]) -> bool:
 
 
 # -- the kernels (plain functions here; `_kernels` compiles them for CUDA or wraps them for the interpreter) --------
-def _forward_backward(perm, start, n, users, items, ratings, params, grad, sse,
+def _forward_backward(perm, n, users, items, ratings, params, grad, sse,
                       item_off, ubias_off, ibias_off, gbias_off, k, inv_b, l2_factor, l2_bias, low, span,
                       HAS_PERM: tl.constexpr, HAS_RANGE: tl.constexpr, BLOCK: tl.constexpr,
                       K_PAD: tl.constexpr):
     rows = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     live = rows < n
     if HAS_PERM:
-        idx = tl.load(perm + start + rows, mask=live, other=0).to(tl.int64)
+        idx = tl.load(perm + rows, mask=live, other=0).to(tl.int64)
     else:
-        idx = start + rows.to(tl.int64)
+        idx = rows.to(tl.int64)
     u = tl.load(users + idx, mask=live, other=0).to(tl.int64)
     i = tl.load(items + idx, mask=live, other=0).to(tl.int64)
     r = tl.load(ratings + idx, mask=live, other=0.0)
@@ -117,9 +117,16 @@ def _kernels() -> tuple[Any, Any, bool]:
         raise ImportError("the fused step needs Triton: pip install 'triton>=3' (CUDA builds of torch include it)")
     from triton.runtime.interpreter import InterpretedFunction
     interpreted = isinstance(tl.sum, InterpretedFunction)  # triton's own library follows the env at its import
-    # start, n vary step by step: specialising on their divisibility by 16 would only compile needless variants
-    return (triton.jit(_forward_backward, do_not_specialize=["start", "n"]),
+    # n varies (the last batch): specialising on its divisibility by 16 would only compile needless variants
+    return (triton.jit(_forward_backward, do_not_specialize=["n"]),
             triton.jit(_adam, do_not_specialize=["n"]), interpreted)
+
+
+class _Done:
+    """The loss of a fused forward/backward: its gradient is already in the flat buffer, so backward does nothing."""
+
+    def backward(self) -> None:
+        pass
 
 
 class FusedDotBias:
@@ -128,16 +135,18 @@ class FusedDotBias:
     The settings are the plain path's (`fit.CollabFit.make_optimizer` and `forward_penalty`): `l2` adds
     wd * mean |factor rows|^2 + wd_bias * mean bias^2 over each batch to the loss; `decoupled` shrinks the factors
     by lr * wd and the biases by lr * wd_bias before each Adam step; the global bias is never decayed.
+    For `train.train` it is both the update (torch.optim's face: param_groups[0]["lr"], zero_grad, step(closure))
+    and, through `objective`, the objective; `reduce` runs on the flat gradient between the two kernels (the
+    all-reduce of a distributed run).
     """
 
     def __init__(self, model: torch.nn.Module, *, betas: tuple[float, float] = (0.9, 0.99), eps: float = 1e-8,
-                 wd: float = 0.0, wd_bias: float = 0.0, wd_mode: str = "l2", block_rows: int = BLOCK_ROWS,
-                 warps: int = WARPS):
+                 wd: float = 0.0, wd_bias: float = 0.0, wd_mode: str = "l2", lr: float = 1e-3,
+                 reduce: Callable[[Tensor], Any] | None = None):
         parts = [model.u_weight.weight, model.i_weight.weight, model.u_bias.weight, model.i_bias.weight,
                  model.global_bias]
         (n_users, k), n_items = parts[0].shape, parts[1].shape[0]
-        self.model, self.k, self.y_range = model, k, model.y_range
-        self.block_rows, self.warps = block_rows, warps
+        self.k, self.y_range, self.reduce = k, model.y_range, reduce
         with torch.no_grad():
             self.params = torch.cat([p.detach().reshape(-1).float() for p in parts])
         at = 0
@@ -152,6 +161,7 @@ class FusedDotBias:
         self.exp_avg = torch.zeros_like(self.params)
         self.exp_avg_sq = torch.zeros_like(self.params)
         self.betas, self.eps, self.steps = (float(betas[0]), float(betas[1])), float(eps), 0
+        self.param_groups = [{"lr": float(lr)}]
         decoupled = wd_mode == "decoupled"
         self.l2 = (0.0, 0.0) if decoupled else (float(wd), float(wd_bias))
         self.decay = (float(wd), float(wd_bias)) if decoupled else (0.0, 0.0)
@@ -159,33 +169,36 @@ class FusedDotBias:
             raise RuntimeError("the fused step runs on CUDA; on the CPU only through Triton's interpreter "
                                "(set TRITON_INTERPRET=1 before triton is imported)")
 
-    def step(self, users: Tensor, items: Tensor, ratings: Tensor, lr: float, *, sse: Tensor,
-             perm: Tensor | None = None, start: int = 0, count: int | None = None,
-             reduce: Callable[[Tensor], Any] | None = None, batch_total: int | None = None) -> None:
-        """One Adam step on ratings [start, start + count) (rows perm[start:...] when perm is given).
+    def objective(self, batch: Any) -> tuple[_Done, Tensor]:
+        """Forward and backward of a batch (`stream.Batch`: ratings, the rows of them it takes, the whole batch's
+        size over every process): the gradient added to the flat buffer; returns (a done loss, the rows' MSE)."""
+        users, items, ratings, rows, size = batch
+        count = len(rows) if rows is not None else len(ratings)
+        sse = torch.zeros((), device=self.params.device)
+        if count:
+            fwd_bwd = _kernels()[0]
+            inv_b = 1.0 / size
+            low, high = self.y_range if self.y_range is not None else (0.0, 1.0)
+            fwd_bwd[(triton.cdiv(count, BLOCK_ROWS),)](
+                rows if rows is not None else users, count, users, items, ratings, self.params, self.grad, sse,
+                self.item_off, self.ubias_off, self.ibias_off, self.gbias_off, self.k, inv_b,
+                2.0 * self.l2[0] * inv_b, 2.0 * self.l2[1] * inv_b, low, high - low, HAS_PERM=rows is not None,
+                HAS_RANGE=self.y_range is not None, BLOCK=BLOCK_ROWS, K_PAD=triton.next_power_of_2(self.k),
+                num_warps=WARPS)
+        return _Done(), sse / max(count, 1)
 
-        Adds the batch's sum of squared errors (before the step) to `sse`. `reduce`, if given, runs on the flat
-        gradient between the two kernels (an all-reduce across processes); `batch_total` is then the global batch
-        size the mean is taken over (default: count).
-        """
-        count = (len(perm) if perm is not None else len(ratings)) - start if count is None else count
-        if count <= 0:
-            return
-        fwd_bwd, adam, _ = _kernels()
-        inv_b = 1.0 / (batch_total or count)
-        low, high = self.y_range if self.y_range is not None else (0.0, 1.0)
-        grid = (triton.cdiv(count, self.block_rows),)
-        fwd_bwd[grid](perm if perm is not None else users, start, count, users, items, ratings, self.params,
-                      self.grad, sse, self.item_off, self.ubias_off, self.ibias_off, self.gbias_off, self.k,
-                      inv_b, 2.0 * self.l2[0] * inv_b, 2.0 * self.l2[1] * inv_b, low, high - low,
-                      HAS_PERM=perm is not None, HAS_RANGE=self.y_range is not None, BLOCK=self.block_rows,
-                      K_PAD=triton.next_power_of_2(self.k), num_warps=self.warps)
-        if reduce is not None:
-            reduce(self.grad)
+    def zero_grad(self) -> None:
+        """Nothing to do: the Adam kernel leaves the gradient zeroed for the next step."""
+
+    def step(self, closure: Callable[[], Any]) -> Any:
+        """closure() (which runs `objective`), the reduce hook, then one Adam step over every parameter."""
+        loss = closure()
+        if self.reduce is not None:
+            self.reduce(self.grad)
         self.steps += 1
-        beta1, beta2 = self.betas
-        n = self.params.numel()
-        adam[(triton.cdiv(n, BLOCK_ELEMS),)](
+        lr, (beta1, beta2), n = self.param_groups[0]["lr"], self.betas, self.params.numel()
+        _kernels()[1][(triton.cdiv(n, BLOCK_ELEMS),)](
             self.params, self.grad, self.exp_avg, self.exp_avg_sq, n, self.ubias_off, self.gbias_off,
             1.0 - lr * self.decay[0], 1.0 - lr * self.decay[1], beta1, beta2, lr / (1.0 - beta1 ** self.steps),
-            1.0 / math.sqrt(1.0 - beta2 ** self.steps), self.eps, BLOCK=BLOCK_ELEMS, num_warps=self.warps)
+            1.0 / math.sqrt(1.0 - beta2 ** self.steps), self.eps, BLOCK=BLOCK_ELEMS, num_warps=WARPS)
+        return loss

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -37,7 +37,23 @@ _UNITS = {"": 1, "b": 1, "k": 2 ** 10, "kb": 2 ** 10, "m": 2 ** 20, "mb": 2 ** 2
 _PARTS = ("users", "items", "ratings")
 _DTYPES = {"users": np.int32, "items": np.int32, "ratings": np.float32}
 
-Batch = tuple[Tensor, Tensor, Tensor, "Tensor | None"]  # users, items, ratings, rows of them (None: all)
+
+
+class Batch(NamedTuple):
+    """One step's ratings: rows of (users, items, ratings), and how many ratings the whole batch holds over every
+    process (the mean's denominator; len(rows) in a single process)."""
+
+    users: Tensor
+    items: Tensor
+    ratings: Tensor
+    rows: Tensor | None  # which of them, in order (None: all of them)
+    size: int
+
+    def take(self) -> tuple[Tensor, Tensor, Tensor]:
+        """The batch's (users, items, ratings) gathered."""
+        if self.rows is None:
+            return self.users, self.items, self.ratings
+        return self.users[self.rows], self.items[self.rows], self.ratings[self.rows]
 
 
 def parse_budget(value: Any) -> int | None:
@@ -285,12 +301,13 @@ def memory_batches(users: Tensor, items: Tensor, ratings: Tensor, batch_size: in
     """One epoch over tensors in memory: torch.randperm's order (or the chunked order); the full batch unshuffled."""
     n = len(ratings)
     if batch_size >= n:
-        yield users, items, ratings, None
+        yield Batch(users, items, ratings, None, n)
         return
     perm = (torch.randperm(n, generator=generator, device=generator.device) if chunk_rows is None
             else chunked_permutation(n, chunk_rows, generator))
     for a in range(0, n, batch_size):
-        yield users, items, ratings, perm[a:a + batch_size]
+        rows = perm[a:a + batch_size]
+        yield Batch(users, items, ratings, rows, len(rows))
 
 
 def batches(spilled: Spilled, part: str, batch_size: int, generator: torch.Generator, chunk_rows: int,
@@ -308,11 +325,12 @@ def batches(spilled: Spilled, part: str, batch_size: int, generator: torch.Gener
                 pending = pool.submit(spilled.read, part, order[pos + 1] * chunk_rows, chunk_rows)
             u, i, r = (torch.from_numpy(a).to(device, non_blocking=True) for a in arrays)
             if batch_size >= n:
-                yield u, i, r, None
+                yield Batch(u, i, r, None, n)
                 continue
             local = torch.randperm(len(r), generator=generator, device=generator.device)
             for a in range(0, len(r), batch_size):
-                yield u, i, r, local[a:a + batch_size]
+                rows = local[a:a + batch_size]
+                yield Batch(u, i, r, rows, len(rows))
 
 
 def chunks(spilled: Spilled, part: str, chunk_rows: int, device: torch.device) -> Iterator[tuple[Tensor, ...]]:
