@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from xlcollab.core import data  # noqa: E402
-from xlcollab.core.fit import CollabFit, resolve_y_range  # noqa: E402
+from xlcollab.core.fit import CollabFit  # noqa: E402
 
 ML25M = (162_541, 59_047, 25_000_095)
 
@@ -173,11 +173,7 @@ def xlcollab_loop(n_users, n_items, users, items, ratings, k, batch, epochs, dev
     settings except factors, batch and wd (wd 0: no penalty term, the plain loop's maths)."""
     est = CollabFit(n_factors=k, epochs=epochs, batch_size=batch, optimizer="adam", device=str(device),
                     wd=wd, wd_bias=None if wd == 0 else 0.01, valid_pct=0.0, progress=False)
-    s = est.settings_ = est._checked()
-    est.rating_range_ = (0.5, 5.0)
-    s["y_range"] = resolve_y_range(s["y_range"], est.rating_range_)
-    empty = users[:0]
-    est._fit_tensors(s, (users, items, ratings), (empty, empty, ratings[:0]), n_users, n_items, device)
+    est.fit_tensors((users, items, ratings), None, n_users, n_items)
     return [row["seconds"] for row in est.trace_]
 
 

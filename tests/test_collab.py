@@ -20,7 +20,8 @@ from xlcollab.cli import main
 from xlcollab.errors import WorkbookError
 from xlcollab.book.filebook import FileBook
 from xlcollab.sheets.collab import PARAMS, SHEETS, build_workbook
-from xlcollab.sheets.collab.solve import Settings, fit, read_model, trace_rows
+from xlcollab.core.settings import SolveSettings as Settings
+from xlcollab.sheets.collab.solve import fit, read_model, trace_rows
 
 OWNED = {sheet: (*params, "trace", "last_run") for sheet, params in PARAMS.items()}
 

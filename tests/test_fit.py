@@ -11,7 +11,9 @@ import torch
 
 from xlcollab.core import data, interpret
 from xlcollab.errors import DataError, DivergedError, SettingsError
-from xlcollab.core.fit import CUDA_MIN_RATINGS, CollabFit, one_cycle, pick_device, schedule_lr
+from xlcollab.core.device import CUDA_MIN_RATINGS, pick_device
+from xlcollab.core.fit import CollabFit
+from xlcollab.core.train import one_cycle, schedule_lr
 from xlcollab.core.models import EmbeddingDotBias, logit_range
 
 

@@ -178,7 +178,7 @@ def test_a_converged_update_ends_the_run_and_a_foreign_loss_is_refused():
 
     class Detached(optim.Rule):
         def step(self, closure):
-            return float(super().step(closure))
+            return float(super().step(closure).detach())
     x, objective = _quadratic(torch.ones(2, dtype=torch.float64))
     with pytest.raises(TypeError, match="must return the loss tensor"):
         train(Detached([x], "sgd", lr=0.1), objective, 1)
