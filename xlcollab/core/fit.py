@@ -153,7 +153,7 @@ class CollabFit:
         """Fit on code tensors already on one device, no reading, encoding or splitting (`fit` ends here; the
         benchmark's synthetic data starts here): model, optimizer, the training loop, one trace row per epoch."""
         s = check_fit(self.get_params())
-        tu, ti, tr = train_codes
+        tr = train_codes[2]
         valid = valid_codes if valid_codes is not None and len(valid_codes[2]) else None
         device = tr.device
         self.rating_range_ = (float(tr.min()), float(tr.max()))
@@ -171,27 +171,7 @@ class CollabFit:
             torch.manual_seed(s["seed"])
             self.model_ = model = build_model(s, n_users, n_items, float(tr.mean())).to(device)
             self.trace_ = []
-            gen = torch.Generator(device=device).manual_seed(s["seed"])  # shuffles where the data lives
-            n_train = len(tr)
-            bs = n_train if s["batch_size"] is None else min(s["batch_size"], n_train)
-            steps = math.ceil(n_train / bs)
-            l2 = s["wd_mode"] == "l2" and (s["wd"] > 0 or s["wd_bias"] > 0)
-
-            def batches(epoch: int) -> Any:
-                if bs == n_train:
-                    return [(train_codes, n_train)]
-                perm = torch.randperm(n_train, generator=gen, device=device)
-                return (((tu[idx], ti[idx], tr[idx]), len(idx)) for idx in (perm[b * bs:(b + 1) * bs]
-                                                                             for b in range(steps)))
-
-            def objective(batch: Codes) -> tuple[Tensor, Tensor]:
-                u, i, r = batch
-                if l2:
-                    pred, pen = model.forward_penalty(u, i, s["wd"], s["wd_bias"])
-                    mse = (pred - r).pow(2).mean()
-                    return mse + pen, mse
-                mse = (model(u, i) - r).pow(2).mean()
-                return mse, mse
+            batches, steps = shuffled_batches(train_codes, s["batch_size"], s["seed"])
 
             def on_epoch(row: dict[str, Any]) -> None:
                 row = {"epoch": row["epoch"], "train_rmse": math.sqrt(row["loss"]),
@@ -201,7 +181,7 @@ class CollabFit:
                     callback(row)
 
             model.train()
-            train(torch_optimizer(s, model), objective, s["epochs"], batches=batches,
+            train(torch_optimizer(s, model), mse_objective(model, s), s["epochs"], batches=batches,
                   lr_at=lambda step: schedule_lr(s["schedule"], step / (s["epochs"] * steps), s["lr"]),
                   evaluate=None if valid is None else lambda: {"valid_rmse": self._rmse_on(*valid)},
                   on_epoch=on_epoch, progress=s["progress"], lr_hint=s["lr"])
@@ -275,6 +255,38 @@ class CollabFit:
 
 
 CollabFit.__doc__ += "".join(f"\n    {name} : {s.help} (default {s.default!r})" for name, s in FIT.items()) + "\n"
+
+
+def shuffled_batches(codes: Codes, batch_size: int | None, seed: int) -> tuple[Callable[[int], Any], int]:
+    """(batches, steps per epoch) for the loop: each epoch a fresh seeded permutation cut into batch_size pieces
+    (drawn where the data lives); None or a batch as large as the data: the full batch, unshuffled."""
+    u, i, r = codes
+    n = len(r)
+    bs = n if batch_size is None else min(batch_size, n)
+    steps = math.ceil(n / bs)
+    gen = torch.Generator(device=r.device).manual_seed(seed)
+
+    def batches(epoch: int) -> Any:
+        if bs == n:
+            return [(codes, n)]
+        perm = torch.randperm(n, generator=gen, device=r.device)
+        return (((u[idx], i[idx], r[idx]), len(idx)) for idx in (perm[b * bs:(b + 1) * bs] for b in range(steps)))
+    return batches, steps
+
+
+def mse_objective(model: nn.Module, s: dict[str, Any]) -> Callable[[Codes], tuple[Tensor, Tensor]]:
+    """batch -> (loss, mean squared error): with wd_mode l2 the loss adds the penalty on the rows the batch uses."""
+    l2 = s["wd_mode"] == "l2" and (s["wd"] > 0 or s["wd_bias"] > 0)
+
+    def objective(batch: Codes) -> tuple[Tensor, Tensor]:
+        u, i, r = batch
+        if l2:
+            pred, pen = model.forward_penalty(u, i, s["wd"], s["wd_bias"])
+            mse = (pred - r).pow(2).mean()
+            return mse + pen, mse
+        mse = (model(u, i) - r).pow(2).mean()
+        return mse, mse
+    return objective
 
 
 def param_groups(model: nn.Module) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
