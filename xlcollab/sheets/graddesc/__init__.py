@@ -539,34 +539,6 @@ def _build_compare(ws, n: int) -> None:
 
 
 # -- run and reset on any Book ---------------------------------------------------------------------
-class _Cached:
-    """A Book seen through a cache of its sheet and defined names: a live workbook (Excel, LibreOffice)
-    answers each `names()` call by walking every name, and a run asks for one name at a time."""
-
-    def __init__(self, book: Book) -> None:
-        self.book, self.name = book, book.name
-        self._sheets: list[str] | None = None
-        self._names: dict[str, dict[str, str]] = {}
-
-    def sheet_names(self) -> list[str]:
-        if self._sheets is None:
-            self._sheets = self.book.sheet_names()
-        return self._sheets
-
-    def names(self, sheet: str) -> dict[str, str]:
-        if sheet not in self._names:
-            self._names[sheet] = self.book.names(sheet)
-        return self._names[sheet]
-
-    require_sheet, ref_of = Book.require_sheet, Book.ref_of
-
-    def read(self, sheet: str, ref: str):
-        return self.book.read(sheet, ref)
-
-    def write(self, sheet: str, ref: str, values) -> None:
-        self.book.write(sheet, ref, values)
-
-
 def _sheets(sheets) -> list[str]:
     if sheets == "all":
         return list(OPTIMIZERS)
@@ -710,7 +682,7 @@ def run_book(book: Book, sheets, epochs: int) -> dict[str, dict[str, Any]]:
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise SettingsError(f"epochs must be a whole number >= 1, got {epochs!r}")
-    names, book = _sheets(sheets), _Cached(book)
+    names = _sheets(sheets)
     xs, ys = read_data(book)
     plans = []
     for sheet in names:
@@ -747,7 +719,7 @@ def _write_state(book: Book, sheet: str, lay: Layout, start: Start) -> None:
 
 def reset_book(book: Book, sheets) -> dict[str, dict[str, Any]]:
     """Put a, b back at the start values, zero the state and clear the trace (buffered; the caller commits)."""
-    names, book = _sheets(sheets), _Cached(book)
+    names = _sheets(sheets)
     plans = []
     for sheet in names:
         book.require_sheet(sheet)
