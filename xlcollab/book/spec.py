@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from openpyxl.utils.cell import range_boundaries
+
 
 @dataclass
 class Chart:
@@ -22,6 +24,15 @@ class Chart:
     anchor: str                             # top-left cell, "H2"
     width_cm: float = 16.0
     height_cm: float = 9.0
+
+    def table(self) -> tuple[int, int, int, int]:
+        """(min_row, min_col, max_row, max_col) of the block a live application charts: from the header row
+        above `x` down to its last row, from the x column (a line chart's categories) or the first series
+        column (a scatter's x may sit right of its series) to the last series column."""
+        x_col, x_row, _, x_last = range_boundaries(self.x)
+        series = [range_boundaries(ref) for _, ref in self.series]
+        first = x_col if self.kind == "line" else min([x_col] + [b[0] for b in series])
+        return x_row - 1, first, x_last, max(b[2] for b in series)
 
 
 @dataclass

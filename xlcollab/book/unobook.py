@@ -23,8 +23,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from xlcollab.book import libreoffice
-from xlcollab.book.base import Book, Cells, Grid, bounds, cell_name, column_index, range_name, union
+from xlcollab.book import libreoffice, unosheet
+from xlcollab.book.base import Book, Cells, Grid, bounds, cell_name, range_name, union
 from xlcollab.book.spec import SheetSpec
 from xlcollab.errors import WorkbookError, XlcollabError
 
@@ -357,69 +357,12 @@ class UnoBook(Book):
             self.doc = None
 
     def _put_sheet(self, spec: SheetSpec) -> None:
-        """Create or replace sheet `spec.name` with its values and native charts.
-
-        A chart's series names come from the row above its ranges (the header row of the table).
-        """
-        sheets = self.doc.Sheets
-        if sheets.hasByName(spec.name):
-            sheets.removeByName(spec.name)
-        sheets.insertNewByName(spec.name, sheets.Count)
-        sh = sheets.getByName(spec.name)
-        index = list(sheets.ElementNames).index(spec.name)
-        width = max((len(r) for r in spec.cells), default=0)
-        if width:
-            rows = tuple(tuple("" if v is None else (v if isinstance(v, str) else float(v)) for v in row)
-                         + ("",) * (width - len(row)) for row in spec.cells)
-            sh.getCellRangeByPosition(0, 0, width - 1, len(rows) - 1).setDataArray(rows)
-            for r, row in enumerate(spec.cells):  # setDataArray leaves "" as empty text: clear those cells
-                for c, v in enumerate(row):
-                    if v is None or v == "":
-                        sh.getCellByPosition(c, r).setString("")
-        for letter, chars in spec.widths.items():
-            sh.Columns.getByIndex(column_index(letter) - 1).Width = int(chars * 200)
-        for i, ch in enumerate(spec.charts):
-            self._add_chart(sh, index, ch, f"xlcollab_chart_{i + 1}")
-        self.doc.calculateAll()
-
-    def _add_chart(self, sh: Any, index: int, ch: Any, name: str) -> None:
-        from com.sun.star.awt import Rectangle  # type: ignore[import-not-found]
-        from com.sun.star.table import CellRangeAddress  # type: ignore[import-not-found]
-
-        x0r, x0c, x1r, _ = bounds(ch.x)
-        last_col = max(bounds(ref)[3] for _, ref in ch.series)
-        first_col = x0c if ch.kind == "line" else min(x0c, min(bounds(ref)[1] for _, ref in ch.series))
-        addr = CellRangeAddress()
-        addr.Sheet, addr.StartColumn, addr.StartRow = index, first_col - 1, x0r - 2  # - 2: the header row
-        addr.EndColumn, addr.EndRow = last_col - 1, x1r - 1
-        pos = sh.getCellRangeByName(ch.anchor).Position
-        rect = Rectangle(pos.X, pos.Y, int(ch.width_cm * 1000), int(ch.height_cm * 1000))
-        sh.Charts.addNewByName(name, rect, (addr,), True, ch.kind == "line")
-        chart = sh.Charts.getByName(name).EmbeddedObject
-        diagram = chart.createInstance("com.sun.star.chart.LineDiagram" if ch.kind == "line"
-                                       else "com.sun.star.chart.XYDiagram")
-        chart.setDiagram(diagram)
-        if ch.kind != "line":
-            diagram.Lines = False  # points only
-        chart.HasMainTitle = True
-        chart.Title.String = ch.title
-        diagram.HasXAxisTitle = diagram.HasYAxisTitle = True
-        diagram.XAxisTitle.String, diagram.YAxisTitle.String = ch.x_title, ch.y_title
+        unosheet.put_sheet(self.doc, spec)
 
     def charts(self, sheet: str) -> list[dict[str, Any]]:
         """What LibreOffice shows as charts on `sheet`: type, title, axis titles, series count (for tests)."""
         self.require_sheet(sheet)
-        out = []
-        charts = self._sheet(sheet).Charts
-        for name in charts.ElementNames:
-            chart = charts.getByName(name).EmbeddedObject
-            diagram = chart.getDiagram()
-            out.append({"type": diagram.getDiagramType(),
-                        "title": chart.Title.String if chart.HasMainTitle else None,
-                        "x_title": diagram.XAxisTitle.String if diagram.HasXAxisTitle else None,
-                        "y_title": diagram.YAxisTitle.String if diagram.HasYAxisTitle else None,
-                        "series": len(chart.getFirstDiagram().getCoordinateSystems()[0].getChartTypes()[0].getDataSeries())})
-        return out
+        return unosheet.charts(self._sheet(sheet))
 
     # -- feedback --------------------------------------------------------------------------
     def status(self, message: str) -> None:

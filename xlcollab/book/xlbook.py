@@ -141,13 +141,11 @@ class XlwingsBook(Book):
         for letter, chars in spec.widths.items():
             sht.range(f"{letter}:{letter}").column_width = chars
         for ch in spec.charts:
-            x0r, x0c, x1r, _ = bounds(ch.x)
-            last_col = max(bounds(ref)[3] for _, ref in ch.series)
-            first_col = x0c if ch.kind == "line" else min(x0c, min(bounds(ref)[1] for _, ref in ch.series))
+            r0, c0, r1, c1 = ch.table()
             anchor = sht.range(ch.anchor)
             chart = sht.charts.add(anchor.left, anchor.top, width=ch.width_cm * 28.35, height=ch.height_cm * 28.35)
             chart.chart_type = "line" if ch.kind == "line" else "xy_scatter"
-            chart.set_source_data(sht.range((x0r - 1, first_col), (x1r, last_col)))
+            chart.set_source_data(sht.range((r0, c0), (r1, c1)))
             try:  # Windows COM; macOS's scripting bridge names these differently
                 api = chart.api[1]
                 api.HasTitle = True
