@@ -30,9 +30,6 @@ from xlcollab.errors import WorkbookError, XlcollabError
 
 SYSTEM_DIST_PACKAGES = "/usr/lib/python3/dist-packages"
 
-# File filters LibreOffice uses to save in Excel's formats.
-_FILTERS = {".xlsx": "Calc MS Excel 2007 XML", ".xlsm": "Calc MS Excel 2007 VBA XML", ".ods": "calc8"}
-
 
 def import_uno():
     """The `uno` module, from the venv or Debian's python3-uno; XlcollabError saying how to install it."""
@@ -339,16 +336,6 @@ class UnoBook(Book):
             self.doc.removeActionLock()
             self.doc.unlockControllers()
         self.doc.calculateAll()
-
-    def save(self, path: str | Path | None = None) -> Path:
-        """Save the document (to `path` in the format its suffix names, else where it came from)."""
-        uno = import_uno()
-        target = Path(path).resolve() if path else self.path
-        flt = _FILTERS.get(target.suffix.lower())
-        if flt is None:
-            raise WorkbookError(f"cannot save as {target.suffix!r} (use one of {', '.join(_FILTERS)})", path=str(target))
-        self.doc.storeToURL(uno.systemPathToFileUrl(str(target)), _props(FilterName=flt, Overwrite=True))
-        return target
 
     def close(self) -> None:
         """Close the document without saving."""
