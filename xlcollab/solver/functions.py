@@ -129,7 +129,7 @@ def _member_errors(vals: list[Val], G: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _reduce(v: Val, keep: np.ndarray, how: str, device: torch.device):
     """Sum / sum of squares / min / max over each cell's (h, w), only where `keep`."""
-    k = _t(np.broadcast_to(keep, v.shape))
+    k = _t(np.broadcast_to(keep, np.broadcast_shapes(keep.shape, v.shape)))
     fill = {"sum": 0.0, "sumsq": 0.0, "min": math.inf, "max": -math.inf}[how]
 
     def run(t: torch.Tensor, k_: torch.Tensor) -> torch.Tensor:

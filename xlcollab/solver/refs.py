@@ -18,6 +18,7 @@ MAX_ROW, MAX_COL = 1_048_576, 16_384
 
 _CORNER = re.compile(r"^(\$?)([A-Za-z]{1,3})?(\$?)(\d+)?$")
 _PLAIN_SHEET = re.compile(r"^[A-Za-z_\u00a1-\uffff][\w.\u00a1-\uffff]*$")
+_CELLISH = re.compile(r"^[A-Za-z]{1,3}\d+$|^[RrCc]$")
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class Corner:
 
 def quote_sheet(sheet: str) -> str:
     """The sheet name as a formula writes it: "dotprod", "'Odd (1)+2'", "'it''s'"."""
-    if _PLAIN_SHEET.match(sheet) and not _CORNER.match(sheet):
+    if _PLAIN_SHEET.match(sheet) and not _CELLISH.match(sheet):
         return sheet
     return "'" + sheet.replace("'", "''") + "'"
 

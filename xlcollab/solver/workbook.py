@@ -43,6 +43,9 @@ class SheetData:
     def __init__(self, book: Book, name: str) -> None:
         self.name = name
         r0, c0, r1, c1 = bounds(book.used_range(name))
+        arrays = {bounds(anchor)[:2]: bounds(extent) for anchor, extent in book.array_formulas(name).items()}
+        r1 = max([r1] + [e[2] for e in arrays.values()])
+        c1 = max([c1] + [e[3] for e in arrays.values()])
         if r1 * c1 > MAX_CELLS:
             raise WorkbookError(f"the used range {book.used_range(name)} is too large to compile", sheet=name,
                                 path=book.name)
@@ -55,7 +58,6 @@ class SheetData:
         self.group = np.full(shape, -1, dtype=np.int32)
         self.formulas: list[Formula] = []
         grid = book.read(name, f"A1:{a1(r1, c1)}")
-        arrays = {bounds(anchor)[:2]: bounds(extent) for anchor, extent in book.array_formulas(name).items()}
         owned = np.zeros(shape, dtype=bool)
         for (r, c), (er0, ec0, er1, ec1) in arrays.items():
             owned[er0:er1 + 1, ec0:ec1 + 1] = True
