@@ -159,7 +159,7 @@ def _error_origin(prog: Program, cell: Cell) -> Cell:
         anchor = _anchor(g, cell)
         single = Group(g.sheet, g.key, g.tree, None, np.array([anchor[0]]), np.array([anchor[1]]), g.extent, g.array)
         nxt = None
-        for dep in prog.static_deps(single):
+        for dep in prog.dep_cells(single):
             data = prog.wb.sheet(dep[0])
             if dep not in seen and data.kind[dep[1], dep[2]] == ERR:
                 nxt = dep

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from xlcollab.errors import WorkbookError
 from xlcollab.solver.lower import Block, DependsOnFailed, Ragged, RefVal
-from xlcollab.solver.parse import Call, Name, Node, ParseError, Ref, parse_formula
+from xlcollab.solver.parse import Call, Name, Node, ParseError, Ref, group_formulas, parse_formula
 from xlcollab.solver.refs import Cell, a1, cell_label
 from xlcollab.solver.values import ERR, Env, Unsupported, Val, broadcast
 from xlcollab.solver.workbook import FAILED, NotReady, SheetData, Workbook
@@ -69,19 +69,15 @@ class Program:
     # -- building groups ---------------------------------------------------------------------------------
     def register(self, data: SheetData) -> None:
         """Parse every formula of a newly loaded sheet and group the cells that share an R1C1 form."""
-        buckets: dict[tuple, list] = {}
+        by_extent: dict[tuple[int, int] | None, list] = {}
         for f in data.formulas:
-            try:
-                key, tree = parse_formula(f.text, f.row, f.col)
-                problem = None
-            except ParseError as exc:
-                key, tree, problem = f"\x00bad@{f.row},{f.col}", None, str(exc)
-            bucket = buckets.setdefault((key, f.extent), [tree, problem, [], []])
-            bucket[2].append(f.row)
-            bucket[3].append(f.col)
-        for (key, extent), (tree, problem, rows, cols) in buckets.items():
-            self._add(Group(data.name, key, tree, problem, np.array(rows), np.array(cols), extent or (1, 1),
-                            extent is not None))
+            by_extent.setdefault(f.extent, []).append(f)
+        for extent, formulas in by_extent.items():
+            rows = np.array([f.row for f in formulas])
+            cols = np.array([f.col for f in formulas])
+            for key, tree, problem, idx in group_formulas([f.text for f in formulas], rows, cols):
+                self._add(Group(data.name, key, tree, problem, rows[idx], cols[idx], extent or (1, 1),
+                                extent is not None))
 
     def _add(self, g: Group) -> None:
         self.groups.append(g)
@@ -91,6 +87,8 @@ class Program:
     def split(self, g: Group) -> None:
         """Replace a group by one group per cell."""
         g.state = SPLIT
+        for other in self.groups:
+            other.deps = None
         for r, c in zip(g.rows, g.cols):
             self._add(Group(g.sheet, g.key, g.tree, g.problem, np.array([r]), np.array([c]), g.extent, g.array))
 
@@ -102,15 +100,45 @@ class Program:
         return self.groups[data.group[r, c]]
 
     # -- static dependencies -----------------------------------------------------------------------------------
-    def static_deps(self, g: Group) -> list[Cell]:
-        """The formula cells the group's references read (not the position-only ones)."""
+    def static_deps(self, g: Group) -> list[int]:
+        """The groups of the formula cells this group's references read (not the position-only ones)."""
         if g.deps is None:
-            found: set[Cell] = set()
-            if g.tree is not None:
-                for sheet_name, r0, c0, r1, c1 in self._rects(g.tree, g, 0):
-                    found |= self._formula_cells(sheet_name, r0, c0, r1, c1)
+            found: set[int] = set()
+            for sheet, rows, cols in self._read_cells(g):
+                ids = self.wb.sheet(sheet).group[rows, cols]
+                found |= set(np.unique(ids[ids >= 0]).tolist())
             g.deps = sorted(found)
         return g.deps
+
+    def dep_cells(self, g: Group) -> list[Cell]:
+        """The formula cells this group's references read."""
+        cells: set[Cell] = set()
+        for sheet, rows, cols in self._read_cells(g):
+            hit = self.wb.sheet(sheet).group[rows, cols] >= 0
+            cells |= {(sheet, int(r), int(c)) for r, c in zip(rows[hit], cols[hit])}
+        return sorted(cells)
+
+    def _read_cells(self, g: Group):
+        """(sheet, rows, cols) arrays of the cells the group's references cover, clipped to the sheet."""
+        if g.tree is None:
+            return
+        for sheet, r0, c0, r1, c1 in self._rects(g.tree, g, 0):
+            data = self.wb.sheet(sheet)
+            r0, c0 = np.maximum(r0, 1), np.maximum(c0, 1)
+            h, w = r1 - r0 + 1, c1 - c0 + 1
+            if (h < 1).all() or (w < 1).all():
+                continue
+            if len(set(h.tolist())) == 1 and len(set(w.tolist())) == 1 and h[0] * w[0] * len(h) <= 4_000_000:
+                rows = (r0[:, None, None] + np.arange(h[0])[None, :, None])
+                cols = (c0[:, None, None] + np.arange(w[0])[None, None, :])
+                rows, cols = np.broadcast_arrays(rows, cols)
+                yield sheet, rows.reshape(-1), cols.reshape(-1)
+                continue
+            for a, b, c, d in set(zip(r0.tolist(), c0.tolist(), r1.tolist(), c1.tolist())):
+                if c < a or d < b:
+                    continue
+                rr, cc = np.mgrid[a:c + 1, b:d + 1]
+                yield sheet, rr.reshape(-1), cc.reshape(-1)
 
     def _rects(self, node: Node, g: Group, depth: int):
         if isinstance(node, Ref):
@@ -140,17 +168,6 @@ class Program:
         for i, child in enumerate(children):
             if i not in skip:
                 yield from self._rects(child, g, depth)
-
-    def _formula_cells(self, sheet: str, r0: np.ndarray, c0: np.ndarray, r1: np.ndarray, c1: np.ndarray) -> set[Cell]:
-        data = self.wb.sheet(sheet)
-        out: set[Cell] = set()
-        r0, c0 = np.maximum(r0, 1), np.maximum(c0, 1)
-        for a, b, c, d in set(zip(r0.tolist(), c0.tolist(), r1.tolist(), c1.tolist())):
-            block = data.group[a:c + 1, b:d + 1]
-            if block.size and (block >= 0).any():
-                rr, cc = np.nonzero(block >= 0)
-                out |= {(sheet, a + int(i), b + int(j)) for i, j in zip(rr, cc)}
-        return out
 
     # -- compiling ---------------------------------------------------------------------------------------------------
     def ensure(self, cells: list[Cell], *, strict: bool) -> None:
@@ -189,7 +206,7 @@ class Program:
                 if g.state in (DONE, BROKEN, SPLIT):
                     stack.pop()
                     continue
-                nxt = self._next_dep(g, self.static_deps(g), stack)
+                nxt = self._next_dep(g, [self.groups[i] for i in self.static_deps(g)], stack)
                 if nxt is not None:
                     stack.append(nxt)
                     nxt.state = ACTIVE
@@ -198,7 +215,7 @@ class Program:
                     self.lower(g)
                     g.state = DONE
                 except NotReady as need:
-                    nxt = self._next_dep(g, need.cells, stack)
+                    nxt = self._next_dep(g, [x for x in map(self.group_of, need.cells) if x is not None], stack)
                     if nxt is not None:
                         stack.append(nxt)
                         nxt.state = ACTIVE
@@ -208,11 +225,10 @@ class Program:
                 except (Unsupported, DependsOnFailed) as exc:
                     self._fail(g, exc, strict)
 
-    def _next_dep(self, g: Group, cells: list[Cell], stack: list[Group]) -> Group | None:
-        """The first group among `cells` not compiled yet; splits groups or reports a cycle when one closes."""
-        for cell in cells:
-            d = self.group_of(cell)
-            if d is None or d.state in (DONE, BROKEN):
+    def _next_dep(self, g: Group, deps: list[Group], stack: list[Group]) -> Group | None:
+        """The first of `deps` not compiled yet; splits groups or reports a cycle when one closes."""
+        for d in deps:
+            if d.state in (DONE, BROKEN):
                 continue
             if d.state == SPLIT:
                 raise _Restart()

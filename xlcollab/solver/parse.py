@@ -8,8 +8,11 @@ parse to one tree: `parse_formula` caches by the text's R1C1 form and returns th
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+
+import numpy as np
 
 from openpyxl.formula.tokenizer import Token, Tokenizer, TokenizerError
 
@@ -139,6 +142,84 @@ def _col_index(letters: str) -> int:
 
 
 _CACHE: dict[str, Node] = {}
+_DIGITS = re.compile(r"\d+")
+
+
+def group_formulas(texts: Sequence[str], rows: np.ndarray, cols: np.ndarray
+                   ) -> list[tuple[str, Node | None, str | None, np.ndarray]]:
+    """Group formula cells by their R1C1 form: [(key, tree, why it cannot be parsed, member indices)].
+
+    Fast for filled blocks: cells whose texts differ only in digits are told apart by their row offsets with
+    numpy, and each R1C1 form is rewritten and parsed once, not once per cell.
+    """
+    by_shape: dict[str, list[int]] = {}
+    for i, t in enumerate(texts):
+        by_shape.setdefault(_DIGITS.sub("#", t), []).append(i)
+    forms: dict[str, list[np.ndarray]] = {}
+    for members in by_shape.values():
+        idx = np.array(members)
+        for part in _split_by_offsets(texts, rows, cols, idx):
+            m0 = part[0]
+            key, _ = template(_body(texts[m0]), int(rows[m0]), int(cols[m0]))
+            forms.setdefault(key, []).append(part)
+    out = []
+    for parts in forms.values():
+        idx = np.concatenate(parts)
+        m0 = idx[0]
+        try:
+            key, tree = parse_formula(texts[m0], int(rows[m0]), int(cols[m0]))
+        except ParseError as exc:
+            out.append((f"\x00bad@{rows[m0]},{cols[m0]}", None, str(exc), idx))
+            continue
+        if "\x00@" not in key:
+            out.append((key, tree, None, idx))
+            continue
+        for i in idx:  # the template missed a reference: every cell on its own
+            try:
+                k, t = parse_formula(texts[i], int(rows[i]), int(cols[i]))
+                out.append((k, t, None, np.array([i])))
+            except ParseError as exc:
+                out.append((f"\x00bad@{rows[i]},{cols[i]}", None, str(exc), np.array([i])))
+    return out
+
+
+def _body(text: str) -> str:
+    return text[1:] if text.startswith("=") else text
+
+
+def _split_by_offsets(texts: Sequence[str], rows: np.ndarray, cols: np.ndarray, idx: np.ndarray) -> list[np.ndarray]:
+    """Cells whose texts differ only in digits, split by their references' offsets (equal parts: equal R1C1)."""
+    if len(idx) == 1:
+        return [idx]
+    rel_rows, rel_cols = _roles(_body(texts[idx[0]]))
+    try:
+        digits = np.array([[int(d) for d in _DIGITS.findall(texts[i])] for i in idx], dtype=np.int64)
+    except (ValueError, OverflowError):
+        return [idx[[k]] for k in range(len(idx))]
+    digits[:, rel_rows] -= rows[idx][:, None]
+    offsets = np.concatenate([digits, np.array(rel_cols, dtype=np.int64)[None, :] - cols[idx][:, None]], axis=1)
+    _, inverse = np.unique(offsets, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    return [idx[inverse == u] for u in np.unique(inverse)]
+
+
+def _roles(body: str) -> tuple[np.ndarray, list[int]]:
+    """Which digit runs of the text are relative rows, and the column numbers of its relative columns."""
+    row_spans: set[tuple[int, int]] = set()
+    rel_cols: list[int] = []
+    for m in _A1.finditer(body):
+        g = m.groups()
+        if m["cols"]:
+            rel_cols += [_col_index(g[i + 1]) for i in (1, 3) if not g[i]]
+        elif m["rows"]:
+            row_spans |= {m.span(i + 2) for i in (6, 8) if not g[i]}
+        elif m["cell"]:
+            if not g[11]:
+                rel_cols.append(_col_index(g[12]))
+            if not g[13]:
+                row_spans.add(m.span(15))
+    runs = [m.span() for m in _DIGITS.finditer(body)]
+    return np.array([span in row_spans for span in runs], dtype=bool), rel_cols
 
 
 def parse_formula(text: str, row: int, col: int) -> tuple[str, Node]:
