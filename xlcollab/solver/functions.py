@@ -14,31 +14,10 @@ import numpy as np
 import torch
 
 from xlcollab.solver import ops
-from xlcollab.solver.lower import Block, Lowered, RefVal
+from xlcollab.solver.lower import Block, Function, Lowered, RefVal, register
 from xlcollab.solver.parse import Missing, Node
 from xlcollab.solver.values import (BLANK, BOOL, ERR, F64, NUM, TEXT, Env, Unsupported, Val, broadcast,
-                                    const_val, error, first_error, lift, scalar, with_errors)
-
-Function = Callable[[Block, Sequence[Node]], Lowered]
-FUNCTIONS: dict[str, Function] = {}
-
-
-def register(*names: str, lo: int = 1, hi: int | None = None) -> Callable[[Function], Function]:
-    """Add a function under its Excel names, checking its argument count."""
-    def wrap(fn: Function) -> Function:
-        def checked(block: Block, args: Sequence[Node]) -> Lowered:
-            if len(args) < lo or (hi is not None and len(args) > hi):
-                raise Unsupported(f"{names[0]} takes {lo}{'' if hi == lo else f' to {hi}' if hi else ' or more'} arguments")
-            return fn(block, args)
-        for n in names:
-            FUNCTIONS[n] = checked
-        return fn
-    return wrap
-
-
-def _t(a: np.ndarray) -> torch.Tensor:
-    return torch.as_tensor(np.ascontiguousarray(a))[None]
-
+                                    const_val, error, first_error, lift, scalar, tensor, with_errors)
 
 # -- elementwise maths -------------------------------------------------------------------------------------
 def _round_half_away(x: torch.Tensor, digits: torch.Tensor) -> torch.Tensor:
@@ -127,9 +106,9 @@ def _member_errors(vals: list[Val], G: int) -> tuple[np.ndarray, np.ndarray]:
     return mask, codes
 
 
-def _reduce(v: Val, keep: np.ndarray, how: str, device: torch.device):
+def reduce(v: Val, keep: np.ndarray, how: str, device: torch.device):
     """Sum / sum of squares / min / max over each cell's (h, w), only where `keep`."""
-    k = _t(np.broadcast_to(keep, np.broadcast_shapes(keep.shape, v.shape)))
+    k = tensor(np.broadcast_to(keep, np.broadcast_shapes(keep.shape, v.shape)))
     fill = {"sum": 0.0, "sumsq": 0.0, "min": math.inf, "max": -math.inf}[how]
 
     def run(t: torch.Tensor, k_: torch.Tensor) -> torch.Tensor:
@@ -149,16 +128,16 @@ def _aggregate(how: str) -> Function:
         err, codes = _member_errors([v for v, _, _ in items], G)
         count = sum(np.broadcast_to(k, (G,) + v.shape[1:]).sum((1, 2)) for v, k, _ in items).reshape(G, 1, 1) \
             if items else np.zeros((G, 1, 1))
-        parts = [_reduce(v, k, "sum" if how == "average" else how, block.device) for v, k, _ in items]
+        parts = [reduce(v, k, "sum" if how == "average" else how, block.device) for v, k, _ in items]
         if how in ("min", "max"):
             combine = torch.minimum if how == "min" else torch.maximum
             total = _fold(parts, combine, block.device)
             total = lift(lambda t, c: torch.where(c > 0, t, torch.zeros((), dtype=F64, device=t.device)), total,
-                         _t(count), device=block.device)
+                         tensor(count), device=block.device)
         else:
             total = _fold(parts, torch.add, block.device)
             if how == "average":
-                total = lift(lambda t, c: t / c, total, _t(np.maximum(count, 1)), device=block.device)
+                total = lift(lambda t, c: t / c, total, tensor(np.maximum(count, 1)), device=block.device)
                 err, codes = err | (count == 0) & ~err, np.where((count == 0) & ~err, "#DIV/0!", codes)
         return with_errors(np.zeros((G, 1, 1), np.int8), total, err, codes)
     return impl
@@ -166,7 +145,7 @@ def _aggregate(how: str) -> Function:
 
 def _fold(parts: list, combine: Callable, device: torch.device):
     if not parts:
-        return _t(np.zeros((1, 1, 1)))
+        return tensor(np.zeros((1, 1, 1)))
     total = parts[0]
     for p in parts[1:]:
         total = lift(combine, total, p, device=device)
@@ -210,7 +189,7 @@ def sumproduct(block: Block, args: Sequence[Node]) -> Val:
     for v in vals:
         keep = keep & (v.kind == NUM)
     err, codes = _member_errors(vals, shape[0])
-    k = _t(keep)
+    k = tensor(keep)
 
     def run(k_: torch.Tensor, *ts: torch.Tensor) -> torch.Tensor:
         prod = ts[0]
@@ -231,7 +210,7 @@ def sumxmy2(block: Block, args: Sequence[Node]) -> Val:
     if x.shape[1:] != y.shape[1:]:
         raise Unsupported("SUMXMY2 of arrays of different shapes")
     shape = broadcast(x.shape, y.shape)
-    keep = _t(np.broadcast_to((x.kind == NUM) & (y.kind == NUM), shape))
+    keep = tensor(np.broadcast_to((x.kind == NUM) & (y.kind == NUM), shape))
     err, codes = _member_errors([x, y], shape[0])
 
     def run(a: torch.Tensor, b: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -279,7 +258,7 @@ def _truth(block: Block, args: Sequence[Node], how: str) -> Val:
             keep = b.kind != ERR
         vals.append(b)
         counts = counts + np.broadcast_to(keep, (max(block.G, v.shape[0]),) + v.shape[1:]).sum((1, 2)).reshape(-1, 1, 1)
-        parts.append(_reduce(b, keep, "min" if how == "and" else "max", block.device))
+        parts.append(reduce(b, keep, "min" if how == "and" else "max", block.device))
     err, codes = _member_errors(vals, counts.shape[0])
     total = _fold(parts, torch.minimum if how == "and" else torch.maximum, block.device)
     err, codes = err | (counts == 0), np.where((counts == 0) & ~err, "#VALUE!", codes)
@@ -401,7 +380,7 @@ def iferror(block: Block, args: Sequence[Node]) -> Val:
             v_masked = block.operand(args[0])
     v_num, vm_num = v.num, v_masked.num
     alt_num = alt.num if callable(alt.num) else alt.num.to(block.device)
-    se = _t(np.broadcast_to(static_err, shape)).to(block.device)
+    se = tensor(np.broadcast_to(static_err, shape)).to(block.device)
 
     def run(env: Env) -> torch.Tensor:
         a = alt_num(env) if callable(alt_num) else alt_num
@@ -415,5 +394,3 @@ def iferror(block: Block, args: Sequence[Node]) -> Val:
     kind = np.where(np.broadcast_to(static_err, shape), ka, NUM).astype(np.int8)
     return Val(kind, run, None if alt.text is None else np.broadcast_to(alt.text, shape))
 
-
-from xlcollab.solver import lookup as _lookup  # noqa: E402,F401  (registers INDEX, MATCH, ... into FUNCTIONS)

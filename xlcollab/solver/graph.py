@@ -16,8 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from xlcollab.errors import WorkbookError
+from xlcollab.solver import functions, lookup  # noqa: F401  (they register the Excel functions)
 from xlcollab.solver.lower import Block, DependsOnFailed, Ragged, RefVal
-from xlcollab.solver.parse import Call, Name, Node, ParseError, Ref, group_formulas, parse_formula
+from xlcollab.solver.forms import group_formulas, parse_formula
+from xlcollab.solver.parse import Call, Name, Node, ParseError, Ref
 from xlcollab.solver.refs import Cell, a1, cell_label
 from xlcollab.solver.values import ERR, Env, Unsupported, Val, broadcast
 from xlcollab.solver.workbook import FAILED, NotReady, SheetData, Workbook

@@ -13,11 +13,11 @@ import numpy as np
 import torch
 
 from xlcollab.solver import ops
-from xlcollab.solver.functions import _reduce, _t, register
-from xlcollab.solver.lower import Block, Lowered, RefVal
+from xlcollab.solver.functions import reduce
+from xlcollab.solver.lower import Block, Lowered, RefVal, register
 from xlcollab.solver.parse import Missing, Node
-from xlcollab.solver.values import (BLANK, BOOL, ERR, NUM, TEXT, Unsupported, Val, const_val, error,
-                                    number_from_text, with_errors)
+from xlcollab.solver.values import (BLANK, BOOL, ERR, NUM, TEXT, Unsupported, Val, const_val, error, lift,
+                                    number_from_text, tensor, with_errors)
 
 
 def _static(block: Block, node: Node, fn: str, what: str) -> Val:
@@ -97,7 +97,6 @@ def _slice(v: Val, dr: np.ndarray, dc: np.ndarray, nh: int, nw: int, device: tor
     def take(t: torch.Tensor) -> torch.Tensor:
         t = t.expand(t.shape[0], v.shape[0], *t.shape[2:]) if t.shape[1] != v.shape[0] else t
         return t[:, gi.to(t.device), ri.to(t.device), ci.to(t.device)]
-    from xlcollab.solver.values import lift
     return Val(kind, lift(take, v.num, device=device), text)
 
 
@@ -248,7 +247,7 @@ def match(block: Block, args: Sequence[Node]) -> Val:
     pos, err, codes = match_positions(value, look, np.sign(mtype))
     G = len(pos)
     err, codes = err | np.broadcast_to(m_err, (G,)), np.where(np.broadcast_to(m_err, (G,)), m_codes, codes)
-    return with_errors(np.zeros((G, 1, 1), np.int8), torch.as_tensor(pos.reshape(1, G, 1, 1)),
+    return with_errors(np.zeros((G, 1, 1), np.int8), tensor(pos.reshape(G, 1, 1)),
                        err.reshape(G, 1, 1), codes.reshape(G, 1, 1))
 
 
@@ -375,17 +374,16 @@ def _conditional(block: Block, args: Sequence[Node], fn: str, how: str) -> Val:
         codes, err = np.where(new, np.broadcast_to(k, (G,)), codes), err | new
     count = mask.sum((1, 2)).reshape(G, 1, 1).astype(float)
     if how == "count":
-        return with_errors(np.zeros((G, 1, 1), np.int8), _t(count), err.reshape(G, 1, 1), codes.reshape(G, 1, 1))
+        return with_errors(np.zeros((G, 1, 1), np.int8), tensor(count), err.reshape(G, 1, 1), codes.reshape(G, 1, 1))
     base = conds[0][0] if target is None or isinstance(target, Missing) else block.lower(target)
     if isinstance(base, RefVal):  # Excel sizes the sum range like the criteria range, from its top-left cell
         base = RefVal(base.sheet, base.r0, base.c0, h, w)
     values = block.gather(base) if isinstance(base, RefVal) else base
     keep = mask & (values.kind == NUM)
-    total = _reduce(values, keep, "sum", block.device)
+    total = reduce(values, keep, "sum", block.device)
     if how == "average":
         n = keep.sum((1, 2)).reshape(-1, 1, 1).astype(float)
-        from xlcollab.solver.values import lift
-        total = lift(lambda t, c: t / c, total, _t(np.maximum(n, 1)), device=block.device)
+        total = lift(lambda t, c: t / c, total, tensor(np.maximum(n, 1)), device=block.device)
         zero = (n == 0).reshape(-1)
         codes, err = np.where(zero & ~err, "#DIV/0!", codes), err | zero
     return with_errors(np.zeros((G, 1, 1), np.int8), total, err.reshape(G, 1, 1), codes.reshape(G, 1, 1))

@@ -11,16 +11,17 @@ from __future__ import annotations
 import itertools
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Union
+from collections.abc import Callable, Iterator, Sequence
+from typing import Union
 
 import numpy as np
 import torch
 
 from xlcollab.solver import ops
-from xlcollab.solver.parse import (ArrayLit, Binary, Bool, Call, Err, Missing, Name, Node, Num, ParseError, Ref,
-                                   Str, Unary, parse_formula)
+from xlcollab.solver.forms import parse_formula
+from xlcollab.solver.parse import ArrayLit, Binary, Bool, Call, Err, Missing, Name, Node, Num, ParseError, Ref, Str, Unary
 from xlcollab.solver.refs import MAX_COL, MAX_ROW
-from xlcollab.solver.values import (ERR, TEXT, Env, Unsupported, Val, const_val, error, from_python, scalar)
+from xlcollab.solver.values import ERR, TEXT, Env, Unsupported, Val, const_val, error, from_python, scalar, tensor
 from xlcollab.solver.workbook import FAILED, PENDING, NotReady, Workbook
 
 _mask_ids = itertools.count()
@@ -42,6 +43,22 @@ class RefVal:
 
 
 Lowered = Union[RefVal, Val]
+Function = Callable[["Block", Sequence[Node]], Lowered]
+FUNCTIONS: dict[str, Function] = {}  # filled by functions.py and lookup.py
+
+
+def register(*names: str, lo: int = 1, hi: int | None = None) -> Callable[[Function], Function]:
+    """Add an Excel function under its names, checking its argument count."""
+    def wrap(fn: Function) -> Function:
+        def checked(block: Block, args: Sequence[Node]) -> Lowered:
+            if len(args) < lo or (hi is not None and len(args) > hi):
+                most = "" if hi == lo else f" to {hi}" if hi else " or more"
+                raise Unsupported(f"{names[0]} takes {lo}{most} arguments, not {len(args)}")
+            return fn(block, args)
+        for n in names:
+            FUNCTIONS[n] = checked
+        return fn
+    return wrap
 
 
 @dataclass(frozen=True)
@@ -84,7 +101,7 @@ class Block:
                 self.masks.pop()
 
     def new_mask(self, shape: tuple[int, ...], static: np.ndarray | None = None) -> Mask:
-        return Mask(next(_mask_ids), shape, None if static is None else torch.as_tensor(static)[None].to(self.device))
+        return Mask(next(_mask_ids), shape, None if static is None else tensor(static).to(self.device))
 
     # -- the tree -------------------------------------------------------------------------------------------
     def lower(self, node: Node) -> Lowered:
@@ -110,7 +127,6 @@ class Block:
         if isinstance(node, Binary):
             return self.binary(node)
         if isinstance(node, Call):
-            from xlcollab.solver.functions import FUNCTIONS
             fn = FUNCTIONS.get(node.name)
             if fn is None:
                 raise Unsupported(f"the function {node.name} is not supported")

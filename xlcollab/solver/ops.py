@@ -13,19 +13,14 @@ import numpy as np
 import torch
 
 from xlcollab.solver.values import (BLANK, BOOL, ERR, F64, NUM, TEXT, Num, Unsupported, Val, broadcast,
-                                    first_error, lift, number_from_text, with_errors)
-
-
-def _t(a: np.ndarray) -> torch.Tensor:
-    """A static (G, h, w) array as a (1, G, h, w) tensor."""
-    return torch.as_tensor(np.ascontiguousarray(a))[None]
+                                    first_error, lift, number_from_text, tensor, with_errors)
 
 
 def patch(num: Num, mask: np.ndarray, values: np.ndarray, device: torch.device) -> Num:
     """num with `values` put where the static `mask` holds."""
     if not mask.any():
         return num
-    m, v = _t(mask), _t(values.astype(np.float64))
+    m, v = tensor(mask), tensor(values.astype(np.float64))
     return lift(lambda t, m_, v_: torch.where(m_, v_, t), num, m, v, device=device)
 
 
@@ -78,7 +73,7 @@ def arithmetic(op: str, a: Val, b: Val, device: torch.device) -> Val:
     num = lift(ARITH[op], a.num, b.num, device=device)
     if not callable(num):
         mask, codes = _math_errors(num, mask, codes, shape, zero_div=_zero_divisor(op, a, b, shape))
-        num = torch.where(_t(mask), torch.nan, num)
+        num = torch.where(tensor(mask), torch.nan, num)
     return with_errors(np.zeros(shape, np.int8), num, mask, codes)
 
 
@@ -123,7 +118,7 @@ def elementwise(fn: Callable[..., torch.Tensor], args: list[Val], device: torch.
     if not callable(num):
         zd = zero_div([a.num[0].numpy() for a in args]) if zero_div else None
         mask, codes = _math_errors(num, mask, codes, shape, None if zd is None else np.broadcast_to(zd, shape))
-        num = torch.where(_t(mask), torch.nan, num)
+        num = torch.where(tensor(mask), torch.nan, num)
     return with_errors(np.zeros(shape, np.int8), num, mask, codes)
 
 
@@ -160,7 +155,7 @@ def compare(op: str, a: Val, b: Val, device: torch.device) -> Val:
         if not numeric.all():
             num = patch(num, ~numeric, static, device)
     else:
-        num = _t(static)
+        num = tensor(static)
     return with_errors(np.full(shape, BOOL, np.int8), num, mask, codes)
 
 
@@ -195,7 +190,7 @@ def concat(a: Val, b: Val) -> Val:
     mask, codes = first_error(a, b, shape=shape)
     joined = np.broadcast_to(as_text(a), shape).astype(str).astype(object) + np.broadcast_to(as_text(b), shape)
     kind = np.full(shape, TEXT, np.int8)
-    return with_errors(kind, _t(np.zeros(shape)), mask, codes, np.where(mask, codes, joined))
+    return with_errors(kind, tensor(np.zeros(shape)), mask, codes, np.where(mask, codes, joined))
 
 
 def select(mask: np.ndarray, then: Val, other: Val, device: torch.device) -> Val:
@@ -206,6 +201,6 @@ def select(mask: np.ndarray, then: Val, other: Val, device: torch.device) -> Val
     if then.text is not None or other.text is not None:
         text = np.where(mask, then.texts() if then.text is not None else "",
                         other.texts() if other.text is not None else "")
-    m = _t(np.broadcast_to(mask, shape))
+    m = tensor(np.broadcast_to(mask, shape))
     num = lift(lambda t, e, m_: torch.where(m_, t, e), then.num, other.num, m, device=device)
     return Val(np.broadcast_to(kind, shape).copy(), num, None if text is None else np.broadcast_to(text, shape))

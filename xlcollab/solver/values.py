@@ -69,13 +69,14 @@ def lift(fn: Callable[..., torch.Tensor], *nums: Num, device: torch.device) -> N
     return run
 
 
-def evaluate(num: Num, env: Env) -> torch.Tensor:
-    return num(env) if callable(num) else num
+def tensor(a: np.ndarray) -> torch.Tensor:
+    """A static (G, h, w) array as a (1, G, h, w) tensor."""
+    return torch.from_numpy(np.array(a))[None]  # a copy: static arrays are often read-only broadcast views
 
 
 def const_val(kind: np.ndarray, num: np.ndarray, text: np.ndarray | None = None) -> Val:
     """A constant Val from (G, h, w) numpy arrays."""
-    return Val(np.asarray(kind, dtype=np.int8), torch.as_tensor(np.asarray(num, dtype=np.float64))[None], text)
+    return Val(np.asarray(kind, dtype=np.int8), tensor(np.asarray(num, dtype=np.float64)), text)
 
 
 def from_python(values: np.ndarray) -> Val:
