@@ -220,6 +220,14 @@ def sumxmy2(block: Block, args: Sequence[Node]) -> Val:
                        err, codes)
 
 
+def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Matrix products per cell; small ones as multiply-and-sum (batched tiny matmuls are slow on CPUs)."""
+    h, k, w = a.shape[-2], a.shape[-1], b.shape[-1]
+    if h * k * w <= 512:
+        return (a.unsqueeze(-1) * b.unsqueeze(-3)).sum(-2)
+    return torch.matmul(a, b)
+
+
 @register("MMULT", lo=2, hi=2)
 def mmult(block: Block, args: Sequence[Node]) -> Val:
     with block.array_context():
@@ -231,7 +239,7 @@ def mmult(block: Block, args: Sequence[Node]) -> Val:
     G = max(a.shape[0], b.shape[0])
     shape = (G, a.shape[1], b.shape[2])
     mask = np.broadcast_to(bad[:, None, None], shape)
-    return with_errors(np.zeros(shape, np.int8), lift(torch.matmul, a.num, b.num, device=block.device), mask,
+    return with_errors(np.zeros(shape, np.int8), lift(_matmul, a.num, b.num, device=block.device), mask,
                        np.full(shape, "#VALUE!", dtype=object))
 
 
