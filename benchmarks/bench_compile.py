@@ -1,7 +1,7 @@
 """Benchmark of the formula compiler: compile time and evaluations per second (forward + backward) of the
 compiled torch function, beside evaluating the same workbook with the `formulas` package (forward only).
 
-    .venv/bin/python benchmarks/bench_compile.py [--rows 10000] [--repeats 50] [--formulas-rows 1000]
+    .venv/bin/python benchmarks/bench_compile.py [--rows 10000] [--repeats 50] [--formulas-rows 300]
                                                  [--no-formulas] [--threads 1]
 
 Workbooks: the bundled collab_filter `dotprod` tab (225 predictions, 150 variables; alone in a copy, so
@@ -99,7 +99,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=10_000, help="rows of the long-form tab")
     ap.add_argument("--repeats", type=int, default=50)
     ap.add_argument("--batch", type=int, default=64, help="points per call in the batched column")
-    ap.add_argument("--formulas-rows", type=int, default=1000, help="rows of the long-form copy `formulas` evaluates")
+    ap.add_argument("--formulas-rows", type=int, default=300, help="rows of the long-form copy `formulas` evaluates")
     ap.add_argument("--no-formulas", action="store_true")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads (default 1: sheet-sized tensors lose more to thread hand-offs than they gain, "

@@ -63,20 +63,19 @@ class SheetData:
             owned[er0:er1 + 1, ec0:ec1 + 1] = True
         for i, row in enumerate(grid, start=1):
             for j, v in enumerate(row, start=1):
+                if v is None:
+                    continue
                 if (i, j) in arrays:
                     er0, ec0, er1, ec1 = arrays[i, j]
-                    text = v if isinstance(v, str) and v.startswith("=") else None
-                    if text is None:
+                    if not (isinstance(v, str) and v.startswith("=")):
                         raise WorkbookError("an array formula's anchor reads without its formula", sheet=name,
                                             cell=a1(i, j), path=book.name)
-                    self.formulas.append(Formula(i, j, text, (er1 - er0 + 1, ec1 - ec0 + 1)))
-                    continue
-                if owned[i, j]:
-                    continue
-                if isinstance(v, str) and v.startswith("=") and len(v) > 1:
+                    self.formulas.append(Formula(i, j, v, (er1 - er0 + 1, ec1 - ec0 + 1)))
+                elif arrays and owned[i, j]:
+                    continue  # inside an array formula's extent: its values come from the anchor
+                elif isinstance(v, str) and v.startswith("=") and len(v) > 1:
                     self.formulas.append(Formula(i, j, v, None))
-                    continue
-                if v is not None:
+                else:
                     self.kind[i, j], self.num[i, j], self.text[i, j] = classify(v)
         for f in self.formulas:
             h, w = f.extent or (1, 1)
