@@ -20,7 +20,7 @@ PY=${PYTHON:-python3}
 # build for your platform (CUDA on Linux); the package itself accepts any torch >= 2.7 (pyproject.toml).
 .venv/bin/python -m pip install -q "torch==2.13.0" 2>/dev/null || .venv/bin/python -m pip install -q "torch>=2.7"
 if [ "$want_test" = 1 ]; then
-  .venv/bin/python -m pip install -q -e ".[test]"
+  .venv/bin/python -m pip install -q -e ".[test,gpu]"  # gpu: triton, whose interpreter tests the fused kernels
 else
   .venv/bin/python -m pip install -q -e .
 fi
