@@ -24,7 +24,7 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("macros")
     c = collab.build_workbook(root / "collab_filter.xlsx")
     g = graddesc.build_workbook(root / "graddesc.xlsx")
-    return {"collab": c, "graddesc": g, "collab_xlsm": xlsm.make_xlsm(c, root / "collab_filter.xlsm", "collab")}
+    return {"collab": c, "graddesc": g, "collab_xlsm": xlsm.make_xlsm(c, root / "collab_filter.xlsm", collab.BUTTONS)}
 
 
 @pytest.fixture(scope="module")

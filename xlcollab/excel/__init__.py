@@ -32,7 +32,7 @@ from xlcollab.errors import SettingsError, WorkbookError, XlcollabError
 import xlwings as xw
 
 from xlcollab.excel.udfs import (ERROR_PREFIX, XC_DOT, XC_FIT, XC_PREDICT, XC_RECOMMEND, XC_RMSE,  # noqa: F401
-                                 XC_SIMILAR, load_model, model_path_for)
+                                 XC_RECOMMEND_LEGACY, XC_SIMILAR, XC_SIMILAR_LEGACY, load_model, model_path_for)
 
 if TYPE_CHECKING:
     from xlcollab.book.base import Book

@@ -14,13 +14,14 @@ import re
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Literal
+from collections.abc import Mapping, Sequence
 from xml.sax.saxutils import escape
 
 from lxml import etree
 
 from xlcollab.errors import WorkbookError, XlcollabError
-from xlcollab.excel.vba import workbook_project
+from xlcollab.excel.conf import conf_sheet_xml
+from xlcollab.excel.vba import MACROS, workbook_project
 
 CONF_SHEET = "xlwings.conf"
 CONF = (("UDF Modules", "xlcollab.excel"),)
@@ -44,23 +45,20 @@ _AFTER_LEGACY = {"legacyDrawingHF", "drawingHF", "picture", "oleObjects", "contr
                  "tableParts", "extLst"}
 
 
-def buttons_for(kind: str, sheets: list[str]) -> dict[str, list[str]]:
-    """Which Subs get a button on which tab: Solve on collab tabs (+ Fit MovieLens on the first), Run/Reset on optimizer tabs."""
-    if kind == "collab":
-        from xlcollab.sheets.collab import SHEETS as tabs
-        out = {s: ["XcSolve"] for s in sheets if s in tabs}
-        first = next((s for s in sheets if s in tabs), None)
-        if first:
-            out[first].append("XcFitMovielens")
-        return out
-    if kind == "graddesc":
-        from xlcollab.sheets.graddesc import OPTIMIZERS
-        return {s: ["XcRun", "XcReset"] for s in sheets if s in OPTIMIZERS}
-    raise XlcollabError(f"unknown workbook kind {kind!r} (collab or graddesc)")
+def button_subs(buttons: Mapping[str, Sequence[str]], sheets: list[str]) -> dict[str, list[str]]:
+    """{tab: [VBA Sub]} for the tabs of `sheets` that `buttons` ({tab: (macro, ...)}, as sheets/ declares it) names."""
+    subs = {macro: sub for sub, macro in MACROS.items()}
+    for tab, macros in buttons.items():
+        for macro in macros:
+            if macro not in subs:
+                raise XlcollabError(f"tab '{tab}' asks for a button for '{macro}', which is no macro of xlcollab.excel "
+                                    f"(buttons exist for {', '.join(subs)})")
+    return {s: [subs[m] for m in buttons[s]] for s in sheets if buttons.get(s)}
 
 
-def make_xlsm(xlsx_path: Path, xlsm_path: Path, kind: Literal["collab", "graddesc"]) -> Path:
-    """Write `xlsm_path`: the sheets of `xlsx_path` plus the VBA project, buttons and an xlwings.conf sheet."""
+def make_xlsm(xlsx_path: Path, xlsm_path: Path, buttons: Mapping[str, Sequence[str]]) -> Path:
+    """Write `xlsm_path`: the sheets of `xlsx_path` plus the VBA project, an xlwings.conf sheet and the buttons
+    `buttons` names per tab (macro names: `xlcollab.sheets.collab.BUTTONS`, `xlcollab.sheets.graddesc.BUTTONS`)."""
     xlsx_path, xlsm_path = Path(xlsx_path), Path(xlsm_path)
     try:
         src = zipfile.ZipFile(xlsx_path)
@@ -102,18 +100,18 @@ def make_xlsm(xlsx_path: Path, xlsm_path: Path, kind: Literal["collab", "graddes
         anchor = workbook.find(f"{{{NS}}}fileVersion")
         workbook.insert(0 if anchor is None else workbook.index(anchor) + 1, pr)
     pr.set("codeName", "ThisWorkbook")
-    buttons = buttons_for(kind, [name for name, _ in sheet_parts])
+    subs = button_subs(buttons, [name for name, _ in sheet_parts])
     anchors = _button_names(workbook, [name for name, _ in sheet_parts])
     vml_n = 0
     for (name, part), codename in zip(sheet_parts, codenames):
         root = etree.fromstring(parts[part])
         _set_codename(root, codename)
-        if name in buttons:
+        if name in subs:
             vml_n += 1
             vml_part = _free_name(parts, "xl/drawings/vmlDrawing{}.vml", start=vml_n)
             vml_n = int(re.search(r"(\d+)\.vml$", vml_part)[1])
             row, col = _button_anchor(root, anchors.get(name))
-            parts[vml_part] = _buttons_vml(buttons[name], row, col, shape_block=vml_n)
+            parts[vml_part] = _buttons_vml(subs[name], row, col, shape_block=vml_n)
             rel_part = _rels_of(part)
             sheet_rels = etree.fromstring(parts[rel_part]) if rel_part in parts else etree.Element(
                 f"{{{PKG_NS}}}Relationships", nsmap={None: PKG_NS})
@@ -138,7 +136,7 @@ def make_xlsm(xlsx_path: Path, xlsm_path: Path, kind: Literal["collab", "graddes
     parts["xl/workbook.xml"] = _xml(workbook)
     parts["xl/_rels/workbook.xml.rels"] = _xml(rels)
     parts["[Content_Types].xml"] = _xml(types)
-    _write_zip(parts, xlsm_path)
+    write_package(parts, xlsm_path)
     return xlsm_path
 
 
@@ -243,23 +241,12 @@ def _buttons_vml(subs: list[str], row: int, col: int, *, shape_block: int) -> by
 
 
 def _conf_sheet_xml() -> bytes:
-    """The xlwings.conf sheet: settings as key (column A) / value (column B) from A1, then a note after a gap."""
-    def cell(ref: str, text: str) -> str:
-        return f'<c r="{ref}" t="inlineStr"><is><t>{escape(text)}</t></is></c>'
-    rows = [f'<row r="{i}">{cell(f"A{i}", k)}{cell(f"B{i}", v)}</row>' for i, (k, v) in enumerate(CONF, start=1)]
-    note = len(CONF) + 5  # rows below the settings stay empty: `xlcollab addin --workbook` adds the interpreter there
-    rows.append(f'<row r="{note}">' + cell(f"A{note}", "xlwings reads the settings above (key in A, value in B, "
-                                           "from A1 down to the first empty row); they override the add-in's.") + "</row>")
-    return (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns="{NS}" xmlns:r="{R_NS}">'
-            f'<sheetPr/><dimension ref="A1:B{note}"/><sheetViews><sheetView workbookViewId="0"/></sheetViews>'
-            '<sheetFormatPr defaultRowHeight="15"/><cols><col min="1" max="1" width="22" customWidth="1"/>'
-            '<col min="2" max="2" width="22" customWidth="1"/></cols>'
-            f'<sheetData>{"".join(rows)}</sheetData>'
-            '<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/></worksheet>'
-            ).encode("utf-8")
+    """The xlwings.conf sheet: the settings, then a note on how xlwings reads them."""
+    return conf_sheet_xml(list(CONF), "xlwings reads the settings above (key in A, value in B, from A1 down to the "
+                                      "first empty row); they override the add-in's.")
 
 
-def _write_zip(parts: dict[str, bytes], target: Path) -> None:
+def write_package(parts: dict[str, bytes], target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     os.close(fd)
@@ -399,7 +386,7 @@ def graft_sheet(path: Path, spec) -> Path:
     parts["xl/workbook.xml"] = _xml(workbook)
     parts["xl/_rels/workbook.xml.rels"] = _xml(rels)
     parts["[Content_Types].xml"] = _xml(types)
-    _write_zip(parts, path)
+    write_package(parts, path)
     return path
 
 
