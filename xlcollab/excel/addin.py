@@ -13,15 +13,18 @@ so only the first click pays for importing torch; modules stay loaded until Rest
 """
 from __future__ import annotations
 
+import io
 import struct
 import uuid
+import zipfile
 from pathlib import Path
 
 import xlwings
 
+from xlcollab.book.ooxml import NS, R_NS, Package
 from xlcollab.errors import XlcollabError
-from xlcollab.excel import ribbon
-from xlcollab.excel.conf import NS, R_NS, conf_sheet_xml
+import xlcollab.excel.ribbon as ribbon
+from xlcollab.excel.conf import conf_sheet_xml
 from xlcollab.excel.functions_vba import functions_vba
 from xlcollab.excel.vba import WORKBOOK_BASE, Module, build_project, class_module, document, standard
 
@@ -49,8 +52,6 @@ def settings(interpreters: dict[str, str] | None = None) -> list[tuple[str, str 
 
 def build_addin(path: str | Path, *, interpreters: dict[str, str] | None = None) -> Path:
     """Write xlcollab.xlam to `path`; `interpreters` e.g. {"Interpreter_Win": r"C:\\...\\pythonw.exe"}."""
-    from xlcollab.excel.xlsm import write_package
-
     path = Path(path)
     note = ("xlwings reads the settings above (key in A, value in B, from A1 down to the first empty row); an "
             f"'{CONF_SHEET}' sheet in a workbook overrides them there.")
@@ -67,8 +68,12 @@ def build_addin(path: str | Path, *, interpreters: dict[str, str] | None = None)
         "xl/styles.xml": _STYLES,
         "xl/vbaProject.bin": vba_project(),
     }
-    write_package(parts, path)
-    return path
+    empty = io.BytesIO()
+    zipfile.ZipFile(empty, "w").close()
+    with Package(empty, name=ADDIN) as pkg:  # the one package writer: atomic, reproducible entries
+        for part, data in parts.items():
+            pkg.set(part, data)
+        return pkg.save(path, reproducible=True)
 
 
 def vba_project() -> bytes:

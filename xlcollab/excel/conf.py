@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape
 
-NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
-R_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+from xlcollab.book.ooxml import NS, R_NS
 
 
 def conf_sheet_xml(settings: list[tuple[str, str | bool]], note: str, *, gap: int = 5) -> bytes:

@@ -157,13 +157,15 @@ def XC_PREDICT(user, movie, model=None, caller=None):
     return float(pred[0, 0]) if pred.size == 1 else pred.tolist()
 
 
-def _recommend(user, n, model, caller):
+def _recommend(user: Any, n: Any, model: Any, caller: Any) -> list[list[Any]]:
+    """XC_RECOMMEND's answer: a header row, then title and predicted rating of the n best unseen movies."""
     from xlcollab.core import interpret
     top = interpret.recommend(model_for(model, caller), one(ids(user, "user"), "user"), checks.whole(n, "n", lo=1, hi=10_000))
     return [["title", "predicted rating"]] + [[t, float(p)] for t, p in zip(top["title"], top["predicted"])]
 
 
-def _similar(movie, n, model, caller):
+def _similar(movie: Any, n: Any, model: Any, caller: Any) -> list[list[Any]]:
+    """XC_SIMILAR's answer: a header row, then title and cosine similarity of the n nearest movies."""
     from xlcollab.core import interpret
     top = interpret.similar(model_for(model, caller), one(ids(movie, "movie"), "movie"), checks.whole(n, "n", lo=1, hi=10_000))
     return [["title", "similarity"]] + [[t, float(s)] for t, s in zip(top["title"], top["similarity"])]
