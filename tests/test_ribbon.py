@@ -39,7 +39,7 @@ class Caller(FileBook):
 
     def __init__(self, path, active: str) -> None:
         super().__init__(path)
-        self.active, self.messages, self.alerts = active, [], []
+        self.active, self.messages, self.alerts, self.boxes = active, [], [], []
 
     def active_sheet(self) -> str:
         return self.active
@@ -49,6 +49,9 @@ class Caller(FileBook):
 
     def alert(self, message: str) -> None:
         self.alerts.append(message)
+
+    def inform(self, message: str) -> None:
+        self.boxes.append(message)
 
 
 def click(monkeypatch, book, statement: str) -> None:
@@ -78,6 +81,7 @@ def test_solve_from_the_ribbon_on_a_file(monkeypatch, copy, tmp_path):
     click(monkeypatch, book, command("solve", optimizer="adam", device="cpu"))
     assert book.alerts == [] and book.messages[-1].startswith("xlcollab: Solve done: RMSE ")
     assert "adam" in book.messages[-1] and "on cpu" in book.messages[-1]
+    assert book.boxes == [book.messages[-1].removeprefix("xlcollab: ")]  # and in a box: a Solve takes a while
     final = float(book.messages[-1].split("-> ")[1].split(",")[0])
     (out,) = libreoffice.recalc([path], tmp_path / "recalc")  # LibreOffice's own formulas agree with the message
     rmse = openpyxl.load_workbook(out, data_only=True)["bias"][FileBook(path).ref_of("bias", "rmse")].value
@@ -98,7 +102,7 @@ def test_run_and_reset_from_the_ribbon_on_a_file(monkeypatch, copy):
     path = copy("graddesc")
     book = Caller(path, "momentum")
     click(monkeypatch, book, command("run"))
-    assert book.messages[-1].startswith("xlcollab: Run done: epoch 5: a = ")
+    assert book.messages[-1].startswith("xlcollab: Run done: epoch 5: a = ") and book.boxes == []  # no box per click
     assert FileBook(path).read_name("momentum", "epoch") == [[5]]
     click(monkeypatch, Caller(path, "momentum"), command("reset"))
     assert FileBook(path).read_name("momentum", "a") == [[1]]

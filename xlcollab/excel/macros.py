@@ -37,19 +37,22 @@ def caller_book() -> Book:
 
 
 def run_macro(book: Book | None, what: str, action: Callable[[Book], Any],
-              report: Callable[[Any], str] | None = None) -> Any:
+              report: Callable[[Any], str] | None = None, *, box: bool = False) -> Any:
     """Run `action` on the book and commit its writes; on failure drop them and tell the user.
 
     On success the status bar says what ran (`report(result)`: e.g. the objective before and after, seconds,
-    device). From Excel (book None) a failure is shown in a message box and swallowed; a Python caller gets the
-    message box (where the Book has one) and the exception.
+    device), and from Excel (book None) with `box` an information box says it too. From Excel a failure is shown
+    in a message box and swallowed; a Python caller gets the message box (where the Book has one) and the exception.
     """
     live = book is None
     book = caller_book() if live else book  # no workbook, no message box: this one raises
     try:
         result = action(book)
         book.commit()
-        book.status(f"xlcollab: {what} done" + (f": {report(result)}" if report else ""))
+        done = f"{what} done" + (f": {report(result)}" if report else "")
+        book.status(f"xlcollab: {done}")
+        if live and box:
+            book.inform(done)
         return result
     except Exception as exc:  # every failure: nothing half-written, the reason in a message box
         book.discard()
@@ -80,7 +83,7 @@ def solve(book: Book | None = None, sheet: str | None = None, **given: Any) -> d
         return collab.solve_book(b, [tab], **chosen)[tab]
     return run_macro(book, "Solve", action, lambda r: (
         f"RMSE {r['start_rmse']:.4f} -> {r['final_rmse']:.4f}, {r['optimizer']} {r['epochs']} epochs, "
-        f"{r['seconds']:.2f} s on {r['device']}"))
+        f"{r['seconds']:.2f} s on {r['device']}"), box=True)
 
 
 def run(book: Book | None = None, sheet: str | None = None, epochs: int | None = None) -> dict[str, Any]:
@@ -134,7 +137,7 @@ def fit_movielens(book: Book | None = None, *, model_path: str | Path | None = N
                 "sheet": spec.name}
     return run_macro(book, "Fit MovieLens", action, lambda r: (
         f"validation RMSE {r['valid_rmse']:.4f} after {r['epochs']} epochs, {r['seconds']:.1f} s on {r['device']}; "
-        f"the XC_* functions answer from {r['model']}"))
+        f"the XC_* functions answer from {r['model']}"), box=True)
 
 
 def _location(book: Book) -> Path:
