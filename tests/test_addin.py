@@ -231,6 +231,18 @@ def test_install_hint_names_a_folder_that_pip_can_install(tmp_path):
     assert (Path(hint) / "pyproject.toml").is_file()  # a source checkout: `pip install "<this folder>"` works
 
 
+def test_installed_from_reads_what_pip_recorded(monkeypatch, tmp_path):
+    import importlib.metadata
+    from xlcollab.cli import addin as cli_addin
+    wheel = tmp_path / "dist dir" / "xlcollab-0.1.0-py3-none-any.whl"
+    record = SimpleNamespace(read_text=lambda name: '{"url": "file://' + str(wheel).replace(" ", "%20") + '", '
+                                                    '"archive_info": {}}' if name == "direct_url.json" else None)
+    monkeypatch.setattr(importlib.metadata, "distribution", lambda name: record)
+    assert cli_addin.installed_from() == wheel
+    monkeypatch.setattr(importlib.metadata, "distribution", lambda name: SimpleNamespace(read_text=lambda n: None))
+    assert cli_addin.installed_from() is None
+
+
 def test_addin_installs_through_xlwings_where_excel_is(capsys, monkeypatch, tmp_path):
     from xlcollab.cli import addin as cli_addin
     from xlcollab.cli import main
@@ -268,3 +280,22 @@ def test_click_benchmark_prints_its_table():
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [line.split("|")[1].strip() for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line]
     assert rows == ["step", "import xlcollab.excel", "Run (adam, 5 epochs)", "Reset (adam)", "Solve (dotprod)"]
+
+
+@pytest.mark.excel
+@pytest.mark.skipif(not sys.platform.startswith("win"), reason="needs Microsoft Excel 365 on Windows")
+def test_excel_365_spills_recommendations_natively(xlam, tmp_path):  # pragma: no cover - Excel only
+    import xlwings as xw
+    from xlcollab.core.fit import CollabFit
+    model = tmp_path / "m.xlcollab.pt"
+    CollabFit(epochs=1, progress=False).fit(None).save(model)
+    app = xw.App(visible=False)
+    try:
+        app.books.open(str(xlam))
+        sheet = app.books.add().sheets[0]
+        sheet["A1"].formula2 = f'=XC_SIMILAR(1, 3, "{model}")'
+        app.calculate()
+        assert sheet["A1"].formula2.startswith("=XC_SIMILAR") and sheet["A2"].formula2 == ""  # one formula, spilled
+        assert sheet["A1:B4"].value[0] == ["title", "similarity"] and sheet["A4"].value is not None
+    finally:
+        app.quit()

@@ -57,9 +57,26 @@ def excel_python(platform: str = sys.platform, python: str = sys.executable) -> 
 
 
 def install_hint() -> str:
-    """How to install this very xlcollab into another Python: from its source folder, else from a wheel."""
+    """How to install this very xlcollab into another Python: its source folder, else the wheel or folder pip
+    installed it from (PEP 610's direct_url.json); never PyPI, where xlcollab is not published."""
     root = Path(__file__).resolve().parents[2]
-    return f'"{root}"' if (root / "pyproject.toml").is_file() else "<the xlcollab wheel or folder you installed from>"
+    if (root / "pyproject.toml").is_file():
+        return f'"{root}"'
+    source = installed_from()
+    return f'"{source}"' if source else "<the xlcollab wheel or folder you installed from>"
+
+
+def installed_from() -> Path | None:
+    """The local wheel or folder pip installed xlcollab from, as its direct_url.json records it; None if unknown."""
+    import importlib.metadata
+    import json
+    from urllib.parse import unquote, urlparse
+    try:
+        text = importlib.metadata.distribution("xlcollab").read_text("direct_url.json")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    url = json.loads(text).get("url", "") if text else ""
+    return Path(unquote(urlparse(url).path)) if url.startswith("file://") else None
 
 
 def steps(platform: str = sys.platform, python: str = sys.executable, addin: str = "xlcollab.xlam") -> list[str]:
