@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -119,7 +119,8 @@ def lookups() -> Workbook:
              "I2": "=CHOOSE(2,Tables!B2,Tables!B3,Tables!B4)*CHOOSE(3,1,2,3)",
              "J2": "=SUMPRODUCT(INDEX(Tables!$B$2:$C$6,0,1),Tables!$C$2:$C$6)",
              "K2": "=SUM(INDEX(Tables!$B$2:$C$6,2,0))+INDEX(Tables!$E$2:$I$2,4)",
-             "M2": '=INDEX(Tables!$B$2:$B$6,MATCH("ch*",Tables!$M$2:$M$4,0))'})
+             "M2": '=INDEX(Tables!$B$2:$B$6,MATCH("ch*",Tables!$M$2:$M$4,0))',
+             "N2": "=INDEX(Tables!$C$2:$C$6,MATCH(A3,Tables!$A$2:$A$6))*Tables!B6"})  # MATCH's default type: 1
     _fill(c, "L2", "=INDEX(Tables!$B$2:$B$6,MATCH(A2,Tables!$A$2:$A$6,0))", rows=2)  # L3: #N/A (35 is no key)
     return wb
 
@@ -151,6 +152,7 @@ def arrays() -> Workbook:
     ws["Q1"] = ArrayFormula("Q1:R1", "=MMULT(A1:B1,$D$1:$E$2)")
     ws["Q2"] = ArrayFormula("Q2:R2", "=MMULT(A2:B2,$D$1:$E$2)")
     ws["N4"] = ArrayFormula("N4", "=SUM(A1:B2*D1:E2)")
+    ws["N6"] = ArrayFormula("N6", "=SUM(IF(A1:B2>0,A1:B2*D1:E2,-SQRT(-A1:B2)))")
     _put(ws, {"N1": "=SUMPRODUCT(A1:B2,D1:E2)", "N2": "=SUMXMY2(A1:B2,D1:E2)",
               "N3": "=SUM(G1:H2)+SUM(J1:K2)*2+SUM(M1:M2)", "N5": "=MMULT(A1:B1,D1:D2)"})
     return wb
@@ -268,9 +270,9 @@ CASES: list[Case] = [
     Case("arith", arith, "Model!$B$2:$B$4", ("Model!$J$2:$J$4", "Model!$C$2:$H$4")),
     Case("aggregates", aggregates, "Agg!$B$1:$B$3", ("Agg!$C$1:$C$11",)),
     Case("lookups", lookups, "Tables!$B$2:$B$6,Tables!$E$2:$I$2",
-         ("Calc!$B$2:$K$2", "Calc!$B$3:$C$4", "Calc!$L$2,Calc!$L$4,Calc!$M$2")),
+         ("Calc!$B$2:$K$2", "Calc!$B$3:$C$4", "Calc!$L$2,Calc!$L$4,Calc!$M$2:$N$2")),
     Case("criteria", criteria, "Crit!$C$2:$C$7", ("Crit!$E$2:$E$9", "Crit!$G$2:$G$4")),
-    Case("arrays", arrays, "Arr!$A$1:$B$2", ("Arr!$G$1:$H$2,Arr!$J$1:$K$2,Arr!$M$1:$M$2", "Arr!$N$1:$N$5",
+    Case("arrays", arrays, "Arr!$A$1:$B$2", ("Arr!$G$1:$H$2,Arr!$J$1:$K$2,Arr!$M$1:$M$2", "Arr!$N$1:$N$6",
                                              "Arr!$Q$1:$R$2")),
     Case("sheets", sheets, "Inputs!$B$2:$B$3", ("Out!$B$2:$B$4", f"'{ODD}'!$A$4")),
     Case("rounding", rounding, "R!$B$1:$B$2", ("R!$C$1:$C$4",), notes=("ROUND", "INT", "FLOOR")),
