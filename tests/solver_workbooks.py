@@ -8,7 +8,6 @@ booleans as numbers and counts blanks as 0 in SUMXMY2), no approximate MATCH on 
 """
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -310,26 +309,5 @@ def save(case: Case, folder: Path, x: np.ndarray | None = None, stem: str | None
 
 
 def open_book(path: Path | str) -> FileBook:
-    """The workbook as the compiler reads it (FileBook; until main's Book has the solver's capabilities, a shim)."""
-    if hasattr(FileBook, "array_formulas"):
-        return FileBook(path)
-    return _ShimBook(path)
-
-
-class _ShimBook(FileBook):
-    """global_names, array_formulas and used_range through openpyxl, for a FileBook that lacks them."""
-
-    def global_names(self) -> dict[str, str]:
-        from lxml import etree
-        from xlcollab.book.filebook import NS
-        with zipfile.ZipFile(self.path) as zf:
-            root = etree.fromstring(zf.read("xl/workbook.xml"))
-        return {dn.get("name"): dn.text or "" for dn in root.iter(f"{{{NS}}}definedName")
-                if dn.get("localSheetId") is None}
-
-    def array_formulas(self, sheet: str) -> dict[str, str]:
-        return {c.coordinate: c.value.ref for row in self._workbook()[sheet].iter_rows() for c in row
-                if isinstance(c.value, ArrayFormula)}
-
-    def used_range(self, sheet: str) -> str:
-        return self._workbook()[sheet].calculate_dimension()
+    """The workbook as the compiler reads it."""
+    return FileBook(path)
