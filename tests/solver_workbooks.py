@@ -8,6 +8,7 @@ booleans as numbers and counts blanks as 0 in SUMXMY2), no approximate MATCH on 
 """
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,7 +93,7 @@ def aggregates() -> Workbook:
               "C4": "=COUNT(A1:A6,B1:B3)*B1", "C5": "=COUNTA(A1:A6)+B2", "C6": "=MIN(A1:A6,B1:B3)+MAX(B1:B3,A1:A6)",
               "C7": "=MIN(B1,B2)*MAX(B1,B3,0.5)", "C8": "=ABS(B1-B3)+SQRT(B2)+EXP(B1/2)",
               "C9": "=LN(B3)+LOG(B2,2)+LOG(B3)+LOG10(B1+1)+POWER(B2,1.5)", "C10": "=SUM(B1:B3)/COUNT(A1:A6)",
-              "C11": "=AVERAGE(B1,B2*2,A1)-MAX(A5,-B3)"})
+              "C11": "=AVERAGE(B1,B2*2,A1)-MAX(A5,-B3)", "D1": datetime.datetime(2020, 1, 1, 12), "C12": "=D1*B1"})
     return wb
 
 
@@ -267,7 +268,7 @@ def bad() -> Workbook:
 
 CASES: list[Case] = [
     Case("arith", arith, "Model!$B$2:$B$4", ("Model!$J$2:$J$4", "Model!$C$2:$H$4")),
-    Case("aggregates", aggregates, "Agg!$B$1:$B$3", ("Agg!$C$1:$C$11",)),
+    Case("aggregates", aggregates, "Agg!$B$1:$B$3", ("Agg!$C$1:$C$12",)),
     Case("lookups", lookups, "Tables!$B$2:$B$6,Tables!$E$2:$I$2",
          ("Calc!$B$2:$K$2", "Calc!$B$3:$C$4", "Calc!$L$2,Calc!$L$4,Calc!$M$2:$N$2")),
     Case("criteria", criteria, "Crit!$C$2:$C$7", ("Crit!$E$2:$E$9", "Crit!$G$2:$G$4")),
