@@ -406,7 +406,7 @@ def test_bad_input_is_refused_and_the_file_untouched(built: Path, tmp_path: Path
 
 def test_unknown_tab_and_bad_settings_are_refused(built: Path) -> None:
     rc, _, err = run_cli("solve", built, "--sheet", "graddesc")
-    assert rc == 1 and "not a collab_filter tab" in err
+    assert rc == 1 and "no sheet named 'graddesc'" in err
     rc, _, err = run_cli("solve", built, "--lr", "-1")
     assert rc == 1 and "learning rate" in err
     rc, _, err = run_cli("solve", built, "--epochs", "0")

