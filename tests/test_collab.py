@@ -20,7 +20,7 @@ from xlcollab.cli import main
 from xlcollab.errors import WorkbookError
 from xlcollab.book.filebook import FileBook
 from xlcollab.sheets.collab import PARAMS, SHEETS, build_workbook
-from xlcollab.sheets.collab.solve import LBFGS, Settings, fit, read_model, trace_rows
+from xlcollab.sheets.collab.solve import Settings, fit, read_model, trace_rows
 
 OWNED = {sheet: (*params, "trace", "last_run") for sheet, params in PARAMS.items()}
 
@@ -308,23 +308,6 @@ def test_lbfgs_reaches_torch_lbfgs_minimum(built: Path) -> None:
 
     opt.step(closure)
     assert ours.final_rmse == pytest.approx(model.forward(p)[0].item(), rel=1e-6)
-
-
-def test_lbfgs_minimises_a_quadratic_exactly() -> None:
-    a = np.array([[3.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.0]])
-    b = np.array([1.0, -1.0, 2.0])
-
-    def fg(x):
-        return float(0.5 * x @ a @ x - b @ x), a @ x - b
-
-    x = np.zeros(3)
-    f, g = fg(x)
-    solver = LBFGS()
-    for _ in range(20):
-        x, f, g = solver.step(x, f, g, fg)
-        if solver.converged:
-            break
-    np.testing.assert_allclose(x, np.linalg.solve(a, b), rtol=1e-10)
 
 
 def test_trace_rows_sample_evenly() -> None:

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from xlcollab.errors import SettingsError
-from xlcollab.core.optim import RULES, SheetOptimizer, adam, adamw, make_optimizer, rmsprop, sgd
+from xlcollab.core.optim import LBFGS, RULES, SheetOptimizer, adam, adamw, make_optimizer, rmsprop, sgd
 
 # (our rule, its settings, torch.optim class, torch settings): the same maths
 SAME_AS_TORCH = [
@@ -137,3 +138,72 @@ def test_tensor_sqrt_is_correctly_rounded_like_math_sqrt() -> None:
     x = torch.cat([x, torch.tensor([0.0, 4.0, float("inf"), 5e-324], dtype=torch.float64)])
     got = _sqrt(x).tolist()
     assert got == [math.sqrt(v) for v in x.tolist()]
+
+
+# -- L-BFGS (the sheet solves' default) -----------------------------------------------------------------------------
+def _run_lbfgs(x: torch.Tensor, f, epochs: int) -> LBFGS:
+    """`epochs` iterations of our L-BFGS through the training loop on the objective f(x)."""
+    from xlcollab.core.train import train
+
+    solver = LBFGS([x])
+    train(solver, lambda _batch: (f(x), f(x).detach()), epochs)
+    return solver
+
+
+def test_lbfgs_minimises_a_quadratic_exactly() -> None:
+    a = torch.tensor([[3.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.0]], dtype=torch.float64)
+    b = torch.tensor([1.0, -1.0, 2.0], dtype=torch.float64)
+    x = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    solver = _run_lbfgs(x, lambda v: 0.5 * v @ a @ v - b @ v, 20)
+    assert solver.converged
+    np.testing.assert_allclose(x.detach().numpy(), np.linalg.solve(a.numpy(), b.numpy()), rtol=1e-10)
+
+
+def test_lbfgs_reaches_the_svd_optimum_and_torch_lbfgs_minimum() -> None:
+    """RMSE of a rank-3 factorisation of a fully observed 12x10 matrix: every local minimum is the global one,
+    sqrt(sum of the discarded squared singular values / n) (Eckart-Young); torch.optim.LBFGS finds it too."""
+    g = np.random.default_rng(0)
+    m = g.normal(size=(12, 3)) @ g.normal(size=(3, 10)) + 0.3 * g.normal(size=(12, 10))
+    target = torch.as_tensor(m)
+    best = math.sqrt(float((np.linalg.svd(m, compute_uv=False)[3:] ** 2).sum()) / m.size)
+    start = torch.as_tensor(g.normal(scale=0.5, size=12 * 3 + 3 * 10))
+
+    def rmse(v: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt(((v[:36].view(12, 3) @ v[36:].view(3, 10) - target) ** 2).mean())
+
+    x = start.clone().requires_grad_(True)
+    _run_lbfgs(x, rmse, 500)
+    assert float(rmse(x.detach())) == pytest.approx(best, rel=1e-9)
+    y = start.clone().requires_grad_(True)
+    opt = torch.optim.LBFGS([y], max_iter=500, history_size=20, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-12, tolerance_change=1e-15)
+
+    def closure():
+        opt.zero_grad()
+        loss = rmse(y)
+        loss.backward()
+        return loss
+    opt.step(closure)
+    assert float(rmse(x.detach())) == pytest.approx(float(rmse(y.detach())), rel=1e-6)
+
+
+def test_lbfgs_steps_reuse_the_accepted_point_and_refuse_bad_settings() -> None:
+    """After the first, a step evaluates only its trial points: the loss and gradient at its start are those of the
+    point the last line search accepted (the parameters are unchanged since)."""
+    x = torch.tensor([3.0, -1.0], dtype=torch.float64, requires_grad=True)
+    at: list[list[float]] = []
+
+    def closure():
+        solver.zero_grad()
+        at.append(x.detach().tolist())
+        loss = (x ** 4).sum() + (x ** 2).sum()
+        loss.backward()
+        return loss
+    solver = LBFGS([x])
+    for k in range(6):
+        start, n = x.detach().tolist(), len(at)
+        loss = solver.step(closure)
+        assert float(loss.detach()) == pytest.approx(sum(v ** 4 + v ** 2 for v in start), rel=1e-15)  # the start's loss
+        assert (start in at[n:]) == (k == 0)
+    with pytest.raises(ValueError, match="lr must be a number > 0, found -1"):
+        LBFGS([x], lr=-1)

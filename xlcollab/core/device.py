@@ -1,6 +1,9 @@
 """Which torch device a fit runs on: CUDA only when it is there and the problem is big enough to gain."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
 from xlcollab.errors import SettingsError
@@ -20,3 +23,15 @@ def pick_device(device: str, n_ratings: int) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise SettingsError(f"device '{device}': no CUDA device is available (torch.cuda.is_available() is False)")
     return torch.device(device)
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block on n torch intra-op threads (None: torch's setting), then restore the count."""
+    before = torch.get_num_threads()
+    try:
+        if n:
+            torch.set_num_threads(n)
+        yield
+    finally:
+        torch.set_num_threads(before)

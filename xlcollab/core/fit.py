@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,9 +28,11 @@ import torch
 from torch import Tensor, nn
 
 from xlcollab.core import data
-from xlcollab.core.device import CUDA_MIN_RATINGS, pick_device  # noqa: F401  (part of fit's API)
+from xlcollab.core.device import CUDA_MIN_RATINGS, pick_device, torch_threads  # noqa: F401  (part of fit's API)
 from xlcollab.errors import DataError, DivergedError, SettingsError
 from xlcollab.core.models import MODELS, logit_range
+from xlcollab.core.train import one_cycle, schedule_lr  # noqa: F401  (one_cycle: part of fit's API)
+from xlcollab.core.train import train as train_loop
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 SCHEDULES = ("one-cycle", "annealed", "constant")
@@ -44,24 +45,6 @@ EVAL_CHUNK = 1 << 20
 FORMAT = "xlcollab-fit/1"
 
 
-def one_cycle(pct: float, lr: float, pct_start: float = 0.25, div: float = 25.0, div_final: float = 1e5) -> float:
-    """fastai's one-cycle: cosine from lr/div up to lr over pct_start, then cosine down to lr/div_final."""
-    def cos(a: float, b: float, p: float) -> float:
-        return b + (a - b) * (1 + math.cos(math.pi * p)) / 2
-    if pct < pct_start:
-        return cos(lr / div, lr, pct / pct_start)
-    return cos(lr, lr / div_final, (pct - pct_start) / (1 - pct_start))
-
-
-def schedule_lr(schedule: str, pct: float, lr: float) -> float:
-    """Learning rate at fraction pct (0 <= pct < 1) of the run."""
-    if schedule == "one-cycle":
-        return one_cycle(pct, lr)
-    if schedule == "annealed":
-        return lr * (1 + math.cos(math.pi * pct)) / 2
-    return lr
-
-
 def resolve_y_range(y_range: Any, rating_range: tuple[float, float]) -> tuple[float, float] | None:
     """"auto": fastai's (0, 5.5) for MovieLens scales, else the data's range widened by a ninth each side."""
     if y_range == "auto":
@@ -71,8 +54,24 @@ def resolve_y_range(y_range: Any, rating_range: tuple[float, float]) -> tuple[fl
     return None if y_range is None else (float(y_range[0]), float(y_range[1]))
 
 
-def _rmse(sse: float, n: int) -> float:
-    return math.sqrt(sse / n) if n else float("nan")
+class DecoupledSGD:
+    """torch.optim.SGD with AdamW's decoupled decay: w <- w - lr * wd * w after the gradient, before SGD's step."""
+
+    def __init__(self, sgd: torch.optim.SGD) -> None:
+        self.sgd, self.param_groups = sgd, sgd.param_groups
+
+    def zero_grad(self) -> None:
+        self.sgd.zero_grad(set_to_none=True)
+
+    def step(self, closure: Callable[[], Tensor]) -> Tensor:
+        with torch.enable_grad():
+            loss = closure()
+        with torch.no_grad():
+            for g in self.param_groups:
+                if g["decoupled_wd"]:
+                    torch._foreach_mul_(g["params"], 1 - g["lr"] * g["decoupled_wd"])
+        self.sgd.step()
+        return loss
 
 
 class CollabFit:
@@ -248,7 +247,7 @@ class CollabFit:
         return factors, biases, free
 
     @staticmethod
-    def make_optimizer(s: dict[str, Any], model: nn.Module) -> torch.optim.Optimizer:
+    def make_optimizer(s: dict[str, Any], model: nn.Module) -> Any:
         """The torch.optim optimizer for checked settings s; with decoupled decay, each group gets its own rate."""
         factors, biases, free = CollabFit.param_groups(model)
         decoupled = s["wd_mode"] == "decoupled"
@@ -262,10 +261,10 @@ class CollabFit:
             return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused)
         if name == "adam":
             return torch.optim.Adam(groups, lr=lr, betas=betas, decoupled_weight_decay=True, fused=fused)
-        # SGD: torch's weight_decay is the coupled (L2) kind, so decoupled decay is applied by hand in _step.
-        for g in groups:  # SGD's own weight_decay is the coupled kind: kept aside for _fit_tensors to apply
+        for g in groups:  # SGD's own weight_decay is the coupled kind: kept aside for DecoupledSGD to apply
             g["decoupled_wd"] = g.pop("weight_decay")
-        return torch.optim.SGD(groups, lr=lr, momentum=s["momentum"] if name == "momentum" else 0.0, fused=fused)
+        sgd = torch.optim.SGD(groups, lr=lr, momentum=s["momentum"] if name == "momentum" else 0.0, fused=fused)
+        return DecoupledSGD(sgd) if decoupled else sgd
 
     # -- fit -----------------------------------------------------------------------------------------------
     def fit(self, ratings: Any = None, *, callback: Callable[[dict[str, Any]], None] | None = None) -> CollabFit:
@@ -302,14 +301,9 @@ class CollabFit:
                     torch.as_tensor(enc.ratings[idx]).to(device=device, dtype=torch.float32))
 
         threads = s["threads"] or (1 if device.type == "cpu" and len(train_idx) < PARALLEL_MIN_RATINGS else None)
-        before = torch.get_num_threads()
-        try:
-            if threads:
-                torch.set_num_threads(threads)
+        with torch_threads(threads):
             self._fit_tensors(s, on(train_idx), on(valid_idx), len(enc.user_ids), len(enc.item_ids), device, callback)
-        finally:
-            torch.set_num_threads(before)
-        self.threads_ = threads or before
+        self.threads_ = threads or torch.get_num_threads()
         return self
 
     def _index_seen(self, enc: Any) -> None:
@@ -322,7 +316,7 @@ class CollabFit:
     def _fit_tensors(self, s: dict[str, Any], train: tuple[Tensor, Tensor, Tensor],
                      valid: tuple[Tensor, Tensor, Tensor], n_users: int, n_items: int, device: torch.device,
                      callback: Callable[[dict[str, Any]], None] | None = None) -> None:
-        """The loop itself, on tensors already on `device`: forward -> backward -> update, one trace row per epoch."""
+        """Build the model and run the training loop on tensors already on `device`, one trace row per epoch."""
         tu, ti, tr = train
         n_train = len(tr)
         start = time.perf_counter()
@@ -332,65 +326,42 @@ class CollabFit:
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(s["seed"])
             model = self._build_model(s, n_users, n_items, float(tr.mean())).to(device)
-            opt = self.make_optimizer(s, model)
+            update = self.make_optimizer(s, model)
             gen = torch.Generator(device=device).manual_seed(s["seed"])  # shuffles where the data lives
             bs = n_train if s["batch_size"] is None else min(s["batch_size"], n_train)
             steps_per_epoch = math.ceil(n_train / bs)
             total = s["epochs"] * steps_per_epoch
-            sgd_decoupled = [g for g in opt.param_groups if g.get("decoupled_wd")]
             l2 = s["wd_mode"] == "l2" and (s["wd"] > 0 or s["wd_bias"] > 0)
             self.model_, self.trace_ = model, []
-            bar = None
-            if s["progress"] or (s["progress"] is None and sys.stderr.isatty()):
-                from tqdm.auto import tqdm
-                bar = tqdm(total=s["epochs"], desc="fit", unit="epoch", leave=False, file=sys.stderr)
-            step = 0
-            for epoch in range(s["epochs"]):
-                t0 = time.perf_counter()
-                model.train()
-                sse = torch.zeros((), device=device)
-                perm = None if bs == n_train else torch.randperm(n_train, generator=gen, device=device)
-                for b in range(steps_per_epoch):
-                    lr = schedule_lr(s["schedule"], step / total, s["lr"])
-                    for g in opt.param_groups:
-                        g["lr"] = lr
-                    if perm is None:
-                        u, i, r = tu, ti, tr
-                    else:
-                        idx = perm[b * bs:(b + 1) * bs]
-                        u, i, r = tu[idx], ti[idx], tr[idx]
-                    if l2:
-                        pred, pen = model.forward_penalty(u, i, s["wd"], s["wd_bias"])
-                        mse = (pred - r).pow(2).mean()
-                        loss = mse + pen
-                    else:
-                        loss = mse = (model(u, i) - r).pow(2).mean()
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    with torch.no_grad():
-                        for g in sgd_decoupled:  # w <- w - lr * wd * w, then the SGD step: AdamW's order
-                            torch._foreach_mul_(g["params"], 1 - lr * g["decoupled_wd"])
-                    opt.step()
-                    sse += mse.detach() * len(r)
-                    step += 1
-                train_rmse = _rmse(float(sse), n_train)
-                valid_rmse = self._rmse_on(*valid)
-                if not math.isfinite(train_rmse) or not (math.isfinite(valid_rmse) or len(valid[2]) == 0):
-                    if bar is not None:
-                        bar.close()
-                    bad = train_rmse if not math.isfinite(train_rmse) else valid_rmse
-                    raise DivergedError(f"the loss became {bad} in epoch {epoch + 1} (lr {s['lr']:g}); "
-                                        f"try a lower learning rate, e.g. --lr {s['lr'] / 10:g}")
-                row = {"epoch": epoch + 1, "train_rmse": train_rmse, "valid_rmse": valid_rmse, "lr": lr,
-                       "seconds": time.perf_counter() - t0}
+
+            def batches(epoch: int) -> Any:
+                if bs == n_train:
+                    return [(train, n_train)]
+                perm = torch.randperm(n_train, generator=gen, device=device)
+                return (((tu[idx], ti[idx], tr[idx]), len(idx))
+                        for idx in (perm[b * bs:(b + 1) * bs] for b in range(steps_per_epoch)))
+
+            def objective(batch: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+                u, i, r = batch
+                if l2:
+                    pred, pen = model.forward_penalty(u, i, s["wd"], s["wd_bias"])
+                    mse = (pred - r).pow(2).mean()
+                    return mse + pen, mse
+                mse = (model(u, i) - r).pow(2).mean()
+                return mse, mse
+
+            def on_epoch(row: dict[str, Any]) -> None:
+                row = {"epoch": row["epoch"], "train_rmse": math.sqrt(row["loss"]),
+                       "valid_rmse": row.get("valid_rmse", math.nan), "lr": row["lr"], "seconds": row["seconds"]}
                 self.trace_.append(row)
-                if bar is not None:
-                    bar.set_postfix(train=f"{train_rmse:.4f}", valid=f"{valid_rmse:.4f}")
-                    bar.update()
-                    if epoch + 1 == s["epochs"]:
-                        bar.close()
                 if callback is not None:
                     callback(row)
+
+            model.train()
+            train_loop(update, objective, s["epochs"], batches=batches,
+                       lr_at=lambda step: schedule_lr(s["schedule"], step / total, s["lr"]),
+                       evaluate=(lambda: {"valid_rmse": self._rmse_on(*valid)}) if len(valid[2]) else None,
+                       on_epoch=on_epoch, progress=s["progress"], lr_hint=s["lr"])
         model.eval()
         self.valid_rmse_ = self.trace_[-1]["valid_rmse"]
         self.train_rmse_ = self.trace_[-1]["train_rmse"]

@@ -16,8 +16,12 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
+
+import numpy as np
+
+from xlcollab.core import checks
 
 Number = Any  # a float or a torch.Tensor: the rules use only + - * / and sqrt
 
@@ -230,3 +234,155 @@ def _sheet_optimizer_class():
 
     _SheetOptimizer.__name__ = _SheetOptimizer.__qualname__ = "SheetOptimizer"
     return _SheetOptimizer
+
+
+# -- the rules and L-BFGS as updates of the training loop (xlcollab.core.train) --------------------------------------
+Closure = Callable[[], Any]
+
+
+def _check_rule_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """torch.optim's range checks on a rule's settings; CheckError quotes the bad value."""
+    for key, value in settings.items():
+        if key in ("decoupled", "bias_correction"):
+            if not isinstance(value, bool):
+                raise checks.CheckError(f"{key} must be True or False, found {checks.describe(value)}")
+        elif key in ("beta1", "beta2", "alpha", "momentum", "dampening"):
+            checks.number(value, key, lo=0, hi=1, hi_open=True)
+        elif key == "lr":
+            checks.number(value, key, lo=0, lo_open=True)
+        elif key in ("eps", "weight_decay"):
+            checks.number(value, key, lo=0)
+        else:
+            raise checks.CheckError(f"unknown setting {key!r} of an update rule")
+    return settings
+
+
+class Rule:
+    """One rule above as the training loop's update: `step(closure)` evaluates the loss and its gradient
+    (the closure), then moves each tensor in place by the rule, keeping its buffers in `state`.
+
+    torch.optim's protocol without torch.optim: creating a torch.optim optimizer imports torch._dynamo
+    (seconds), more than a whole sheet solve. `param_groups[0]` holds the settings, so a schedule can set "lr".
+    """
+
+    def __init__(self, params: Iterable, rule: str, **settings: Any) -> None:
+        self.rule = RULES[checks.choice(rule, "the update rule", tuple(RULES))]
+        self.params = list(params)
+        self.param_groups = [_check_rule_settings(dict(settings))]
+        self.state: list[dict[str, Any]] = [{} for _ in self.params]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self, closure: Closure) -> Any:
+        """One update from the gradient the closure leaves in `.grad`; returns the closure's loss."""
+        loss = closure()
+        settings = self.param_groups[0]
+        for p, state in zip(self.params, self.state):
+            if p.grad is not None:
+                p.detach().copy_(self.rule(p.detach(), p.grad, state, **settings))
+        return loss
+
+
+class LBFGS:
+    """L-BFGS over float64 tensors: two-loop recursion over the last `history` steps, backtracking (Armijo)
+    line search; the training loop's update (`step(closure)`, as torch.optim.LBFGS with max_iter=1).
+
+    One `step` is one iteration (one direction, one line search), i.e. one epoch of a sheet's trace. The first
+    step is scaled like torch.optim.LBFGS's (min(1, 1/|g|_1) * lr); later ones try lr, then halve. The vector
+    algebra runs in numpy on the parameters flattened into one vector: on a few hundred numbers that is many
+    times cheaper than torch calls; the gradients still come from autograd, through the closure. `step` reuses
+    the loss and gradient of the point the last line search accepted (the parameters are unchanged since), so
+    an iteration costs one closure call when the first trial step is accepted. `converged` turns true when no
+    step changes the parameters any more (a minimum to machine precision) or the gradient vanishes.
+    """
+
+    def __init__(self, params: Iterable, lr: float = 1.0, history: int = 20) -> None:
+        self.params = list(params)
+        self.param_groups = [{"lr": checks.number(lr, "lr", lo=0, lo_open=True),
+                              "history": checks.whole(history, "history", lo=1)}]
+        self.pairs: list[tuple[np.ndarray, np.ndarray, float]] = []  # (s, y, 1 / y.s)
+        self.converged = False
+        self._at: tuple[np.ndarray, Any, float, np.ndarray] | None = None  # (x, loss, f, g) of the accepted point
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def _get(self) -> np.ndarray:
+        return np.concatenate([p.detach().cpu().numpy().ravel() for p in self.params])
+
+    def _set(self, x: np.ndarray) -> None:
+        i = 0
+        for p in self.params:
+            n = p.numel()
+            p.detach().copy_(p.new_tensor(x[i:i + n]).view_as(p))
+            i += n
+
+    def _grad(self) -> np.ndarray:
+        return np.concatenate([(p.grad if p.grad is not None else p.detach() * 0).cpu().numpy().ravel()
+                               for p in self.params])
+
+    def _evaluate(self, closure: Closure) -> tuple[Any, float, np.ndarray]:
+        loss = closure()
+        return loss, float(loss.detach()), self._grad()
+
+    def direction(self, g: np.ndarray) -> np.ndarray:
+        """-H g by the two-loop recursion (H: the inverse Hessian the stored pairs imply)."""
+        q, alphas = g.copy(), []
+        for s, y, rho in reversed(self.pairs):
+            a = rho * s.dot(q)
+            q -= a * y
+            alphas.append(a)
+        if self.pairs:
+            s, y, _ = self.pairs[-1]
+            q *= s.dot(y) / y.dot(y)
+        else:
+            q *= min(1.0, 1.0 / float(np.abs(g).sum()))
+        for (s, y, rho), a in zip(self.pairs, reversed(alphas)):
+            q += (a - rho * y.dot(q)) * s
+        return -q
+
+    def step(self, closure: Closure) -> Any:
+        """One iteration; returns the loss at the point it started from (a NaN/inf loss: no step)."""
+        x = self._get()
+        if self._at is not None and np.array_equal(self._at[0], x):
+            loss, f, g = self._at[1:]
+        else:
+            loss, f, g = self._evaluate(closure)
+        if not math.isfinite(f):
+            return loss  # diverged: the loop sees the loss and stops
+        if not np.isfinite(g).all():  # e.g. sqrt's slope at an exact zero RMSE: nowhere left to go
+            self.converged = True
+            return loss
+        lr, history = self.param_groups[0]["lr"], self.param_groups[0]["history"]
+        d = self.direction(g)
+        slope = float(g.dot(d))
+        if slope >= 0:  # not a descent direction: forget the curvature pairs, go downhill
+            self.pairs = []
+            d, slope = -g, -float(g.dot(g))
+        if slope > -1e-30:
+            self.converged = True
+            return loss
+        t = lr
+        while True:
+            x_new = x + t * d
+            self._set(x_new)
+            loss_new, f_new, g_new = self._evaluate(closure)
+            if math.isfinite(f_new) and f_new <= f + 1e-4 * t * slope:
+                break
+            t *= 0.5
+            if t * float(np.abs(d).max()) < 1e-16 * (1 + float(np.abs(x).max())):
+                self.converged = True  # no step changes x any more: a minimum to machine precision
+                self._set(x)
+                self._at = (x, loss, f, g)
+                return loss
+        s, y = x_new - x, g_new - g
+        ys = float(y.dot(s))
+        if ys > 1e-12:
+            self.pairs.append((s, y, 1.0 / ys))
+            if len(self.pairs) > history:
+                self.pairs.pop(0)
+        self._at = (x_new, loss_new, f_new, g_new)
+        return loss

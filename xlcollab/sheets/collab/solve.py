@@ -2,11 +2,11 @@
 
 Each tab's objective is written here once as float64 torch code that computes exactly what the tab's
 formulas compute (same masking, same sigmoid, same average), so the RMSE a spreadsheet engine computes
-from the written parameters equals the RMSE reported here. Every epoch is one full-batch step (for
-L-BFGS one iteration with its line search), as Solver sees the whole sheet; the trace records the RMSE
-before each step and after the last one. Updates are xlcollab.core.optim's rules (torch.optim's maths,
-checked against it in the tests) and a small L-BFGS, not torch.optim itself: torch.optim imports
-torch._dynamo on first use, which costs more than the whole solve.
+from the written parameters equals the RMSE reported here. The fitting is core.train's loop on one full
+batch: every epoch is one step (for L-BFGS one iteration with its line search), as Solver sees the whole
+sheet; the trace records the RMSE before each step and after the last one. Updates are core.optim's rules
+(torch.optim's maths, checked against it in the tests) and its L-BFGS, not torch.optim itself: torch.optim
+imports torch._dynamo on first use, which costs more than the whole solve.
 Nothing is written unless every requested tab fitted without diverging; the caller commits.
 """
 from __future__ import annotations
@@ -22,7 +22,8 @@ import torch
 
 from xlcollab.core import optim
 from xlcollab.book.base import Book, bounds, cell_name
-from xlcollab.core.device import pick_device
+from xlcollab.core.device import pick_device, torch_threads
+from xlcollab.core.train import train
 from xlcollab.errors import DivergedError, SettingsError, WorkbookError
 from xlcollab.core.models import sigmoid_range
 from xlcollab.sheets.collab.layout import DEFAULTS, PARAMS, RATING_RANGE, SHEETS
@@ -303,73 +304,14 @@ def settings_for(sheet: str, *, optimizer: str | None, lr: float | None, epochs:
     return Settings(opt, float(lr), int(epochs), float(wd), str(pick_device(device, 0)))  # a tab is tiny: auto = CPU, cuda forces
 
 
-def _rule(s: Settings) -> Callable[[torch.Tensor, torch.Tensor, dict[str, Any]], torch.Tensor]:
-    """One first-order update of the flat parameter vector: xlcollab.core.optim's rules (torch.optim's maths)."""
+def _update(s: Settings, x: torch.Tensor) -> optim.Rule | optim.LBFGS:
+    """The update of the flat parameter vector: core.optim's rules (torch.optim's maths) or its L-BFGS."""
+    if s.optimizer == "lbfgs":
+        return optim.LBFGS([x], lr=s.lr)
     if s.optimizer in ("adam", "adamw"):  # torch.optim.Adam (L2) / AdamW (decoupled), betas (0.9, 0.999), eps 1e-8
-        decoupled = s.optimizer == "adamw"
-        return lambda x, g, state: optim.adam(x, g, state, lr=s.lr, weight_decay=s.wd, decoupled=decoupled)
+        return optim.Rule([x], "adam", lr=s.lr, weight_decay=s.wd, decoupled=s.optimizer == "adamw")
     momentum = 0.9 if s.optimizer == "momentum" else 0.0  # torch.optim.SGD(lr, momentum, weight_decay)
-    return lambda x, g, state: optim.sgd(x, g, state, lr=s.lr, momentum=momentum, weight_decay=s.wd)
-
-
-class LBFGS:
-    """L-BFGS on a flat float64 vector: two-loop recursion over the last `history` steps, backtracking
-    (Armijo) line search.
-
-    One `step` is one iteration (one direction, one line search), i.e. one epoch of the trace. The first
-    step is scaled like torch.optim.LBFGS's (min(1, 1/|g|_1) * lr); later ones try lr, then halve. The
-    vector algebra runs in numpy: on vectors of a few hundred numbers it is many times cheaper than torch
-    calls, and the gradients still come from torch's autograd.
-    """
-
-    def __init__(self, lr: float = 1.0, history: int = 20) -> None:
-        self.lr, self.history = lr, history
-        self.pairs: list[tuple[np.ndarray, np.ndarray, float]] = []  # (s, y, 1 / y.s)
-        self.converged = False
-
-    def direction(self, g: np.ndarray) -> np.ndarray:
-        q, alphas = g.copy(), []
-        for s, y, rho in reversed(self.pairs):
-            a = rho * s.dot(q)
-            q -= a * y
-            alphas.append(a)
-        if self.pairs:
-            s, y, _ = self.pairs[-1]
-            q *= s.dot(y) / y.dot(y)
-        else:
-            q *= min(1.0, 1.0 / float(np.abs(g).sum()))
-        for (s, y, rho), a in zip(self.pairs, reversed(alphas)):
-            q += (a - rho * y.dot(q)) * s
-        return -q
-
-    def step(self, x: np.ndarray, f: float, g: np.ndarray,
-             fg: Callable[[np.ndarray], tuple[float, np.ndarray]]) -> tuple[np.ndarray, float, np.ndarray]:
-        """From x (loss f, gradient g) to the next iterate, returned with its loss and gradient."""
-        d = self.direction(g)
-        slope = float(g.dot(d))
-        if slope >= 0:  # not a descent direction: forget the curvature pairs, go downhill
-            self.pairs = []
-            d, slope = -g, -float(g.dot(g))
-        if slope > -1e-30:
-            self.converged = True
-            return x, f, g
-        t = self.lr
-        while True:
-            x_new = x + t * d
-            f_new, g_new = fg(x_new)
-            if math.isfinite(f_new) and f_new <= f + 1e-4 * t * slope:
-                break
-            t *= 0.5
-            if t * float(np.abs(d).max()) < 1e-16 * (1 + float(np.abs(x).max())):
-                self.converged = True  # no step changes x any more: a minimum to machine precision
-                return x, f, g
-        s, y = x_new - x, g_new - g
-        ys = float(y.dot(s))
-        if ys > 1e-12:
-            self.pairs.append((s, y, 1.0 / ys))
-            if len(self.pairs) > self.history:
-                self.pairs.pop(0)
-        return x_new, f_new, g_new
+    return optim.Rule([x], "sgd", lr=s.lr, momentum=momentum, weight_decay=s.wd)
 
 
 @dataclass
@@ -382,26 +324,18 @@ class Fit:
 
 
 def fit(model: Model, s: Settings) -> Fit:
-    """`_fit` on one CPU thread: these tensors are tiny, and threads only add synchronisation (4-6x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _fit(model, s)
-    finally:
-        torch.set_num_threads(threads)
+    """Full-batch descent on the tab's RMSE by core.train's loop; DivergedError (nothing returned) on NaN/inf.
 
-
-def _fit(model: Model, s: Settings) -> Fit:
-    """Full-batch descent on the tab's RMSE; DivergedError (and nothing returned) if it turns NaN/inf.
-
-    The parameters are one flat float64 vector (each block a view of it), so an update is a handful of
-    tensor operations whatever the tab; weight decay follows the optimizer (see `_rule`), and for
-    L-BFGS it is L2 in the loss, 0.5 * wd * |p|^2.
+    The parameters are one flat float64 vector (each block a view of it), so an update is a handful of tensor
+    operations whatever the tab; weight decay follows the optimizer (see `_update`), and for L-BFGS it is L2 in
+    the loss, 0.5 * wd * |p|^2. One CPU thread: these tensors are tiny, and threads only add synchronisation
+    (4-6x slower).
     """
     dev = torch.device(s.device)
     model.tensors.update({k: v.to(dev) for k, v in model.tensors.items()})  # the forward's data, moved in place
     shapes = {k: v.shape for k, v in model.params.items()}
     x = torch.cat([torch.as_tensor(v, dtype=torch.float64).reshape(-1) for v in model.params.values()]).to(dev)
+    x.requires_grad_(True)
 
     def unflat(flat: torch.Tensor) -> dict[str, torch.Tensor]:
         out, i = {}, 0
@@ -411,52 +345,19 @@ def _fit(model: Model, s: Settings) -> Fit:
             i += n
         return out
 
-    last_rmse = [math.nan]
+    def objective(_batch: None) -> tuple[torch.Tensor, torch.Tensor]:
+        rmse, _ = model.forward(unflat(x))
+        return (rmse + 0.5 * s.wd * (x * x).sum() if s.optimizer == "lbfgs" and s.wd else rmse), rmse
 
-    def fg(flat: torch.Tensor) -> tuple[float, torch.Tensor]:
-        flat = flat.detach().requires_grad_(True)
-        rmse, _ = model.forward(unflat(flat))
-        loss = rmse + 0.5 * s.wd * (flat * flat).sum() if s.optimizer == "lbfgs" and s.wd else rmse
-        (grad,) = torch.autograd.grad(loss, flat)
-        last_rmse[0] = float(rmse.detach())
-        return float(loss.detach()), grad
-
-    def diverged(epoch: int, value: float) -> DivergedError:
-        return DivergedError(f"sheet '{model.sheet}': the RMSE became {value} at epoch {epoch} ({s.optimizer}, "
-                             f"lr {s.lr:g}); try a smaller --lr. Nothing was written.")
-
-    trace: list[float] = []
-    if s.optimizer == "lbfgs":
-        solver = LBFGS(lr=s.lr)
-
-        def fg_np(v: np.ndarray) -> tuple[float, np.ndarray]:
-            f_, g_ = fg(torch.from_numpy(v).to(dev))
-            return f_, g_.cpu().numpy()
-
-        xn = x.cpu().numpy().copy()
-        f, g = fg_np(xn)
-        for epoch in range(s.epochs):
-            trace.append(last_rmse[0])
-            if not math.isfinite(f):
-                raise diverged(epoch, f)
-            xn, f, g = solver.step(xn, f, g, fg_np)
-            if solver.converged:
-                break
-        x = torch.from_numpy(xn).to(dev)
-    else:
-        rule, state = _rule(s), {}
-        f, g = fg(x)
-        for epoch in range(s.epochs):
-            trace.append(last_rmse[0])
-            if not math.isfinite(f) or not bool(torch.isfinite(g).all()):
-                raise diverged(epoch, f)
-            x = rule(x, g, state)
-            f, g = fg(x)
-    with torch.no_grad():
-        rmse, preds = model.forward(unflat(x))
+    with torch_threads(1):
+        rows = train(_update(s, x), objective, s.epochs, name=f"sheet '{model.sheet}'", lr_hint=s.lr)
+        trace = [row["loss"] for row in rows]
+        with torch.no_grad():
+            rmse, preds = model.forward(unflat(x))
     final = float(rmse)
     if not math.isfinite(final) or not bool(torch.isfinite(x).all()):
-        raise diverged(len(trace), final)
+        raise DivergedError(f"sheet '{model.sheet}': the loss became {final} after epoch {len(trace)} "
+                            f"(lr {s.lr:g}); try a lower learning rate, e.g. --lr {s.lr / 10:g}")
     trace.append(final)
     params = {k: v.detach().cpu().numpy().copy() for k, v in unflat(x).items()}
     return Fit(params, trace, trace[0], final, preds.cpu().numpy())
@@ -499,7 +400,10 @@ def solve_book(book: Book, sheets: list[str] | str = "all", *, optimizer: str | 
         start = time.perf_counter()
         s = settings_for(name, optimizer=optimizer, lr=lr, epochs=epochs, wd=wd, device=device)
         model = read_model(book, name)
-        result = fit(model, s)
+        try:
+            result = fit(model, s)
+        except DivergedError as exc:
+            raise DivergedError(f"{exc}. Nothing was written.") from None
         done.append((model, result, s, time.perf_counter() - start))
     results: dict[str, dict[str, Any]] = {}
     for model, result, s, seconds in done:
