@@ -39,3 +39,19 @@ def test_committed_workbooks_are_up_to_date(built: Path, name: str) -> None:
     committed = REPO / "workbooks" / name
     assert committed.exists(), f"workbooks/{name} is missing: run `xlcollab build`"
     assert parts(committed) == parts(built / name), f"workbooks/{name} is stale: run `xlcollab build` and commit"
+
+
+def test_each_workbook_declares_its_buttons_and_the_tabs_its_actions_take() -> None:
+    from xlcollab.errors import WorkbookError
+    from xlcollab.sheets import collab, graddesc
+
+    assert list(graddesc.BUTTONS) == graddesc.OPTIMIZERS and set(graddesc.BUTTONS["adam"]) == {"run", "reset"}
+    assert list(collab.BUTTONS) == list(collab.SHEETS) and collab.BUTTONS["dotprod"] == ("solve", "fit_movielens")
+    assert graddesc.tabs("all") == graddesc.OPTIMIZERS and graddesc.tabs(["all"]) == graddesc.OPTIMIZERS
+    assert graddesc.tabs(["adam", "l2"]) == ["adam", "l2"] and collab.tabs("bias") == ["bias"]
+    for tabs, bad, words in ((graddesc.tabs, "compare", "Run and Reset work on the graddesc optimizer tabs"),
+                             (graddesc.tabs, [], "Run and Reset work"), (collab.tabs, "adam", "Solve works on the "
+                                                                          "collab_filter tabs (dotprod, bias")):
+        with pytest.raises(WorkbookError, match=r"^file b\.xlsx.*") as info:
+            tabs(bad, path="b.xlsx")
+        assert words in str(info.value)

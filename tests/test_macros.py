@@ -10,7 +10,7 @@ import pytest
 
 from xlcollab import excel
 from xlcollab.book import libreoffice, unobook
-from xlcollab.excel import xlsm
+from xlcollab.excel import vba, xlsm
 from xlcollab.errors import WorkbookError, XlcollabError
 from xlcollab.book.filebook import FileBook
 from xlcollab.sheets import collab, graddesc
@@ -148,7 +148,7 @@ def test_fit_movielens_on_a_macro_enabled_file(copy, slice_):
     udf = excel.XC_RECOMMEND(user, 1, str(model))
     assert udf[1] == [title, pytest.approx(pred, rel=1e-9)]
     code = olevba.VBA_Parser(str(path))
-    assert {name: c for _, _, name, c in code.extract_macros()}["xlcollab.bas"] == xlsm.vba_source()
+    assert {name: c for _, _, name, c in code.extract_macros()}["xlcollab.bas"] == vba.module_source()
     excel.fit_movielens(FileBook(path), ratings=slice_, **EPOCHS)  # again: results replaced, not duplicated
     assert openpyxl.load_workbook(path).sheetnames.count("results") == 1
 

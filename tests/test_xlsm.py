@@ -11,7 +11,7 @@ import openpyxl
 import pytest
 
 from xlcollab.book import unobook
-from xlcollab.excel import xlsm
+from xlcollab.excel import ovba, vba, xlsm
 from xlcollab.errors import WorkbookError, XlcollabError
 from xlcollab.sheets import collab, graddesc
 
@@ -43,21 +43,11 @@ def _cells(ws):
 
 
 def test_vba_module_runs_each_python_macro():
-    source = xlsm.vba_source()
+    source = vba.module_source()
     assert source.endswith("\r\n") and "\n" not in source.replace("\r\n", "")
-    for sub, macro in xlsm.MACROS.items():
+    for sub, macro in vba.MACROS.items():
         assert re.search(rf'Public Sub {sub}\(\)\r\n    RunXlcollab "import xlcollab.excel as x; x.{macro}\(\)"\r\nEnd Sub', source)
     assert 'Application.Run "xlwings.xlam!RunPython", command' in source
-
-
-@pytest.mark.parametrize("size", [0, 1, 100, 2047, 4096, 4097, 9000, 20000])
-def test_ovba_compression_round_trips_through_oletools(size):
-    rng = random.Random(size)
-    words = [b"Sheet", b"Attribute VB_", b"\x00\x01", b"xlcollab", bytes([rng.randrange(256)])]
-    data = b"".join(rng.choice(words) for _ in range(size))[:size]
-    assert bytes(olevba.decompress_stream(bytearray(xlsm.ovba_compress(data)))) == data
-    noise = bytes(rng.randrange(256) for _ in range(size))
-    assert bytes(olevba.decompress_stream(bytearray(xlsm.ovba_compress(noise)))) == noise
 
 
 @pytest.mark.parametrize("kind", ["collab", "graddesc"])
@@ -65,7 +55,7 @@ def test_vba_source_extracted_by_oletools_is_ours(built, kind):
     xlsx, path = built[kind]
     macros = _macros(path)
     n_sheets = len(openpyxl.load_workbook(xlsx, read_only=True).sheetnames) + 1  # + xlwings.conf
-    assert macros.pop("xlcollab.bas") == xlsm.vba_source()
+    assert macros.pop("xlcollab.bas") == vba.module_source()
     assert sorted(macros) == sorted(["ThisWorkbook.cls"] + [f"Sheet{i}.cls" for i in range(1, n_sheets + 1)])
     assert all('Attribute VB_Base = "0{00020820-0000-0000-C000-000000000046}"' in code
                for name, code in macros.items() if name.startswith("Sheet"))
@@ -138,7 +128,7 @@ def test_libreoffice_binds_every_button_to_its_macro(built):
                     assert found == expected, sheet
                 library = doc.BasicLibraries.getByName("VBAProject")
                 code = library.getByName("xlcollab")
-                for sub, macro in xlsm.MACROS.items():
+                for sub, macro in vba.MACROS.items():
                     assert f"Public Sub {sub}()" in code and f"x.{macro}()" in code
             finally:
                 book.close()
@@ -180,7 +170,7 @@ def test_addin_writes_the_interpreter_into_xlwings_conf(built, tmp_path, capsys)
             break
         keys.append(row[:2])
     assert keys == [("UDF Modules", "xlcollab.excel"), ("Interpreter_Win", r"C:\Py312\pythonw.exe")]
-    assert _macros(path)["xlcollab.bas"] == xlsm.vba_source()  # the VBA project is untouched
+    assert _macros(path)["xlcollab.bas"] == vba.module_source()  # the VBA project is untouched
     if not sys.platform.startswith("win") and sys.platform != "darwin":
         assert main(["addin", "--workbook", str(path)]) == 1
         assert "on the Windows or macOS machine that runs Excel" in capsys.readouterr().err

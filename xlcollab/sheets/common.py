@@ -12,7 +12,7 @@ import os
 import re
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from openpyxl.utils.cell import absolute_coordinate, quote_sheetname
 from openpyxl.worksheet.worksheet import Worksheet
 
 from xlcollab.book.base import range_name
+from xlcollab.errors import WorkbookError
 
 # Inputs (data you may edit), parameters (what the solver changes), outputs (formulas) look different.
 INPUT_FILL = PatternFill("solid", fgColor="FFF2CC")      # pale yellow: data / settings you type
@@ -40,6 +41,19 @@ STYLES = {"input": INPUT_FILL, "param": PARAM_FILL, "output": OUTPUT_FILL, "obje
 
 # The "last run" block: label column + value column, in this order, on every solvable tab.
 LAST_RUN_LABELS = ("optimizer", "lr", "epochs", "weight decay", "device", "seconds", "start RMSE", "final RMSE")
+
+
+def pick_tabs(sheets: str | Iterable[str], allowed: Sequence[str], refusal: str, *, path: str | None = None) -> list[str]:
+    """The tabs an action works on: "all" means every one of `allowed`; a name not in `allowed` is refused
+    with one message, `refusal` followed by the tabs it does work on."""
+    if sheets == "all" or (not isinstance(sheets, str) and list(sheets) == ["all"]):
+        return list(allowed)
+    names = [sheets] if isinstance(sheets, str) else list(sheets)
+    for name in names or [""]:
+        if name not in allowed:
+            raise WorkbookError(f"{refusal} ({', '.join(allowed)}, or all), not on this one", sheet=name or None,
+                                path=path)
+    return names
 
 
 def target(ws: Worksheet, min_row: int, min_col: int, max_row: int | None = None, max_col: int | None = None) -> str:

@@ -16,8 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xlcollab.sheets.collab.layout import (DEFAULTS, N_FACTORS, N_MOVIES, N_USERS, NNET_FACTORS, NNET_HIDDEN,  # noqa: F401
-                                           PARAMS, RATING_RANGE, SHEETS, TRACE_ROWS, Y_RANGE)
+from xlcollab.sheets.collab.layout import (BUTTONS, DEFAULTS, N_FACTORS, N_MOVIES, N_USERS, NNET_FACTORS,  # noqa: F401
+                                           NNET_HIDDEN, PARAMS, RATING_RANGE, SHEETS, TRACE_ROWS, Y_RANGE, tabs)
 
 if TYPE_CHECKING:
     from xlcollab.book.base import Book

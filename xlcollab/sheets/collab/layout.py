@@ -1,6 +1,9 @@
-"""Where the collab_filter tabs keep their blocks, and what a solve owns and runs by default (no code)."""
+"""Where the collab_filter tabs keep their blocks, what a solve owns and runs by default, which buttons they have."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from xlcollab.sheets.common import pick_tabs
 
 SHEETS = ("dotprod", "bias", "movielens_emb", "movielens_1hot", "nnet")
 N_USERS = N_MOVIES = 15     # the crosstab: most active users x most rated movies
@@ -30,3 +33,12 @@ DEFAULTS: dict[str, tuple[str, float, int]] = {
     "movielens_1hot": ("lbfgs", 1.0, 200),
     "nnet": ("adam", 0.1, 1000),
 }
+
+# The macros of xlcollab.excel each tab has a button for (the .xlsm writer reads this; it knows no tab names).
+BUTTONS: dict[str, tuple[str, ...]] = {sheet: ("solve", "fit_movielens") if sheet == SHEETS[0] else ("solve",)
+                                       for sheet in SHEETS}
+
+
+def tabs(sheets: str | Iterable[str], *, path: str | None = None) -> list[str]:
+    """The collab_filter tabs a Solve acts on: "all", one tab or several; any other name is refused."""
+    return pick_tabs(sheets, SHEETS, "Solve works on the collab_filter tabs", path=path)
