@@ -91,6 +91,7 @@ def _num(v: Any) -> str:
 
 def solve(book, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Solve every requested sheet (the collab tabs through their own thin layer), buffer all writes at the end."""
+    from xlcollab.errors import WorkbookError
     from xlcollab.sheets.collab import is_tab, solve_tabs
     from xlcollab.solver import solve as generic
     from xlcollab.solver.engines import grg
@@ -99,10 +100,14 @@ def solve(book, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     wanted = [name.strip() for arg in (args.sheet or ["all"]) for name in arg.split(",") if name.strip()]
     model_flags = any(v is not None for v in (args.objective, args.vars, args.goal, args.value, args.nonnegative)) \
         or bool(args.constraint)
-    if "all" in wanted:
+    if "all" in wanted and model_flags:
+        if len(book.sheet_names()) != 1:
+            raise WorkbookError("--objective/--vars/--constraint describe one sheet's model: name it with --sheet",
+                                path=book.name)
+        sheets = book.sheet_names()
+    elif "all" in wanted:
         sheets = [s for s in book.sheet_names() if has_model(book, s)]
-        if not sheets and not model_flags:
-            from xlcollab.errors import WorkbookError
+        if not sheets:
             raise WorkbookError("no sheet holds a Solver model; give one with --sheet NAME --objective CELL "
                                 "--vars RANGES", path=book.name)
     else:

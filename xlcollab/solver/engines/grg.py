@@ -22,6 +22,7 @@ from xlcollab.solver.engines.problem import PRECISION, TARGET, Problem, Result, 
 
 OPTIMIZERS = ("lbfgs", "adam", "adamw", "sgd", "momentum")
 RHO_MAX = 1e12
+GTOL = 1e-10       # an inner solve ends when the largest projected partial derivative is this small (relative)
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,13 @@ class _Lagrangian:
         return f, cell
 
     def update(self, x: torch.Tensor, previous: float) -> float:
-        """Multipliers and penalty after an inner solve; returns the violation of the constraints at x."""
+        """Multipliers and penalty after an inner solve; returns how far x is from feasible and complementary:
+        max |h|, |max(g, -mu/rho)| (Birgin & Martinez), zero only where every constraint holds and every
+        inequality with a multiplier is active."""
         with torch.no_grad():
             _, g, h = self.problem.evaluate(x[None])
-        viol = max(float(h.abs().max()) if h.shape[1] else 0.0, float(g.clamp_min(0).max()) if g.shape[1] else 0.0)
+        viol = max(float(h.abs().max()) if h.shape[1] else 0.0,
+                   float(torch.maximum(g[0], -self.mu / self.rho).abs().max()) if g.shape[1] else 0.0)
         if h.shape[1]:
             self.lam = self.lam + self.rho * h[0]
         if g.shape[1]:
@@ -111,14 +115,12 @@ def minimise(merit: Callable, problem: Problem, x: torch.Tensor, s: Settings,
     def objective(_batch) -> tuple[torch.Tensor, torch.Tensor]:
         return merit(xt + (torch.maximum(torch.minimum(xt, hi), lo) - xt).detach())  # f(P(x)), gradient through
 
-    def clip(_row) -> None:
+    def clip(row: dict) -> None:
         with torch.no_grad():
             xt.copy_(torch.maximum(torch.minimum(xt, hi), lo))
+        if xt.grad is not None and float(xt.grad.abs().max()) <= GTOL * (1 + abs(row["loss"])):
+            update.converged = True  # the projected gradient vanished: a (local) minimum of this solve
 
-    loss, cell = objective(None)
-    if not loss.requires_grad or not bool(torch.autograd.grad(loss, xt)[0].any()):  # stationary already (and
-        trace.append(float(cell.detach()))                # core's L-BFGS cannot scale a zero first step)
-        return x, 0, True
     rows = train(update, objective, s.iterations, on_epoch=clip, lr_hint=s.lr)
     x = xt.detach().clone()
     with torch.no_grad():
