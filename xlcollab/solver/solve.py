@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from xlcollab.book.base import Book, cell_name
-from xlcollab.core.device import pick_device
-from xlcollab.errors import SettingsError, SolveError, WorkbookError
+from xlcollab.core.device import pick_device, torch_threads
+from xlcollab.errors import DivergedError, SettingsError, SolveError, WorkbookError
 from xlcollab.solver.engines import branch, grg, linear, lp, multistart
 from xlcollab.solver.engines.problem import Problem, Result
 from xlcollab.solver.extra_cells import WithFormulas
@@ -233,15 +233,14 @@ def solve_model(book: Book, model: SolverModel, options: Options = Options()) ->
     start = time.perf_counter()
     model = checked(book, model)
     device = pick_device(options.device, max(options.multistart, 1) * len(model.variables) * 100)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a sheet's tensors are tiny: threads only add synchronisation
-    try:
+    with torch_threads(1):  # a sheet's tensors are tiny: threads only add synchronisation
         built = build(book, model, device)
         with torch.no_grad():
             before = float(built.problem.evaluate(built.problem.x0[None])[0][0]) if model.objective else None
-        result = run(built, model, options)
-    finally:
-        torch.set_num_threads(threads)
+        try:
+            result = run(built, model, options)
+        except DivergedError as exc:
+            raise DivergedError(f"sheet '{model.sheet}': {exc}. Nothing was written.") from None
     if result.status not in ("optimal", "locally optimal"):
         detail = f" ({result.message})" if result.message else ""
         raise SolveError(f"{result.status}: {FAILURES.get(result.status, result.status)}{detail}; nothing was written",

@@ -118,9 +118,11 @@ def minimise(merit: Callable, problem: Problem, x: torch.Tensor, s: Settings,
     def clip(row: dict) -> None:
         with torch.no_grad():
             xt.copy_(torch.maximum(torch.minimum(xt, hi), lo))
-        if xt.grad is not None and float(xt.grad.abs().max()) <= GTOL * (1 + abs(row["loss"])):
+        if xt.grad is not None and float(xt.grad.abs().max()) <= GTOL * (1 + abs(start)):
             update.converged = True  # the projected gradient vanished: a (local) minimum of this solve
 
+    with torch.no_grad():
+        start = float(merit(x)[0])  # the scale of "small" for the gradient: the merit where this solve starts
     rows = train(update, objective, s.iterations, on_epoch=clip, lr_hint=s.lr)
     x = xt.detach().clone()
     with torch.no_grad():
