@@ -18,33 +18,33 @@ class MemoryBook(Book):
     def __init__(self, cells: dict[str, dict[str, Any]], names: dict[str, dict[str, str]] | None = None,
                  global_names: dict[str, str] | None = None, merged: dict[str, list[str]] | None = None,
                  protected: tuple[str, ...] = ()) -> None:
-        super().__init__()
-        self.cells, self._names, self._global = cells, names or {}, global_names or {}
+        self.cells, self._scoped, self._global = cells, names or {}, global_names or {}
         self.merged, self.protected, self.name = merged or {}, protected, "memory.xlsx"
+        super().__init__()
 
-    def sheet_names(self) -> list[str]:
+    def _sheet_names(self) -> list[str]:
         return list(self.cells)
 
-    def names(self, sheet: str) -> dict[str, str]:
-        return dict(self._names.get(sheet, {}))
+    def _names(self, sheet: str) -> dict[str, str]:
+        return dict(self._scoped.get(sheet, {}))
 
-    def global_names(self) -> dict[str, str]:
+    def _global_names(self) -> dict[str, str]:
         return dict(self._global)
 
-    def merged_cells(self, sheet: str) -> list[str]:
+    def _merged_cells(self, sheet: str) -> list[str]:
         return list(self.merged.get(sheet, []))
 
-    def is_protected(self, sheet: str) -> bool:
+    def _is_protected(self, sheet: str) -> bool:
         return sheet in self.protected
 
-    def used_range(self, sheet: str) -> str:
+    def _used_range(self, sheet: str) -> str:
         return "A1:Z50"
 
-    def read(self, sheet: str, ref: str) -> list[list[Any]]:
+    def _read(self, sheet: str, ref: str) -> list[list[Any]]:
         r0, c0, r1, c1 = bounds(ref)
         return [[self.cells[sheet].get(cell_name(r, c)) for c in range(c0, c1 + 1)] for r in range(r0, r1 + 1)]
 
-    def _commit(self, writes: dict[str, dict[str, Any]]) -> None:
+    def _commit(self, writes: dict[str, dict[str, Any]], cached: dict[str, dict[str, Any]]) -> None:
         for sheet, cells in writes.items():
             self.cells[sheet].update(cells)
 
