@@ -26,12 +26,7 @@ from openpyxl.comments import Comment
 from openpyxl.utils.cell import absolute_coordinate, quote_sheetname
 from openpyxl.workbook.defined_name import DefinedName
 
-from xlcollab.book.base import Book
 from xlcollab.cli import main
-
-# TEMP until the compiler and the book capabilities land on main (then these two lines go)
-pytest.importorskip("xlcollab.solver.compile")
-pytestmark = pytest.mark.skipif(not hasattr(Book, "write_cached"), reason="Book.write_cached not on main yet")
 
 ODD = "Odd (1)+2"
 EXCEL_OPTIONS = {"solver_cvg": "0.0001", "solver_drv": "1", "solver_est": "1", "solver_itr": "2147483647",

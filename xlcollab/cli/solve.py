@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-OPTIMIZERS = ("lbfgs", "adam", "adamw", "sgd", "momentum")
+from xlcollab.core.settings import SOLVE
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,13 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     neg.add_argument("--free", dest="nonnegative", action="store_const", const=False,
                      help="variables without a bound of their own are free")
     grg = p.add_argument_group("GRG settings (defaults: the collab_filter tab's own, else L-BFGS)")
-    grg.add_argument("--optimizer", choices=OPTIMIZERS, help="update rule of the GRG engine")
-    grg.add_argument("--lr", type=float, help="learning rate")
-    grg.add_argument("--epochs", type=int, help="iterations of each descent (L-BFGS: iterations with line search)")
-    grg.add_argument("--wd", type=float, help="weight decay (adam/sgd/momentum: L2 in the gradient; adamw: "
-                                              "decoupled; lbfgs: L2 in the loss); default 0")
+    for name, setting in SOLVE.items():  # one flag per solve setting, as core.settings states it
+        (p if name == "device" else grg).add_argument(
+            setting.flag, dest=name, type=setting.parse, choices=setting.choices, default=setting.default,
+            help=setting.help + ("" if setting.default is None else " (default: %(default)s)"))
     p.add_argument("--node-limit", type=int, default=500, help="branch-and-bound nodes before giving up (default 500)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="torch device (default auto)")
     p.add_argument("--out", type=Path, help="write the solved workbook here instead of over WORKBOOK")
     p.add_argument("--json", action="store_true", help="print the outcome per sheet as JSON")
     p.set_defaults(run=run_solve)
@@ -92,7 +90,7 @@ def _num(v: Any) -> str:
 def solve(book, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Solve every requested sheet (the collab tabs through their own thin layer), buffer all writes at the end."""
     from xlcollab.errors import WorkbookError
-    from xlcollab.sheets.collab import is_tab, solve_tabs
+    from xlcollab.sheets.collab import is_tab, solve_book
     from xlcollab.solver import solve as generic
     from xlcollab.solver.engines import grg
     from xlcollab.solver.model import has_model, read_model, with_options
@@ -133,8 +131,8 @@ def solve(book, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         results[sheet] = outcome.as_json()
         pending.append(writes)
     if tabs:
-        results.update(solve_tabs(book, tabs, optimizer=args.optimizer, lr=args.lr, epochs=args.epochs, wd=args.wd,
-                                  device=args.device, options=options))
+        results.update(solve_book(book, tabs, optimizer=args.optimizer, lr=args.lr, epochs=args.epochs, wd=args.wd,
+                                  device=args.device, multistart=args.multistart))
     for writes in pending:
         generic.apply(book, writes)
     return {s: results[s] for s in sheets}

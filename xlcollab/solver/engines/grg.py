@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from xlcollab.core import optim
-from xlcollab.core.train import train
+from xlcollab.core.train import schedule_lr, train
 from xlcollab.solver.engines.problem import PRECISION, TARGET, Problem, Result, finish
 
 OPTIMIZERS = ("lbfgs", "adam", "adamw", "sgd", "momentum")
@@ -33,6 +33,7 @@ class Settings:
     iterations: int = 1000
     wd: float = 0.0
     outer: int = 40
+    schedule: str = "constant"  # or "annealed": the first-order rules' lr falls to 0 by the last iteration (cosine)
 
 
 class _Lagrangian:
@@ -50,8 +51,8 @@ class _Lagrangian:
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(quantity minimised, objective cell) at x [n]."""
         obj, g, h = self.problem.evaluate(x[None])
-        cell = obj[0] if obj.numel() else torch.zeros((), dtype=x.dtype, device=x.device)
-        f = self.problem.sense * cell if self.problem.sense else (x * 0).sum()
+        cell = obj[0]
+        f = cell if self.problem.sense == 1 else self.problem.sense * cell if self.problem.sense else (x * 0).sum()
         if self.s.wd and self.s.optimizer == "lbfgs":
             f = f + 0.5 * self.s.wd * (x * x).sum()
         if h.shape[1]:
@@ -102,9 +103,10 @@ def minimise(merit: Callable, problem: Problem, x: torch.Tensor, s: Settings,
     """One inner solve by core.train's loop from x in the box: (x, iterations, converged); the objective cell
     before each iteration and at the end is appended to `trace`."""
     lo, hi = problem.lower, problem.upper
+    boxed = bool(torch.isfinite(lo).any() or torch.isfinite(hi).any())
     xt = x.detach().clone().requires_grad_(True)
-    # the projected gradient: a variable held at its bound by a gradient pointing out of the box does not move
-    xt.register_hook(lambda g: g.masked_fill(((xt <= lo) & (g > 0)) | ((xt >= hi) & (g < 0)), 0.0))
+    if boxed:  # the projected gradient: a variable held at a bound by a gradient pointing out does not move
+        xt.register_hook(lambda g: g.masked_fill(((xt <= lo) & (g > 0)) | ((xt >= hi) & (g < 0)), 0.0))
     if s.optimizer == "lbfgs":
         update = optim.LBFGS([xt], lr=s.lr)
     else:
@@ -113,17 +115,21 @@ def minimise(merit: Callable, problem: Problem, x: torch.Tensor, s: Settings,
         update = optim.Rule([xt], rule, lr=s.lr, weight_decay=s.wd, **extra)
 
     def objective(_batch) -> tuple[torch.Tensor, torch.Tensor]:
+        if not boxed:
+            return merit(xt)
         return merit(xt + (torch.maximum(torch.minimum(xt, hi), lo) - xt).detach())  # f(P(x)), gradient through
 
     def clip(row: dict) -> None:
-        with torch.no_grad():
-            xt.copy_(torch.maximum(torch.minimum(xt, hi), lo))
+        if boxed:
+            with torch.no_grad():
+                xt.copy_(torch.maximum(torch.minimum(xt, hi), lo))
         if xt.grad is not None and float(xt.grad.abs().max()) <= GTOL * (1 + abs(start)):
             update.converged = True  # the projected gradient vanished: a (local) minimum of this solve
 
     with torch.no_grad():
         start = float(merit(x)[0])  # the scale of "small" for the gradient: the merit where this solve starts
-    rows = train(update, objective, s.iterations, on_epoch=clip, lr_hint=s.lr)
+    lr_at = None if s.schedule == "constant" else (lambda step: schedule_lr(s.schedule, step / s.iterations, s.lr))
+    rows = train(update, objective, s.iterations, on_epoch=clip, lr_hint=s.lr, lr_at=lr_at)
     x = xt.detach().clone()
     with torch.no_grad():
         trace += [row["loss"] for row in rows] + [float(merit(x)[1])]
