@@ -212,8 +212,15 @@ def test_sheet_solves_import_no_torch_dynamo_and_reach_their_former_rmses(tmp_pa
     got = json.loads(proc.stdout)
     assert got["dynamo"] is False  # no torch.optim on the sheet path: its first use imports torch._dynamo
     assert set(got["rmse"]) == set(SOLVE_RMSES)
+    # The tabs now solve their compiled formulas (xlcollab.solver), not hand-written torch code: the same maths,
+    # summed in another order. L-BFGS lands on the same optimum to rounding; bias's 1000 Adam steps end within
+    # 1% of the former figure as rounding moves their path; nnet's Adam is annealed now and ends well below it.
     for sheet, rmse in SOLVE_RMSES.items():
-        assert got["rmse"][sheet] == pytest.approx(rmse, rel=1e-9), sheet
+        if sheet in ("dotprod", "movielens_emb", "movielens_1hot"):
+            assert got["rmse"][sheet] == pytest.approx(rmse, rel=1e-7), sheet
+        else:
+            assert got["rmse"][sheet] <= rmse * 1.01, sheet
+    assert got["rmse"]["nnet"] < 0.22
 
 
 def test_benchmark_prints_what_the_dynamo_import_costs():

@@ -248,7 +248,7 @@ class LBFGS:
             s, y, _ = self.pairs[-1]
             q *= s.dot(y) / y.dot(y)
         else:
-            q *= min(1.0, 1.0 / float(np.abs(g).sum()))
+            q *= min(1.0, 1.0 / max(float(np.abs(g).sum()), 1e-300))  # a zero gradient: no step, converged
         for (s, y, rho), a in zip(self.pairs, reversed(alphas)):
             q += (a - rho * y.dot(q)) * s
         return -q
@@ -289,7 +289,7 @@ class LBFGS:
                 return loss
         s, y = x_new - x, g_new - g
         ys = float(y.dot(s))
-        if ys > 1e-12:
+        if ys > 1e-10 * float(np.sqrt(s.dot(s) * y.dot(y))):  # curvature, scale-free
             self.pairs.append((s, y, 1.0 / ys))
             if len(self.pairs) > history:
                 self.pairs.pop(0)
