@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xlcollab.core.sources import File, disk_file, decode
+from xlcollab.core.sources import File, LinesAsUtf8, decode, disk_file
 from xlcollab.errors import DataError
 
 COLUMNS = ("user", "item", "rating")  # canonical column names after loading
@@ -27,6 +27,8 @@ _ALIASES = {
 _TITLE_ALIASES = ("title", "movie_title", "name")
 _HEADERLESS = ("user", "item", "rating", "timestamp")
 _DELIMITERS = (",", "\t", ";", "|")
+#: the largest rating accepted: its square times a billion ratings stays far inside float32 (3.4e38)
+RATING_LIMIT = 1e12
 
 
 def _is_number(text: str) -> bool:
@@ -136,10 +138,11 @@ def _parse(file: File, lay: Layout) -> pd.DataFrame:
         kw.update(header=0)
     else:
         kw.update(header=None, names=list(lay.columns.values()))
-    for encoding in ("utf-8-sig", "latin-1"):
+    for per_line in (False, True):  # UTF-8 throughout, else each line UTF-8 or Latin-1 (sources.decode_line)
         try:
-            with file.open() as fh:
-                df = pd.read_csv(fh, encoding=encoding, **kw)
+            with file.open() as raw:
+                fh = io.BufferedReader(LinesAsUtf8(raw), 1 << 20) if per_line else raw
+                df = pd.read_csv(fh, encoding="utf-8-sig", **kw)
             break
         except UnicodeDecodeError:
             continue
@@ -191,19 +194,38 @@ def _clean_ids(s: pd.Series, col: str, where: Callable[[object, str], str], stri
     if pd.api.types.is_bool_dtype(s):
         return s.astype(object)
     if pd.api.types.is_integer_dtype(s):
-        return s.astype(np.int64)
+        return _int64_ids(s, col, where)
     if pd.api.types.is_float_dtype(s):
-        return s.astype(np.int64) if np.all(np.mod(s.to_numpy(), 1) == 0) else s
+        return _int64_ids(s, col, where) if np.all(np.mod(s.to_numpy(), 1) == 0) else s
     num = pd.to_numeric(s, errors="coerce")
     if strict:
         bad = num.isna() | (np.mod(num.fillna(0), 1) != 0)
         if bad.any():
             i = bad.idxmax()
             raise DataError(f"{where(i, col)}: {str(s.at[i])!r} is not a whole-number {col} id")
-        return num.astype(np.int64)
+        return _int64_ids(num, col, where, s)
     if num.notna().all() and np.all(np.mod(num.to_numpy(), 1) == 0):
-        return num.astype(np.int64)
+        return _int64_ids(num, col, where, s)
     return pd.Series(s.astype(str).str.strip().to_numpy(dtype=object), index=s.index)
+
+
+_INT64_LIMIT = 2.0 ** 63  # whole-number ids are int64: [-2**63, 2**63)
+
+
+def _int64_ids(num: pd.Series, col: str, where: Callable[[object, str], str], raw: pd.Series | None = None) -> pd.Series:
+    """Whole-number ids as int64; an id outside int64 (10**30 would wrap to -2**63) refused naming its row."""
+    if num.dtype == np.uint64:
+        out = num.to_numpy() >= 2 ** 63
+    elif pd.api.types.is_integer_dtype(num):
+        return num.astype(np.int64)
+    else:
+        v = num.to_numpy(dtype=np.float64)
+        out = (v >= _INT64_LIMIT) | (v < -_INT64_LIMIT)
+    if out.any():
+        i = num.index[int(np.argmax(out))]
+        shown = str((raw if raw is not None else num).at[i]).strip()
+        raise DataError(f"{where(i, col)}: {col} id {shown} is outside what a 64-bit integer holds")
+    return num.astype(np.int64)
 
 
 def _clean_ratings(r: pd.Series, where: Callable[[object, str], str]) -> pd.Series:
@@ -221,6 +243,11 @@ def _clean_ratings(r: pd.Series, where: Callable[[object, str], str]) -> pd.Seri
     if not np.isfinite(r.to_numpy()).all():
         i = pd.Series(~np.isfinite(r.to_numpy()), index=r.index).idxmax()
         raise DataError(f"{where(i, 'rating')}: {float(r.at[i])!r} is not a finite number")
+    big = np.abs(r.to_numpy()) > RATING_LIMIT
+    if big.any():
+        i = r.index[int(np.argmax(big))]
+        raise DataError(f"{where(i, 'rating')}: {float(r.at[i])!r} is outside +-{RATING_LIMIT:g}: a fit in float32 "
+                        "cannot square and sum such ratings")
     return r
 
 
@@ -298,8 +325,16 @@ def read_titles(file: File) -> pd.Series:
         if idc is None or tc is None:
             raise DataError(f"{file.name}: missing column {'movieId' if idc is None else 'title'} in titles file; "
                             f"the file has columns {', '.join(repr(c) for c in df.columns)}")
-        ids = pd.to_numeric(df[idc], errors="coerce")
-        index = ids.astype(np.int64).to_numpy() if ids.notna().all() else df[idc].to_numpy(dtype=object)
+        ids = pd.to_numeric(df[idc].str.strip(), errors="coerce")
+        whole = (ids.notna() & (np.mod(ids.fillna(0), 1) == 0) & (ids.abs() < 2.0 ** 63)).to_numpy()
+        if whole.all():
+            index = ids.astype(np.int64).to_numpy()
+        elif not whole.any():  # text ids throughout ("tt0111161")
+            index = df[idc].to_numpy(dtype=object)
+        else:  # one bad row must not turn every id into text (and so lose every title)
+            i = int(np.argmin(whole))
+            raise DataError(f"{file.name}: row {i + 2}, column {idc}: {df[idc].iat[i]!r} is not a whole-number "
+                            "movie id, as the other rows' ids are")
         series = pd.Series(df[tc].to_numpy(dtype=object), index=index, name="title")
     series = series[~series.index.duplicated()].astype(object)
     series.index.name = "item"
