@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -151,8 +152,8 @@ def test_evaluate_and_callback_see_each_epoch_and_nan_stops_naming_it():
     target = torch.ones(3, dtype=torch.float64)
     x, objective = _quadratic(target)
     seen = []
-    rows = train(optim.Rule([x], "sgd", lr=0.5), objective, 3, evaluate=lambda: {"gap": float((x.detach() - 1).abs().max())},
-                 on_epoch=seen.append)
+    gap = lambda: {"gap": float((x.detach() - 1).abs().max())}  # noqa: E731
+    rows = train(optim.Rule([x], "sgd", lr=0.5), objective, 3, evaluate=gap, on_epoch=seen.append)
     assert seen == rows and [r["gap"] for r in rows] == [0.5, 0.25, 0.125]
     x, objective = _quadratic(target)
     calls = []
@@ -178,7 +179,7 @@ def test_a_converged_update_ends_the_run_and_a_foreign_loss_is_refused():
 
     class Detached(optim.Rule):
         def step(self, closure):
-            return float(super().step(closure))
+            return float(super().step(closure).detach())
     x, objective = _quadratic(torch.ones(2, dtype=torch.float64))
     with pytest.raises(TypeError, match="must return the loss tensor"):
         train(Detached([x], "sgd", lr=0.1), objective, 1)
@@ -211,5 +212,24 @@ def test_sheet_solves_import_no_torch_dynamo_and_reach_their_former_rmses(tmp_pa
     got = json.loads(proc.stdout)
     assert got["dynamo"] is False  # no torch.optim on the sheet path: its first use imports torch._dynamo
     assert set(got["rmse"]) == set(SOLVE_RMSES)
+    # The tabs now solve their compiled formulas (xlcollab.solver), not hand-written torch code: the same maths,
+    # summed in another order. L-BFGS lands on the same optimum to rounding; bias's 1000 Adam steps end within
+    # 1% of the former figure as rounding moves their path; nnet's Adam is annealed now and ends well below it.
     for sheet, rmse in SOLVE_RMSES.items():
-        assert got["rmse"][sheet] == pytest.approx(rmse, rel=1e-9), sheet
+        if sheet in ("dotprod", "movielens_emb", "movielens_1hot"):
+            assert got["rmse"][sheet] == pytest.approx(rmse, rel=1e-7), sheet
+        else:
+            assert got["rmse"][sheet] <= rmse * 1.01, sheet
+    assert got["rmse"]["nnet"] < 0.22
+
+
+def test_benchmark_prints_what_the_dynamo_import_costs():
+    """bench_fit.py's import section runs (its numbers are the benchmark's business, not a test's)."""
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_fit.py"
+    done = subprocess.run([sys.executable, str(bench), "--imports-only", "--import-runs", "1"], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split("|")[1].strip() for line in done.stdout.splitlines() if line.startswith("| ")][1:]
+    assert rows == ["import torch", "import torch; import torch._dynamo (a torch.optim optimizer's first use)",
+                    "import xlcollab.sheets.collab.solve (the sheet solve's own imports)"]
+    assert "the sheet solves never import it" in done.stdout

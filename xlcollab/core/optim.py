@@ -4,17 +4,16 @@ Each rule takes one parameter and its gradient, updates the named buffers in `st
 torch.optim uses: `momentum_buffer`, `sum`, `square_avg`, `exp_avg`, `exp_avg_sq`, `step`) and
 returns the new parameter. The arithmetic is written once, in the order the sheets' formulas compute
 it, and runs unchanged on torch tensors of any shape and on Python floats. Float64 tensors and floats
-give bit-identical results (+ - * / are correctly rounded on both, and `_sqrt` makes the tensors' sqrt
-so too), which lets the graddesc sheets run their long scalar traces on plain floats, far cheaper per
+give bit-identical results (+ - * / are correctly rounded on both, and `exact_sqrt` makes the tensors'
+sqrt so too), which lets the graddesc sheets run their long scalar traces on plain floats, far cheaper per
 step than 0-d tensors, without changing a bit.
 
-Buffers start at zero, as the sheets' top cells do. `make_optimizer` returns torch.optim's own class
-wherever the maths is the same, and `SheetOptimizer` (our rule, in place) where it is not. torch is
-imported only where a torch optimizer is made, so `xlcollab run` never pays for it.
+Buffers start at zero, as the sheets' top cells do. `Rule` runs a rule as an update of core.train's loop
+(torch.optim's step(closure) protocol, without torch.optim), and `LBFGS` is the sheet solves' quasi-Newton
+method. This module never imports torch, so `xlcollab run` (plain floats) never pays for it.
 """
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -26,7 +25,7 @@ from xlcollab.core import checks
 Number = Any  # a float or a torch.Tensor: the rules use only + - * / and sqrt
 
 
-def _sqrt(x: Number) -> Number:
+def exact_sqrt(x: Number) -> Number:
     """Correctly rounded sqrt of a float (math.sqrt, as Excel and LibreOffice) or a tensor.
 
     torch's CPU sqrt (SLEEF) is within one ulp but not always correctly rounded (about 1 value in 80
@@ -86,7 +85,7 @@ def adagrad(param: Number, grad: Number, state: dict[str, Any], *, lr: float, ep
         grad = grad + weight_decay * param
     total = state.get("sum", 0.0) + grad * grad
     state["sum"] = total
-    return param - lr * (grad / (_sqrt(total) + eps))
+    return param - lr * (grad / (exact_sqrt(total) + eps))
 
 
 def rmsprop(param: Number, grad: Number, state: dict[str, Any], *, lr: float, alpha: float = 0.99,
@@ -104,7 +103,7 @@ def rmsprop(param: Number, grad: Number, state: dict[str, Any], *, lr: float, al
         grad = grad + weight_decay * param
     avg = alpha * state.get("square_avg", 0.0) + (1 - alpha) * (grad * grad)
     state["square_avg"] = avg
-    return param - lr * (grad / (_sqrt(avg) + eps))
+    return param - lr * (grad / (exact_sqrt(avg) + eps))
 
 
 def adam(param: Number, grad: Number, state: dict[str, Any], *, lr: float, beta1: float = 0.9,
@@ -138,102 +137,12 @@ def adam(param: Number, grad: Number, state: dict[str, Any], *, lr: float, beta1
     if weight_decay and decoupled:
         param = param * (1 - lr * weight_decay)
     if bias_correction:
-        return param - lr / (1 - beta1 ** step) * (exp_avg / (_sqrt(exp_avg_sq) / math.sqrt(1 - beta2 ** step) + eps))
-    return param - lr * (exp_avg / (_sqrt(exp_avg_sq) + eps))
+        denom = exact_sqrt(exp_avg_sq) / math.sqrt(1 - beta2 ** step) + eps
+        return param - lr / (1 - beta1 ** step) * (exp_avg / denom)
+    return param - lr * (exp_avg / (exact_sqrt(exp_avg_sq) + eps))
 
 
-def adamw(param: Number, grad: Number, state: dict[str, Any], *, lr: float, beta1: float = 0.9,
-          beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.01, bias_correction: bool = True) -> Number:
-    """AdamW: `adam` with decoupled weight decay, p = p * (1 - lr * wd) before the Adam step."""
-    return adam(param, grad, state, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-                decoupled=True, bias_correction=bias_correction)
-
-
-RULES = {"sgd": sgd, "adagrad": adagrad, "rmsprop": rmsprop, "adam": adam, "adamw": adamw}
-
-
-def check_settings(rule: str, settings: dict[str, float]) -> None:
-    """Refuse impossible settings with a SettingsError quoting the value (torch.optim's checks)."""
-    from xlcollab.errors import SettingsError
-
-    if rule not in RULES:
-        raise SettingsError(f"unknown optimizer {rule!r} (choose from {', '.join(RULES)})")
-    for key, value in settings.items():
-        if isinstance(value, bool):
-            continue
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise SettingsError(f"{key} must be a finite number, got {value!r}")
-        if key in ("beta1", "beta2", "alpha", "momentum", "dampening") and not 0 <= value < 1:
-            raise SettingsError(f"{key} must be in [0, 1), got {value!r}")
-        if key in ("lr", "eps", "weight_decay") and value < 0:
-            raise SettingsError(f"{key} must be >= 0, got {value!r}")
-
-
-def _torch_equivalent(rule: str, params: Iterable, settings: dict[str, Any]):
-    """torch.optim's own optimizer when `rule` with `settings` is the same maths, else None."""
-    import torch
-
-    s = dict(settings)
-    if rule == "sgd" and not s.get("dampening", 0.0):
-        return torch.optim.SGD(params, lr=s["lr"], momentum=s.get("momentum", 0.0),
-                               weight_decay=s.get("weight_decay", 0.0))
-    if rule == "adagrad":
-        return torch.optim.Adagrad(params, lr=s["lr"], eps=s.get("eps", 1e-10), weight_decay=s.get("weight_decay", 0.0))
-    if rule == "rmsprop":
-        return torch.optim.RMSprop(params, lr=s["lr"], alpha=s.get("alpha", 0.99), eps=s.get("eps", 1e-8),
-                                   weight_decay=s.get("weight_decay", 0.0))
-    if rule in ("adam", "adamw") and s.get("bias_correction", True):
-        betas = (s.get("beta1", 0.9), s.get("beta2", 0.999))
-        decoupled = rule == "adamw" or s.get("decoupled", False)
-        cls = torch.optim.AdamW if decoupled else torch.optim.Adam
-        return cls(params, lr=s["lr"], betas=betas, eps=s.get("eps", 1e-8),
-                   weight_decay=s.get("weight_decay", 0.01 if rule == "adamw" else 0.0))
-    return None
-
-
-def make_optimizer(rule: str, params: Iterable, **settings: Any):
-    """An optimizer over `params` running `rule`: torch.optim's class where the maths is the same, else ours."""
-    check_settings(rule, settings)
-    params = list(params)
-    found = _torch_equivalent(rule, params, settings)
-    return found if found is not None else SheetOptimizer(params, rule, **settings)
-
-
-def SheetOptimizer(params: Iterable, rule: str, **settings: Any):
-    """A torch.optim.Optimizer that applies one of our rules in place (for the classic sheet forms)."""
-    return _sheet_optimizer_class()(params, rule, settings)
-
-
-@functools.cache
-def _sheet_optimizer_class():
-    """The class behind SheetOptimizer, made on first use: importing torch here keeps `xlcollab run` quick."""
-    import torch
-
-    class _SheetOptimizer(torch.optim.Optimizer):
-        def __init__(self, params, rule: str, settings: dict[str, Any]):
-            check_settings(rule, settings)
-            self.rule = rule
-            super().__init__(params, dict(settings))
-
-        @torch.no_grad()
-        def step(self, closure=None):
-            loss = None
-            if closure is not None:
-                with torch.enable_grad():
-                    loss = closure()
-            fn = RULES[self.rule]
-            for group in self.param_groups:
-                settings = {k: v for k, v in group.items() if k != "params"}
-                for p in group["params"]:
-                    if p.grad is not None:
-                        p.copy_(fn(p, p.grad, self.state[p], **settings))
-            return loss
-
-        def __repr__(self) -> str:
-            return f"SheetOptimizer({self.rule}, {self.defaults})"
-
-    _SheetOptimizer.__name__ = _SheetOptimizer.__qualname__ = "SheetOptimizer"
-    return _SheetOptimizer
+RULES = {"sgd": sgd, "adagrad": adagrad, "rmsprop": rmsprop, "adam": adam}
 
 
 # -- the rules and L-BFGS as updates of the training loop (xlcollab.core.train) --------------------------------------
@@ -339,7 +248,7 @@ class LBFGS:
             s, y, _ = self.pairs[-1]
             q *= s.dot(y) / y.dot(y)
         else:
-            q *= min(1.0, 1.0 / float(np.abs(g).sum()))
+            q *= min(1.0, 1.0 / max(float(np.abs(g).sum()), 1e-300))  # a zero gradient: no step, converged
         for (s, y, rho), a in zip(self.pairs, reversed(alphas)):
             q += (a - rho * y.dot(q)) * s
         return -q
@@ -380,7 +289,7 @@ class LBFGS:
                 return loss
         s, y = x_new - x, g_new - g
         ys = float(y.dot(s))
-        if ys > 1e-12:
+        if ys > 1e-10 * float(np.sqrt(s.dot(s) * y.dot(y))):  # curvature, scale-free
             self.pairs.append((s, y, 1.0 / ys))
             if len(self.pairs) > history:
                 self.pairs.pop(0)
