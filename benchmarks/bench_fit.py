@@ -10,10 +10,9 @@ protocol); every method gets exactly the same train and validation rows (Surpris
 our train rows; its testset is our validation rows). Validation RMSE and fit seconds (training only: not
 reading, encoding or Surprise's trainset construction), median of --runs runs (KNNBaseline: --knn-runs).
 
-GPU section: synthetic ratings shaped like MovieLens 25M (162,541 users, 59,047 movies, 25,000,095 ratings;
---scale shrinks all three), biased dot product with 64 factors, Adam. Seconds per epoch and ratings per second
-of xlcollab's minibatch (batch 2**20) and full-batch paths, beside a plain PyTorch loop (nn.Embedding +
-torch.optim.Adam, batch 2**20, F.mse_loss), in the same process. One warm-up epoch each is not timed.
+GPU section: benchmarks/bench_gpu.py's speed section (MovieLens-25M-shaped synthetic ratings: a plain PyTorch
+loop, torch.compile of it, xlcollab's plain and fused paths, minibatch and full batch); bench_gpu.py has the rest
+(kernel tuning, accuracy on real-shaped data, the CPU/CUDA crossover).
 """
 from __future__ import annotations
 
@@ -24,18 +23,15 @@ import statistics
 import subprocess
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
 from xlcollab.core import data  # noqa: E402
 from xlcollab.core.fit import CollabFit  # noqa: E402
-
-ML25M = (162_541, 59_047, 25_000_095)
-
 
 def load() -> str:
     """The 1-minute load average, for the table's caption."""
@@ -146,100 +142,13 @@ def import_section(args: argparse.Namespace) -> None:
     print(f"\ntorch._dynamo adds {extra:.2f} s to a process; the sheet solves never import it\n")
 
 
-# -- GPU: MovieLens-25M-shaped synthetic problem ------------------------------------------------------------
-def synthetic(scale: float, device: torch.device, seed: int = 0):
-    """Random ratings of ML-25M's shape: skewed (Zipf-like) item popularity, half-star ratings."""
-    n_users, n_items, n = (max(2, int(round(x * scale))) for x in ML25M)
-    g = torch.Generator(device=device).manual_seed(seed)
-    users = torch.randint(0, n_users, (n,), generator=g, device=device)
-    # popularity skew as in MovieLens: item code = floor(n_items * u^3) puts most ratings on few movies
-    items = (torch.rand(n, generator=g, device=device).pow(3) * n_items).long().clamp_(max=n_items - 1)
-    ratings = (torch.randint(1, 11, (n,), generator=g, device=device).float() / 2)
-    return n_users, n_items, users, items, ratings
+# -- GPU: benchmarks/bench_gpu.py's speed section ----------------------------------------------------------------
+def gpu_section(args: argparse.Namespace) -> int:
+    """The GPU table lives in bench_gpu.py (plain PyTorch, torch.compile, xlcollab plain and fused): its speed section."""
+    import bench_gpu
 
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def plain_loop(n_users, n_items, users, items, ratings, k, batch, epochs, device) -> list[float]:
-    """What one writes by hand: nn.Embedding biased dot product, torch.optim.Adam, shuffled 2**20 batches."""
-    class MF(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.u, self.i = torch.nn.Embedding(n_users, k), torch.nn.Embedding(n_items, k)
-            self.ub, self.ib = torch.nn.Embedding(n_users, 1), torch.nn.Embedding(n_items, 1)
-            for e in (self.u, self.i):
-                torch.nn.init.normal_(e.weight, std=0.01)
-            for e in (self.ub, self.ib):
-                torch.nn.init.zeros_(e.weight)
-
-        def forward(self, u, i):
-            return (self.u(u) * self.i(i)).sum(1) + self.ub(u).squeeze(1) + self.ib(i).squeeze(1) + 3.5
-
-    model = MF().to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    n = len(ratings)
-    times = []
-    for _ in range(epochs):
-        sync(device)
-        t = time.perf_counter()
-        perm = torch.randperm(n, device=device)
-        for s in range(0, n, batch):
-            idx = perm[s:s + batch]
-            loss = torch.nn.functional.mse_loss(model(users[idx], items[idx]), ratings[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        sync(device)
-        times.append(time.perf_counter() - t)
-    return times
-
-
-def xlcollab_loop(n_users, n_items, users, items, ratings, k, batch, epochs, device, wd=0.1) -> list[float]:
-    """CollabFit's own loop on tensors already on the device (what fit() runs after encoding); default
-    settings except factors, batch and wd (wd 0: no penalty term, the plain loop's maths)."""
-    est = CollabFit(n_factors=k, epochs=epochs, batch_size=batch, optimizer="adam", device=str(device),
-                    wd=wd, wd_bias=None if wd == 0 else 0.01, valid_pct=0.0, progress=False)
-    est.fit_tensors((users, items, ratings), None, n_users, n_items)
-    return [row["seconds"] for row in est.trace_]
-
-
-def gpu_section(args: argparse.Namespace) -> None:
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    card = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    t0 = time.perf_counter()
-    n_users, n_items, users, items, ratings = synthetic(args.scale, device)
-    n, k, batch = len(ratings), 64, min(2 ** 20, len(ratings))
-    print(f"## MovieLens-25M-shaped synthetic problem on {card}")
-    print(f"{n_users:,} users x {n_items:,} movies, {n:,} ratings (scale {args.scale:g}), {k} factors, biased dot "
-          f"product, Adam; {args.gpu_epochs} timed epochs after 1 warm-up epoch; torch {torch.__version__}\n")
-    runs = [
-        ("plain PyTorch loop (nn.Embedding + torch.optim.Adam, batch 2^20)", plain_loop, batch),
-        ("xlcollab minibatch (batch 2^20), wd 0: the plain loop's maths", partial(xlcollab_loop, wd=0.0), batch),
-        ("xlcollab minibatch (batch 2^20), default L2 wd 0.1/0.01", xlcollab_loop, batch),
-        ("xlcollab full batch (one step per epoch), default L2", xlcollab_loop, None),
-    ]
-    rows = []
-    for name, fn, bs in runs:
-        try:
-            fn(n_users, n_items, users, items, ratings, k, bs if bs else n, 1, device)  # warm-up, not timed
-            times = fn(n_users, n_items, users, items, ratings, k, bs, args.gpu_epochs, device)
-        except torch.OutOfMemoryError:
-            rows.append({"path": name, "s / epoch": "out of memory", "ratings / s": "", "epochs timed": 0})
-            torch.cuda.empty_cache()
-            continue
-        med = statistics.median(times)
-        rows.append({"path": name, "s / epoch": f"{med:.3f}", "ratings / s": f"{n / med:,.0f}",
-                     "epochs timed": len(times)})
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-    print(table(rows, ["path", "s / epoch", "ratings / s", "epochs timed"]))
-    if device.type == "cuda":
-        print(f"\npeak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB; section took "
-              f"{time.perf_counter() - t0:.0f} s")
-    print()
+    return bench_gpu.main(["--sections", "speed", "--scale", str(args.scale), "--epochs", str(args.gpu_epochs)]
+                          + (["--device", args.device] if args.device else []))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         if not torch.cuda.is_available() and args.scale >= 1 and (args.device or "cpu") == "cpu":
             print("no CUDA device: run the GPU section on a CPU only with a small --scale, e.g. 0.01", file=sys.stderr)
             return 1
-        gpu_section(args)
-    elif not args.gpu_only:
+        return gpu_section(args)
+    if not args.gpu_only:
         print("(no CUDA device: GPU section skipped; `--gpu-only --scale 0.01` runs its code small on the CPU)")
     return 0
 

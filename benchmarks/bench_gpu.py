@@ -8,7 +8,8 @@ Sections (--sections, comma-separated):
              shrinks all three), 64 factors, fp32, Adam, batch 2^20: seconds per epoch and ratings per second of
              (a) a plain PyTorch loop (nn.Embedding + torch.optim.Adam, MSE), (b) torch.compile of it, (c) xlcollab's
              fused step on (a)'s maths, (d) xlcollab's plain path and (e) its fused path on the default recipe
-             (sigmoid range, per-row L2, Adam 0.9/0.99, annealed lr); median of --epochs timed epochs after one
+             (sigmoid range, per-row L2, Adam 0.9/0.99, annealed lr), (f) and (g) the same two full batch (one
+             step an epoch, as Excel Solver takes them); median of --epochs timed epochs after one
              warm-up (torch.compile's and Triton's compile times are printed apart); ratios in the same run.
   tune       the fused recipe's epoch time for each block size x warps of the forward/backward kernel.
   accuracy   a low-rank-plus-noise set with MovieLens's skew (real-shaped; 80/20 split): valid RMSE of the fused and
@@ -20,6 +21,7 @@ Every table names the card and the load average.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -152,17 +154,15 @@ def plain_loop(problem, k: int, batch: int, epochs: int, device, compiled: bool 
 
 
 def xlcollab_loop(problem, k: int, batch: int | None, epochs: int, device, *, fused_step: bool,
-                  recipe: bool = True, **fused_kw) -> tuple[list[float], float]:
-    """(c)/(d)/(e): CollabFit's own loop on tensors already on the device; recipe False: (a)'s maths (no sigmoid
-    range, no weight decay, constant lr 1e-3, betas 0.9/0.999)."""
+                  recipe: bool = True) -> tuple[list[float], float]:
+    """(c)/(d)/(e): CollabFit's own loop on tensors already on the device (fit_tensors); recipe False: (a)'s maths
+    (no sigmoid range, no weight decay, constant lr 1e-3, betas 0.9/0.999)."""
     n_users, n_items, users, items, ratings = problem
     kw = dict(n_factors=k, batch_size=batch, device=str(device), valid_pct=0.0, progress=False, fused=fused_step)
     if not recipe:
         kw.update(y_range=None, wd=0.0, wd_bias=0.0, lr=1e-3, beta2=0.999, schedule="constant")
     t = time.perf_counter()
-    est = CollabFit(epochs=epochs + 1, **kw)
-    with _fused_settings(**fused_kw):
-        est.fit_tensors((users, items, ratings), n_users, n_items, rating_range=(0.5, 5.0))
+    est = CollabFit(epochs=epochs + 1, **kw).fit_tensors((users, items, ratings), None, n_users, n_items)
     secs = [row["seconds"] for row in est.trace_]
     return secs[1:], time.perf_counter() - t - sum(secs[1:])
 
@@ -201,10 +201,14 @@ def speed(args, device) -> None:
                                                                            fused_step=False)),
         ("e", "xlcollab fused, default recipe", lambda: xlcollab_loop(problem, k, batch, args.epochs, device,
                                                                       fused_step=True)),
+        ("f", "xlcollab plain path, full batch (one step an epoch)", lambda: xlcollab_loop(
+            problem, k, None, args.epochs, device, fused_step=False)),
+        ("g", "xlcollab fused, full batch (one step an epoch)", lambda: xlcollab_loop(
+            problem, k, None, args.epochs, device, fused_step=True)),
     ]
     rows, med = [], {}
-    for key, name, run in runs:
-        if key in ("c", "e") and not _fused_runs(device):
+    for key, name, run in [r for r in runs if r[0] in args.paths]:
+        if key in ("c", "e", "g") and not _fused_runs(device):
             rows.append({"path": f"({key}) {name}", "s / epoch": "needs CUDA + Triton"})
             continue
         try:
@@ -215,13 +219,13 @@ def speed(args, device) -> None:
             continue
         med[key] = statistics.median(times)
         rows.append({"path": f"({key}) {name}", "s / epoch": f"{med[key]:.4f}",
-                     "M ratings / s": f"{n / med[key] / 1e6:,.0f}", "warm-up s": f"{warm:.1f}",
+                     "M ratings / s": f"{n / med[key] / 1e6:,.1f}", "warm-up s": f"{warm:.1f}",
                      "epochs": ", ".join(f"{t:.4f}" for t in times)})
         if device.type == "cuda":
             torch.cuda.empty_cache()
     print(table(rows, ["path", "s / epoch", "M ratings / s", "warm-up s", "epochs"]))
-    ratios = [f"{x}/{y} = {med[y] / med[x]:.2f}x" for x, y in (("c", "a"), ("c", "b"), ("e", "d"), ("e", "a"),
-                                                                ("e", "b")) if x in med and y in med]
+    ratios = [f"{x} vs {y}: {med[y] / med[x]:.2f}x" for x, y in (("c", "a"), ("c", "b"), ("e", "d"), ("e", "a"),
+                                                                  ("e", "b"), ("g", "f")) if x in med and y in med]
     print("\nspeed-ups (how many times faster): " + "; ".join(ratios))
     if device.type == "cuda":
         print(f"peak GPU memory {torch.cuda.max_memory_allocated(device) / 2 ** 30:.2f} GiB; target: 25,000,095 "
@@ -239,8 +243,8 @@ def tune(args, device) -> None:
     rows = []
     for block in (32, 64, 128):
         for warps in (4, 8):
-            times, _ = xlcollab_loop(problem, 64, min(2 ** 20, n), args.epochs, device, fused_step=True,
-                                     block_rows=block, warps=warps)
+            with _fused_settings(block_rows=block, warps=warps):
+                times, _ = xlcollab_loop(problem, 64, min(2 ** 20, n), args.epochs, device, fused_step=True)
             rows.append({"block rows": block, "warps": warps, "s / epoch": f"{statistics.median(times):.4f}",
                          "M ratings / s": f"{n / statistics.median(times) / 1e6:,.0f}"})
     print(table(rows, ["block rows", "warps", "s / epoch", "M ratings / s"]) + "\n")
@@ -262,10 +266,9 @@ def accuracy(args, device) -> None:
         for fused_step in paths:
             if fused_step and not _fused_runs(device):
                 continue
-            est = CollabFit(device=str(device), progress=False, fused=fused_step, valid_pct=0.0)
+            est = CollabFit(device=str(device), progress=False, fused=fused_step)
             t = time.perf_counter()
-            est.fit_tensors(data[0], int(users.max()) + 1, int(items.max()) + 1, valid=data[1],
-                            rating_range=(0.5, 5.0))
+            est.fit_tensors(data[0], data[1], int(users.max()) + 1, int(items.max()) + 1)
             rows.append({"ratings": f"{n:,}", "path": "fused" if fused_step else "plain",
                          "valid RMSE": f"{est.valid_rmse_:.4f}", "noise floor": f"{floor:.4f}",
                          "train RMSE": f"{est.train_rmse_:.4f}", "fit s": f"{time.perf_counter() - t:.1f}"})
@@ -325,7 +328,9 @@ def crossover(args, device) -> None:
 
 
 def _fused_runs(device: torch.device) -> bool:
-    return fused.available(device)
+    """The fused rows run on CUDA, and on a CPU in Triton's interpreter (TRITON_INTERPRET=1: the smoke test)."""
+    return fused.available(device) or (os.environ.get("TRITON_INTERPRET") == "1"
+                                       and importlib.util.find_spec("triton") is not None)
 
 
 def _triton_version() -> str:
@@ -341,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)}")
     p.add_argument("--scale", type=float, default=1.0, help="shrink the speed/tune problem (e.g. 0.001 on a CPU)")
     p.add_argument("--epochs", type=int, default=3, help="timed epochs per path (default 3)")
+    p.add_argument("--paths", default=os.environ.get("BENCH_GPU_PATHS", "abcdefg"),
+                   help="which rows of the speed table (default abcdefg; env BENCH_GPU_PATHS)")
     p.add_argument("--accuracy-scale", type=float, default=1.0, help="size of the real-shaped set, x 25M ratings")
     p.add_argument("--accuracy-plain", action=argparse.BooleanOptionalAction, default=True,
                    help="also fit the plain path (at a fifth of --accuracy-scale: it is the slow one)")
@@ -353,8 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [s for s in chosen if s not in SECTIONS]
     if unknown:
         p.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
-    if device.type == "cpu" and (args.scale > 0.01 or args.accuracy_scale > 0.01) and \
-            {"speed", "tune", "accuracy"} & set(chosen):
+    big = ({"speed", "tune"} & set(chosen) and args.scale > 0.01) or ("accuracy" in chosen and args.accuracy_scale > 0.01)
+    if device.type == "cpu" and big:
         print("no CUDA device: run the speed/tune/accuracy sections on a CPU only small, e.g. --scale 0.001 "
               "--accuracy-scale 0.001", file=sys.stderr)
         return 1

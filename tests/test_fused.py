@@ -15,10 +15,12 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")  # must precede triton's import: it fixes its library's mode
 
 from xlcollab.core import fused  # noqa: E402
-from xlcollab.core.fit import torch_optimizer  # noqa: E402
+from xlcollab.core.fit import CollabFit, torch_optimizer  # noqa: E402
 from xlcollab.core.models import EmbeddingDotBias  # noqa: E402
 from xlcollab.core.stream import Batch  # noqa: E402
+from xlcollab.core.settings import check_fit  # noqa: E402
 from xlcollab.core.train import train  # noqa: E402
+from xlcollab.errors import SettingsError  # noqa: E402
 
 HAVE_TRITON = importlib.util.find_spec("triton") is not None
 if not HAVE_TRITON and os.environ.get("CI"):
@@ -154,6 +156,28 @@ def test_supports_only_the_biased_dot_product_with_adam():
     assert not fused.supports({"model": "dot", "optimizer": "adam"})
     assert not fused.supports({"model": "dotbias", "optimizer": "momentum"})
     assert not fused.available("cpu")
+
+
+def test_a_fit_chooses_the_fused_step_on_cuda_only_and_refuses_what_it_cannot_fuse(small_ratings):
+    auto = check_fit({})
+    assert fused.chosen(auto, "cpu") is False  # the interpreter is for tests: never chosen on its own
+    assert fused.chosen(auto, "cuda") is HAVE_TRITON  # a fit on a CUDA device takes it
+    assert fused.chosen(check_fit({"fused": False}), "cuda") is False
+    with pytest.raises(SettingsError, match="fused trains the biased dot product .* not model dot with adam"):
+        CollabFit(model="dot", fused=True).fit(small_ratings)
+
+
+def test_a_fused_fit_equals_the_plain_fit(small_ratings):
+    """CollabFit end to end (split, seeded start, shuffles, schedule, validation) with the step fused or not."""
+    kw = dict(epochs=3, batch_size=64, device=DEVICE.type, progress=False)
+    plain = CollabFit(fused=False, **kw).fit(small_ratings)
+    fast = CollabFit(fused=True, **kw).fit(small_ratings)
+    for a, b in zip(plain.trace_, fast.trace_):
+        assert b["train_rmse"] == pytest.approx(a["train_rmse"], rel=1e-5)
+        assert b["valid_rmse"] == pytest.approx(a["valid_rmse"], rel=1e-5)
+    for (name, p), q in zip(plain.model_.named_parameters(), fast.model_.parameters()):
+        assert torch.allclose(p, q, rtol=1e-4, atol=1e-5), name
+    assert plain.trace_[-1]["valid_rmse"] < plain.trace_[0]["valid_rmse"]  # it learned something
 
 
 @pytest.mark.cuda

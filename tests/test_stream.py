@@ -7,6 +7,7 @@ import torch
 
 from xlcollab.core import data, stream
 from xlcollab.core.fit import CollabFit
+from xlcollab.core.settings import check_fit
 from xlcollab.errors import DataError, SettingsError
 
 EMBEDDED = data.embedded_dir() / "ratings.csv"
@@ -26,7 +27,7 @@ def test_spilled_rows_are_the_in_memory_encoding_in_split_order(tmp_path):
     assert np.array_equal(sp.seen_indptr, ref.seen_indptr_) and np.array_equal(sp.seen_items, ref.seen_items_)
     assert np.array_equal(sp.item_counts, ref.item_counts_)
     assert sp.rating_range == (0.5, 5.0)
-    assert sp.train_mean == pytest.approx(float(enc.ratings[train].astype(np.float64).mean()), rel=1e-12)
+    assert sp.train_mean == float(torch.as_tensor(enc.ratings[train]).mean())  # fit_tensors' float32 mean
     assert sp.titles.loc[1] == "Toy Story (1995)"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{part}.{name}" for part in ("train", "valid")
                                                                 for name in ("users", "items", "ratings"))
@@ -102,16 +103,38 @@ def test_validation_chunks_cover_the_valid_rows_in_order(tmp_path):
 
 
 def test_budget_sizes():
-    assert stream.parse_budget("2GB") == 2 * 2 ** 30
-    assert stream.parse_budget(" 512 mb ") == 512 * 2 ** 20
-    assert stream.parse_budget("1.5g") == int(1.5 * 2 ** 30)
-    assert stream.parse_budget(10 ** 6) == 10 ** 6 and stream.parse_budget(None) is None
-    for bad in ("lots", "-1GB", "0", "2 PB"):
-        with pytest.raises(SettingsError, match="memory budget"):
-            stream.parse_budget(bad)
+    budget = lambda v: check_fit({"memory_budget": v})["memory_budget"]  # noqa: E731
+    assert budget("2GB") == 2 * 2 ** 30 and budget(" 512 mb ") == 512 * 2 ** 20 and budget("1.5g") == int(1.5 * 2 ** 30)
+    assert budget(10 ** 6) == 10 ** 6 and budget(None) is None
+    for bad in ("lots", "-1GB", "0", "2 PB", True):
+        with pytest.raises(SettingsError, match="memory budget must be a size"):
+            budget(bad)
     assert stream.chunk_rows_for(48 * 10_000, 1024) == 9 * 1024
     with pytest.raises(SettingsError, match="too small"):
         stream.chunk_rows_for(1000, 1024)
+
+
+def test_a_streamed_fit_equals_the_in_memory_fit_in_the_same_order(monkeypatch):
+    """A budget under the file's size streams it; the same ratings in memory with the same budget follow the same
+    chunked order: the same model bit for bit (the spilled mean of the ratings is rounded to float32 as torch's is),
+    the validation RMSE to rounding (a sum over chunks instead of one mean)."""
+    spilled = []
+    spill = stream.spill
+    monkeypatch.setattr(stream, "spill", lambda *a, **k: spilled.append(spill(*a, **k)) or spilled[-1])
+    kw = dict(epochs=2, memory_budget="500KB", progress=False)  # chunks of 10,240: 8 of training, 2 of validation
+    disk = CollabFit(**kw).fit(EMBEDDED)
+    assert len(spilled) == 1 and spilled[0].n_train == 80_668
+    memory = CollabFit(**kw).fit(data.load_ratings(EMBEDDED))
+    assert len(spilled) == 1  # loaded ratings are never streamed
+    for a, b in zip(disk.trace_, memory.trace_):
+        assert a["train_rmse"] == b["train_rmse"]
+        assert a["valid_rmse"] == pytest.approx(b["valid_rmse"], rel=1e-6)
+    for (name, p), q in zip(disk.model_.named_parameters(), memory.model_.parameters()):
+        assert torch.equal(p, q), name
+    assert np.array_equal(disk.seen_items_, memory.seen_items_) and np.array_equal(disk.item_ids_, memory.item_ids_)
+    assert disk.n_ratings_ == memory.n_ratings_ == 100_836 and disk.titles_.loc[1] == "Toy Story (1995)"
+    plain = CollabFit(epochs=2, progress=False).fit(data.load_ratings(EMBEDDED))
+    assert abs(plain.trace_[0]["train_rmse"] - memory.trace_[0]["train_rmse"]) > 1e-4  # the order is not the same
 
 
 def test_only_files_larger_than_the_budget_stream():

@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from xlcollab.core.settings import FIT, check_fit
@@ -58,38 +60,63 @@ def _finite(x: Any) -> Any:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    """Load, fit, print the per-epoch table (or JSON), optionally save."""
+    """Load, fit, print the per-epoch table (or JSON), optionally save; under torchrun with --distributed, every
+    process fits its share and rank 0 alone prints and saves."""
     params = {name: getattr(args, name) for name in FIT}
-    check_fit(params)  # bad settings fail before the data (or torch) is read
-    from xlcollab.core import data
+    s = check_fit(params)  # bad settings fail before the data (or torch) is read
+    from xlcollab.core import data, distributed, stream
     from xlcollab.core.fit import CollabFit
 
-    est = CollabFit(**params)
-    ratings = data.load_ratings(args.ratings, user_col=args.user_col, item_col=args.item_col,
-                                rating_col=args.rating_col)
-    out = sys.stdout
-    if not args.json:
-        n = len(ratings.frame)
-        n_valid = n - int(n * (1 - args.valid_pct))
-        print(f"{ratings.source}: {n:,} ratings, {ratings.frame['user'].nunique():,} users, "
-              f"{ratings.frame['item'].nunique():,} movies; {n - n_valid:,} train / {n_valid:,} valid", file=out)
-        print(f"{'epoch':>5}  {'train_rmse':>10}  {'valid_rmse':>10}  {'lr':>9}  {'seconds':>7}", file=out, flush=True)
+    leader = distributed.join(s["device"]).leader if s["distributed"] else True
+    try:
+        est = CollabFit(**params)
+        out = sys.stdout if leader else open(os.devnull, "w")
+        if stream.needs_streaming(args.ratings, s["memory_budget"]):
+            if args.user_col or args.item_col or args.rating_col:
+                raise SettingsError("--memory-budget streams files whose columns are found by name; give the "
+                                    "columns MovieLens names or leave out --memory-budget")
+            ratings, source = args.ratings, args.ratings
+            if not args.json:
+                print(f"{source}: about {stream.estimated_ratings(Path(source).expanduser()):,} ratings, more than "
+                      f"the memory budget holds: streamed from disk", file=out)
+        else:
+            ratings = data.load_ratings(args.ratings, user_col=args.user_col, item_col=args.item_col,
+                                        rating_col=args.rating_col)
+            source = ratings.source
+            if not args.json:
+                n = len(ratings.frame)
+                n_valid = n - int(n * (1 - args.valid_pct))
+                print(f"{source}: {n:,} ratings, {ratings.frame['user'].nunique():,} users, "
+                      f"{ratings.frame['item'].nunique():,} movies; {n - n_valid:,} train / {n_valid:,} valid",
+                      file=out)
+        if not args.json:
+            print(f"{'epoch':>5}  {'train_rmse':>10}  {'valid_rmse':>10}  {'lr':>9}  {'seconds':>7}", file=out,
+                  flush=True)
 
-    def show(row: dict[str, Any]) -> None:
-        print(f"{row['epoch']:>5}  {row['train_rmse']:>10.4f}  {row['valid_rmse']:>10.4f}  {row['lr']:>9.2e}  "
-              f"{row['seconds']:>7.2f}", file=out, flush=True)
+        def show(row: dict[str, Any]) -> None:
+            print(f"{row['epoch']:>5}  {row['train_rmse']:>10.4f}  {row['valid_rmse']:>10.4f}  {row['lr']:>9.2e}  "
+                  f"{row['seconds']:>7.2f}", file=out, flush=True)
 
-    est.fit(ratings, callback=None if args.json else show)
+        est.fit(ratings, callback=None if args.json else show)
+        if args.save and leader:
+            est.save(args.save)
+        _report(args, est, source, out)
+    finally:
+        distributed.leave()
+    return 0
+
+
+def _report(args: argparse.Namespace, est: Any, source: str, out: Any) -> None:
+    """The fit's summary: one JSON object, or the settings line and the RMSE."""
     s = est.settings_
-    if args.save:
-        est.save(args.save)
     if args.json:
         settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items() if k != "progress"}
         print(json.dumps({"valid_rmse": _finite(est.valid_rmse_), "train_rmse": _finite(est.train_rmse_),
                           "fit_seconds": est.fit_seconds_, "epochs": s["epochs"], "device": est.device_,
-                          "n_ratings": est.n_ratings_, "source": ratings.source, "settings": settings,
-                          "saved": args.save, "trace": [{k: _finite(v) for k, v in r.items()} for r in est.trace_]}))
-        return 0
+                          "n_ratings": est.n_ratings_, "source": source, "settings": settings,
+                          "saved": args.save, "trace": [{k: _finite(v) for k, v in r.items()} for r in est.trace_]}),
+              file=out)
+        return
     batch = "full" if s["batch_size"] is None else s["batch_size"]
     print(f"model {s['model']}, {s['n_factors']} factors, {s['optimizer']} lr {s['lr']:g}, wd {s['wd']:g} "
           f"(biases {s['wd_bias']:g}, {s['wd_mode']}), batch {batch}, {s['schedule']}, {s['epochs']} epochs, "
@@ -98,7 +125,6 @@ def run_fit(args: argparse.Namespace) -> int:
     print(f"valid RMSE {valid}  (train {est.train_rmse_:.4f}; fit {est.fit_seconds_:.2f} s on {est.device_})", file=out)
     if args.save:
         print(f"saved model to {args.save}", file=out)
-    return 0
 
 
 def _positive(name: str, value: int) -> None:

@@ -17,8 +17,11 @@ Weight decay, `wd_mode`:
 """
 from __future__ import annotations
 
+import contextlib
+import importlib
 import inspect
 import math
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +32,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from xlcollab.core import data, modelfile
+from xlcollab.core import data, distributed, fused, modelfile, stream
 from xlcollab.core.device import pick_device, torch_threads
 from xlcollab.core.models import build_model
 from xlcollab.core.settings import FIT, check_fit, resolve_y_range
@@ -41,7 +44,12 @@ from xlcollab.errors import DataError, SettingsError
 # than 1 on the 2-core build machine (ml-latest-small defaults: 24 s vs 5 s at load average 3).
 PARALLEL_MIN_RATINGS = 1_000_000
 EVAL_CHUNK = 1 << 20
-Codes = tuple[Tensor, Tensor, Tensor]  # user codes, item codes, ratings (float32), on one device
+Codes = stream.Codes
+
+
+def _device(s: dict[str, Any], n_train: int) -> torch.device:
+    """This process's GPU in a distributed run, else the device setting's choice for n_train ratings."""
+    return distributed.group().device if s["distributed"] else pick_device(s["device"], n_train)
 
 
 class CollabFit:
@@ -74,7 +82,9 @@ class CollabFit:
                  y_range: tuple[float, float] | str | None = FIT["y_range"].default,
                  n_hidden: int = FIT["n_hidden"].default, momentum: float = FIT["momentum"].default,
                  beta2: float = FIT["beta2"].default, clip: bool = FIT["clip"].default,
-                 threads: int | None = FIT["threads"].default, progress: bool | None = FIT["progress"].default):
+                 threads: int | None = FIT["threads"].default, progress: bool | None = FIT["progress"].default,
+                 fused: bool | None = FIT["fused"].default, memory_budget: str | int | None = FIT["memory_budget"].default,
+                 distributed: bool = FIT["distributed"].default):
         self.model = model
         self.n_factors = n_factors
         self.epochs = epochs
@@ -95,6 +105,9 @@ class CollabFit:
         self.clip = clip
         self.threads = threads
         self.progress = progress
+        self.fused = fused
+        self.memory_budget = memory_budget
+        self.distributed = distributed
 
     # -- scikit-learn's parameter protocol -------------------------------------------------------------
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -119,9 +132,15 @@ class CollabFit:
     def fit(self, ratings: Any = None, *, callback: Callable[[dict[str, Any]], None] | None = None) -> CollabFit:
         """Fit on ratings (a data.Ratings, a DataFrame with user/item/rating, a path, or None = embedded data).
 
-        callback, if given, receives each trace row as soon as its epoch ends.
+        callback, if given, receives each trace row as soon as its epoch ends. A ratings file that would take more
+        than memory_budget in memory streams from disk (core.stream); with distributed, this process joins the
+        torchrun run (core.distributed) and trains on its share of every batch.
         """
         s = check_fit(self.get_params())  # bad settings fail before the data is read
+        if s["distributed"]:
+            distributed.join(s["device"])
+        if stream.needs_streaming(ratings, s["memory_budget"]):
+            return self._fit_streamed(ratings, s, callback)
         if not isinstance(ratings, data.Ratings):
             ratings = data.load_ratings(ratings)
         enc = data.encode(ratings)
@@ -129,7 +148,7 @@ class CollabFit:
         train_idx, valid_idx = data.split_indices(n, s["valid_pct"], s["seed"])
         if len(train_idx) == 0:
             raise DataError(f"{ratings.source}: no ratings left to train on ({n} ratings, valid_pct {s['valid_pct']})")
-        device = pick_device(s["device"], len(train_idx))
+        device = _device(s, len(train_idx))
         self.user_ids_, self.item_ids_ = np.asarray(enc.user_ids), np.asarray(enc.item_ids)
         self.titles_ = ratings.titles
         self.n_ratings_ = n
@@ -141,6 +160,20 @@ class CollabFit:
                     torch.as_tensor(enc.ratings[idx]).to(device=device, dtype=torch.float32))
 
         return self.fit_tensors(on(train_idx), on(valid_idx), len(enc.user_ids), len(enc.item_ids), callback=callback)
+
+    def _fit_streamed(self, path: Any, s: dict[str, Any], callback: Callable[[dict[str, Any]], None] | None
+                      ) -> CollabFit:
+        """fit() for a file larger than the memory budget: spilled to disk in split order, streamed by chunks."""
+        chunk_rows = stream.chunk_rows_for(s["memory_budget"], s["batch_size"] or 2 ** 62)
+        with tempfile.TemporaryDirectory(prefix="xlcollab-stream-") as folder:
+            sp = stream.spill(path, folder, valid_pct=s["valid_pct"], seed=s["seed"], chunk_rows=chunk_rows)
+            self.user_ids_, self.item_ids_, self.titles_ = sp.user_ids, sp.item_ids, sp.titles
+            self.seen_indptr_, self.seen_items_, self.item_counts_ = sp.seen_indptr, sp.seen_items, sp.item_counts
+            self.n_ratings_ = sp.n_train + sp.n_valid
+            device = _device(s, sp.n_train)
+            valid = (lambda: stream.chunks(sp, "valid", chunk_rows, device)) if sp.n_valid else None
+            return self._fit(s, sp, valid, len(sp.user_ids), len(sp.item_ids), device, sp.rating_range,
+                             sp.train_mean, callback)
 
     def _index_seen(self, enc: data.Encoded) -> None:
         """Which items each user rated (CSR: seen_indptr_, seen_items_) and each item's rating count."""
@@ -155,43 +188,71 @@ class CollabFit:
         benchmark's synthetic data starts here): model, optimizer, the training loop, one trace row per epoch."""
         s = check_fit(self.get_params())
         tr = train_codes[2]
-        valid = valid_codes if valid_codes is not None and len(valid_codes[2]) else None
-        device = tr.device
-        self.rating_range_ = (float(tr.min()), float(tr.max()))
+        valid = (lambda: [valid_codes]) if valid_codes is not None and len(valid_codes[2]) else None
+        return self._fit(s, train_codes, valid, n_users, n_items, tr.device, (float(tr.min()), float(tr.max())),
+                         float(tr.mean()), callback)
+
+    def _fit(self, s: dict[str, Any], train_data: Codes | stream.Spilled, valid: Callable[[], Any] | None,
+             n_users: int, n_items: int, device: torch.device, rating_range: tuple[float, float], mean: float,
+             callback: Callable[[dict[str, Any]], None] | None) -> CollabFit:
+        """Model, update (fused or torch.optim, DDP when distributed), the training loop over batches from memory
+        or disk; valid() yields the validation codes a chunk at a time."""
+        self.rating_range_ = rating_range
         s["y_range"] = resolve_y_range(s["y_range"], self.rating_range_)
         self.settings_, self.device_ = s, str(device)
-        threads = s["threads"] or (1 if device.type == "cpu" and len(tr) < PARALLEL_MIN_RATINGS else None)
-        try:  # torch.optim imports torch._dynamo on first use (1-5 s here): keep that out of fit_seconds_
-            import torch._dynamo  # noqa: F401
-        except ImportError:
-            pass
+        n_train = train_data.n_train if isinstance(train_data, stream.Spilled) else len(train_data[2])
+        threads = s["threads"] or (1 if device.type == "cpu" and n_train < PARALLEL_MIN_RATINGS else None)
+        group = distributed.group() if s["distributed"] else None
+        if not fused.chosen(s, device):  # torch.optim imports torch._dynamo on first use (1-5 s here): not timed
+            with contextlib.suppress(ImportError):
+                importlib.import_module("torch._dynamo")
         start = time.perf_counter()
         devices = [device.index if device.index is not None else torch.cuda.current_device()] \
             if device.type == "cuda" else []
         with torch_threads(threads), torch.random.fork_rng(devices=devices):
             torch.manual_seed(s["seed"])
-            self.model_ = model = build_model(s, n_users, n_items, float(tr.mean())).to(device)
+            self.model_ = model = build_model(s, n_users, n_items, mean).to(device)
             self.trace_ = []
-            batches, steps = shuffled_batches(train_codes, s["batch_size"], s["seed"])
+            chunk_rows = None if s["memory_budget"] is None or s["batch_size"] is None else \
+                stream.chunk_rows_for(s["memory_budget"], s["batch_size"])
+            batches, steps = stream.epochs(train_data, s["batch_size"], s["seed"], device, chunk_rows)
+            update, objective = self._update(s, model, group)
+            if group is not None:
+                batches = distributed.shares(batches, group)
 
             def on_epoch(row: dict[str, Any]) -> None:
                 row = {"epoch": row["epoch"], "train_rmse": math.sqrt(row["loss"]),
                        "valid_rmse": row.get("valid_rmse", math.nan), "lr": row["lr"], "seconds": row["seconds"]}
                 self.trace_.append(row)
-                if callback is not None:
+                if callback is not None and (group is None or group.leader):
                     callback(row)
 
             model.train()
-            train(torch_optimizer(s, model), mse_objective(model, s), s["epochs"], batches=batches,
+            train(update, objective, s["epochs"], batches=batches,
                   lr_at=lambda step: schedule_lr(s["schedule"], step / (s["epochs"] * steps), s["lr"]),
-                  evaluate=None if valid is None else lambda: {"valid_rmse": self._rmse_on(*valid)},
-                  on_epoch=on_epoch, progress=s["progress"], lr_hint=s["lr"])
+                  evaluate=None if valid is None else lambda: {"valid_rmse": self._rmse_on(valid())},
+                  on_epoch=on_epoch, progress=s["progress"] if group is None or group.leader else False,
+                  lr_hint=s["lr"], reduce_total=None if group is None else distributed.sum_total)
             self.threads_ = threads or torch.get_num_threads()
         model.eval()
         self.valid_rmse_ = self.trace_[-1]["valid_rmse"]
         self.train_rmse_ = self.trace_[-1]["train_rmse"]
         self.fit_seconds_ = time.perf_counter() - start
         return self
+
+    @staticmethod
+    def _update(s: dict[str, Any], model: nn.Module, group: distributed.Group | None) -> tuple[Any, Callable]:
+        """(update, objective) for the loop: the fused Triton step where chosen, else torch.optim on the plain
+        model (wrapped in DistributedDataParallel when distributed); across processes each share's loss is weighted
+        so that the gradients add up to the whole batch's."""
+        if fused.chosen(s, next(model.parameters()).device):
+            step = fused.FusedDotBias(model, betas=(s["momentum"], s["beta2"]), wd=s["wd"], wd_bias=s["wd_bias"],
+                                      wd_mode=s["wd_mode"], lr=s["lr"],
+                                      reduce=None if group is None else distributed.all_sum)
+            return step, step.objective
+        if group is None:
+            return torch_optimizer(s, model), mse_objective(model, s)
+        return torch_optimizer(s, model), distributed.weighted(mse_objective(distributed.wrap(model, group), s), group)
 
     # -- predictions -----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -209,8 +270,12 @@ class CollabFit:
             out = out.clamp(*self.rating_range_)
         return out
 
-    def _rmse_on(self, users: Tensor, items: Tensor, ratings: Tensor) -> float:
-        return math.sqrt(float((self.predict_codes(users, items) - ratings).pow(2).mean()))
+    def _rmse_on(self, chunks: Any) -> float:
+        """RMSE over (users, items, ratings) chunks: one chunk (in memory) is its mean, as ever; several are summed."""
+        parts = [((self.predict_codes(u, i) - r).pow(2), len(r)) for u, i, r in chunks]
+        if len(parts) == 1:
+            return math.sqrt(float(parts[0][0].mean()))
+        return math.sqrt(sum(float(sq.sum(dtype=torch.float64)) for sq, _ in parts) / sum(n for _, n in parts))
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
@@ -258,29 +323,12 @@ class CollabFit:
 CollabFit.__doc__ += "".join(f"\n    {name} : {s.help} (default {s.default!r})" for name, s in FIT.items()) + "\n"
 
 
-def shuffled_batches(codes: Codes, batch_size: int | None, seed: int) -> tuple[Callable[[int], Any], int]:
-    """(batches, steps per epoch) for the loop: each epoch a fresh seeded permutation cut into batch_size pieces
-    (drawn where the data lives); None or a batch as large as the data: the full batch, unshuffled."""
-    u, i, r = codes
-    n = len(r)
-    bs = n if batch_size is None else min(batch_size, n)
-    steps = math.ceil(n / bs)
-    gen = torch.Generator(device=r.device).manual_seed(seed)
-
-    def batches(epoch: int) -> Any:
-        if bs == n:
-            return [(codes, n)]
-        perm = torch.randperm(n, generator=gen, device=r.device)
-        return (((u[idx], i[idx], r[idx]), len(idx)) for idx in (perm[b * bs:(b + 1) * bs] for b in range(steps)))
-    return batches, steps
-
-
-def mse_objective(model: nn.Module, s: dict[str, Any]) -> Callable[[Codes], tuple[Tensor, Tensor]]:
+def mse_objective(model: nn.Module, s: dict[str, Any]) -> Callable[[stream.Batch], tuple[Tensor, Tensor]]:
     """batch -> (loss, mean squared error): with wd_mode l2 the loss adds the penalty on the rows the batch uses."""
     l2 = s["wd_mode"] == "l2" and (s["wd"] > 0 or s["wd_bias"] > 0)
 
-    def objective(batch: Codes) -> tuple[Tensor, Tensor]:
-        u, i, r = batch
+    def objective(batch: stream.Batch) -> tuple[Tensor, Tensor]:
+        u, i, r = batch.take()
         if l2:
             pred, pen = model.forward_penalty(u, i, s["wd"], s["wd_bias"])
             mse = (pred - r).pow(2).mean()

@@ -28,6 +28,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from xlcollab.errors import SettingsError
+
 triton = tl = None  # imported on first use (`_kernels`): optional, and its import reads TRITON_INTERPRET
 
 BLOCK_ROWS = 64  # ratings per program of the forward/backward kernel (benchmarks/bench_gpu.py --sections tune)
@@ -43,6 +45,23 @@ def available(device: torch.device | str) -> bool:
 def supports(settings: dict[str, Any]) -> bool:
     """Whether checked fit settings are a recipe the kernels compute: the biased dot product with Adam or AdamW."""
     return settings["model"] == "dotbias" and settings["optimizer"] in ("adam", "adamw")
+
+
+def chosen(settings: dict[str, Any], device: torch.device | str) -> bool:
+    """Whether a fit runs the fused step: settings["fused"] when given (SettingsError when the kernels cannot take
+    this fit), else wherever they can (a supported recipe on CUDA with Triton installed)."""
+    want = settings["fused"]
+    if want is None:
+        return supports(settings) and available(device)
+    if want and not supports(settings):
+        raise SettingsError(f"fused trains the biased dot product (model dotbias) with adam or adamw, not model "
+                            f"{settings['model']} with {settings['optimizer']}")
+    if want and importlib.util.find_spec("triton") is None:
+        raise SettingsError("fused needs Triton: pip install 'triton>=3' (CUDA builds of torch include it)")
+    if want and torch.device(device).type != "cuda" and not _kernels()[2]:
+        raise SettingsError(f"fused runs on CUDA, not on {device} (the CPU only in Triton's interpreter: "
+                            f"TRITON_INTERPRET=1, for tests)")
+    return bool(want)
 
 
 # -- the kernels (plain functions here; `_kernels` compiles them for CUDA or wraps them for the interpreter) --------

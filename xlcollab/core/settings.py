@@ -7,6 +7,7 @@ Checks go through `core.checks`; a failed one is a SettingsError naming the sett
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +64,19 @@ def _y_range(value: Any, what: str) -> tuple[float, float] | str | None:
         raise checks.CheckError(f"{what} must be 'auto', None or (low, high) with low < high, "
                                 f"found {checks.describe(value)}")
     return float(value[0]), float(value[1])
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 2 ** 10, "kb": 2 ** 10, "m": 2 ** 20, "mb": 2 ** 20, "g": 2 ** 30, "gb": 2 ** 30,
+               "t": 2 ** 40, "tb": 2 ** 40}
+
+
+def _memory_size(value: Any, what: str) -> int:
+    """'4GB', '512 MB', '1.5g' or a whole number of bytes -> bytes."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?b?)\s*", str(value).lower())
+    if isinstance(value, bool) or m is None or float(m.group(1)) < 1:
+        raise checks.CheckError(f"{what} must be a size such as 4GB, 512MB or a number of bytes, "
+                                f"found {checks.describe(value)}")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
 
 
 def batch_size(text: str) -> int | None:
@@ -126,6 +140,13 @@ FIT: dict[str, Setting] = {
                        "1,000,000 training ratings, else torch's own)", "--threads", int),
     "progress": Setting(None, _optional(_switch), "a progress bar over the epochs on stderr (default: when stderr "
                         "is a terminal)", "--progress"),
+    "fused": Setting(None, _optional(_switch), "the fused Triton training step of dotbias with adam or adamw on CUDA "
+                     "(default: wherever it can run; off: the plain PyTorch path)", "--fused"),
+    "memory_budget": Setting(None, _optional(_memory_size), "stream a ratings file from disk in chunks when it would "
+                             "take more memory than this, e.g. 4GB (the shuffle is then chunked, in memory too)",
+                             "--memory-budget", str, label="the memory budget"),
+    "distributed": Setting(False, _switch, "one fit across the processes torchrun started (DistributedDataParallel; "
+                           "NCCL on GPUs, gloo on CPUs)", "--distributed"),
 }
 
 

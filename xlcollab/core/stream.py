@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +33,12 @@ from xlcollab.errors import DataError, SettingsError
 # the device tensors (20) and the split (8). A file whose estimate exceeds the budget is streamed instead.
 MEMORY_BYTES_PER_RATING = 80
 ROW_BYTES = 12  # a streamed row: int32 user code, int32 item code, float32 rating
-_UNITS = {"": 1, "b": 1, "k": 2 ** 10, "kb": 2 ** 10, "m": 2 ** 20, "mb": 2 ** 20, "g": 2 ** 30, "gb": 2 ** 30,
-          "t": 2 ** 40, "tb": 2 ** 40}
 _PARTS = ("users", "items", "ratings")
 _DTYPES = {"users": np.int32, "items": np.int32, "ratings": np.float32}
 
+
+
+Codes = tuple[Tensor, Tensor, Tensor]  # user codes, item codes, ratings (float32), on one device
 
 
 class Batch(NamedTuple):
@@ -55,16 +56,6 @@ class Batch(NamedTuple):
         if self.rows is None:
             return self.users, self.items, self.ratings
         return self.users[self.rows], self.items[self.rows], self.ratings[self.rows]
-
-
-def parse_budget(value: Any) -> int | None:
-    """'4GB', '512 MB', '1.5g' or a number of bytes -> bytes; None stays None (no budget: all in memory)."""
-    if value is None:
-        return None
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?b?)\s*", str(value).lower())
-    if m is None or float(m.group(1)) <= 0:
-        raise SettingsError(f"memory budget must be a size such as 2GB, 512MB or a number of bytes, got {value!r}")
-    return int(float(m.group(1)) * _UNITS[m.group(2)])
 
 
 def chunk_rows_for(budget: int, batch_size: int) -> int:
@@ -87,7 +78,8 @@ def estimated_ratings(path: Path) -> int:
 
 
 def needs_streaming(path: Any, budget: int | None) -> bool:
-    """Whether ratings at path would take more than budget bytes in memory (a plain file; zips read in memory)."""
+    """Whether ratings at path would take more than budget bytes in memory (a plain file; zips, folders and data
+    already in memory are read in memory)."""
     if budget is None or path is None or not isinstance(path, (str, Path)):
         return False
     p = Path(path).expanduser()
@@ -235,7 +227,8 @@ def spill(source: Any, folder: str | Path, *, valid_pct: float = 0.2, seed: int 
     for name in _PARTS[:2]:
         (folder / f"all.{name}").unlink()
     titles = readers.read_titles(tfile) if tfile is not None else None
-    return Spilled(folder, len(train_idx), len(valid_idx), uids, iids, titles, (lo, hi), total / len(train_idx),
+    mean = float(np.float32(total / len(train_idx)))  # the float32 mean the in-memory path takes (fit_tensors)
+    return Spilled(folder, len(train_idx), len(valid_idx), uids, iids, titles, (lo, hi), mean,
                    seen_indptr, seen_items, item_counts, str(path))
 
 
@@ -320,6 +313,24 @@ def memory_batches(users: Tensor, items: Tensor, ratings: Tensor, batch_size: in
     for a in range(0, n, batch_size):
         rows = perm[a:a + batch_size]
         yield Batch(users, items, ratings, rows, len(rows))
+
+
+def epochs(train: Codes | Spilled, batch_size: int | None, seed: int, device: torch.device,
+           chunk_rows: int | None = None) -> tuple[Callable[[int], Iterator[tuple[Batch, int]]], int]:
+    """(batches, steps per epoch) for the training loop: each epoch's (batch, its size) from tensors in memory or
+    from disk, shuffled by a generator seeded once per fit where the data lives (chunked when chunk_rows is given;
+    a batch as large as the data: the full batch, unshuffled)."""
+    n = train.n_train if isinstance(train, Spilled) else len(train[2])
+    bs = n if batch_size is None else min(batch_size, n)
+    gen = torch.Generator(device=device).manual_seed(seed)
+
+    def run(epoch: int) -> Iterator[tuple[Batch, int]]:
+        if isinstance(train, Spilled):
+            parts = batches(train, "train", bs, gen, chunk_rows or n, device)
+        else:
+            parts = memory_batches(*train, bs, gen, chunk_rows)
+        return ((b, b.size) for b in parts)
+    return run, math.ceil(n / bs)
 
 
 def batches(spilled: Spilled, part: str, batch_size: int, generator: torch.Generator, chunk_rows: int,

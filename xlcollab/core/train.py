@@ -82,14 +82,16 @@ def train(update: Any, objective: Objective, epochs: int, *,
           lr_at: Callable[[int], float] | None = None,
           evaluate: Callable[[], dict[str, float]] | None = None,
           on_epoch: Callable[[dict[str, Any]], None] | None = None,
-          progress: bool | None = False, name: str = "", lr_hint: float | None = None) -> list[dict[str, Any]]:
+          progress: bool | None = False, name: str = "", lr_hint: float | None = None,
+          reduce_total: Callable[[Any, int], tuple[Any, int]] | None = None) -> list[dict[str, Any]]:
     """Run `epochs` epochs; return one row per epoch: epoch (from 1), loss, evaluate()'s numbers, lr, seconds.
 
     batches(epoch) gives (batch, weight) pairs; objective(batch) gives (loss, data): the loss is minimised, and
     row["loss"] is the weighted mean over the epoch of each step's data term taken at the point the step started
     from (fastai's train loss; a full batch: the loss before the epoch's step). lr_at(step) sets the learning rate
     of every step (counted from 0 over the run). A NaN or infinite loss or evaluate() number stops the run with
-    DivergedError naming the epoch (prefixed by `name`) and suggesting lr_hint / 10.
+    DivergedError naming the epoch (prefixed by `name`) and suggesting lr_hint / 10. reduce_total(total, weight),
+    if given, combines an epoch's data-term total and weight with other processes' (a distributed run).
     """
     rows: list[dict[str, Any]] = []
     evaluations: list[tuple[Any, Any]] = []  # (loss, data) of the closure calls since the step before
@@ -116,6 +118,8 @@ def train(update: Any, objective: Objective, epochs: int, *,
                 total = part if total is None else total + part
                 weight += n
                 step += 1
+            if reduce_total is not None:
+                total, weight = reduce_total(total, weight)
             row = {"epoch": epoch, "loss": float(total) / weight}
             row.update(evaluate() if evaluate is not None else {})
             _check_finite(row, name, lr_hint)
