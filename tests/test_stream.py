@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from xlcollab.core import data, stream
+from xlcollab.core import data, readers, stream
 from xlcollab.core.fit import CollabFit
 from xlcollab.core.settings import check_fit
 from xlcollab.errors import DataError, SettingsError
@@ -97,8 +98,8 @@ def test_disk_epochs_equal_memory_epochs_in_the_chunked_order(tmp_path):
 
 
 def test_validation_chunks_cover_the_valid_rows_in_order(tmp_path):
-    sp = stream.spill(EMBEDDED, tmp_path, chunk_rows=10_000)
-    got = torch.cat([r for _, _, r in stream.chunks(sp, "valid", 3000, torch.device("cpu"))])
+    sp = stream.spill(EMBEDDED, tmp_path, chunk_rows=3000)
+    got = torch.cat([r for _, _, r in stream.chunks(sp, "valid", torch.device("cpu"))])
     assert torch.equal(got, torch.from_numpy(sp.read("valid", 0, sp.n_valid)[2]))
 
 
@@ -144,3 +145,21 @@ def test_only_files_larger_than_the_budget_stream():
     assert stream.needs_streaming(EMBEDDED, 10 ** 6)
     assert not stream.needs_streaming(EMBEDDED, 10 ** 9)
     assert not stream.needs_streaming(EMBEDDED, None) and not stream.needs_streaming(None, 10)
+
+
+def test_large_files_parse_with_pyarrow_into_the_c_engines_frame(monkeypatch, tmp_path):
+    """Files of readers.FAST_MIN_BYTES or more parse with pyarrow (here: every file): the same frame; a bad row
+    after a blank line (which pyarrow skips) is still named as the file counts it, by the C engine's second read."""
+    c_engine = data.load_ratings(EMBEDDED)
+    used = []
+    fast = readers._parse_fast
+    monkeypatch.setattr(readers, "FAST_MIN_BYTES", 0)
+    monkeypatch.setattr(readers, "_parse_fast", lambda *a: used.append(a[0].name) or fast(*a))
+    arrow = data.load_ratings(EMBEDDED)
+    assert used == [str(EMBEDDED)]
+    pd.testing.assert_frame_equal(arrow.frame, c_engine.frame)
+    pd.testing.assert_series_equal(arrow.titles, c_engine.titles)
+    path = tmp_path / "ratings.csv"
+    path.write_text("userId,movieId,rating,timestamp\n1,1,4,0\n1,2,3,0\n\n2,1,x,0\n")
+    with pytest.raises(DataError, match=r"row 5, column rating: 'x' is not a number"):
+        data.load_ratings(path)

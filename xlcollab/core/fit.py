@@ -21,7 +21,6 @@ import contextlib
 import importlib
 import inspect
 import math
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,11 +44,6 @@ from xlcollab.errors import DataError, SettingsError
 PARALLEL_MIN_RATINGS = 1_000_000
 EVAL_CHUNK = 1 << 20
 Codes = stream.Codes
-
-
-def _device(s: dict[str, Any], n_train: int) -> torch.device:
-    """This process's GPU in a distributed run, else the device setting's choice for n_train ratings."""
-    return distributed.group().device if s["distributed"] else pick_device(s["device"], n_train)
 
 
 class CollabFit:
@@ -148,7 +142,7 @@ class CollabFit:
         train_idx, valid_idx = data.split_indices(n, s["valid_pct"], s["seed"])
         if len(train_idx) == 0:
             raise DataError(f"{ratings.source}: no ratings left to train on ({n} ratings, valid_pct {s['valid_pct']})")
-        device = _device(s, len(train_idx))
+        device = distributed.group().device if s["distributed"] else pick_device(s["device"], len(train_idx))
         self.user_ids_, self.item_ids_ = np.asarray(enc.user_ids), np.asarray(enc.item_ids)
         self.titles_ = ratings.titles
         self.n_ratings_ = n
@@ -164,14 +158,12 @@ class CollabFit:
     def _fit_streamed(self, path: Any, s: dict[str, Any], callback: Callable[[dict[str, Any]], None] | None
                       ) -> CollabFit:
         """fit() for a file larger than the memory budget: spilled to disk in split order, streamed by chunks."""
-        chunk_rows = stream.chunk_rows_for(s["memory_budget"], s["batch_size"] or 2 ** 62)
-        with tempfile.TemporaryDirectory(prefix="xlcollab-stream-") as folder:
-            sp = stream.spill(path, folder, valid_pct=s["valid_pct"], seed=s["seed"], chunk_rows=chunk_rows)
+        with stream.spilled(path, s) as sp:
             self.user_ids_, self.item_ids_, self.titles_ = sp.user_ids, sp.item_ids, sp.titles
             self.seen_indptr_, self.seen_items_, self.item_counts_ = sp.seen_indptr, sp.seen_items, sp.item_counts
             self.n_ratings_ = sp.n_train + sp.n_valid
-            device = _device(s, sp.n_train)
-            valid = (lambda: stream.chunks(sp, "valid", chunk_rows, device)) if sp.n_valid else None
+            device = distributed.group().device if s["distributed"] else pick_device(s["device"], sp.n_train)
+            valid = (lambda: stream.chunks(sp, "valid", device)) if sp.n_valid else None
             return self._fit(s, sp, valid, len(sp.user_ids), len(sp.item_ids), device, sp.rating_range,
                              sp.train_mean, callback)
 
@@ -213,9 +205,7 @@ class CollabFit:
             torch.manual_seed(s["seed"])
             self.model_ = model = build_model(s, n_users, n_items, mean).to(device)
             self.trace_ = []
-            chunk_rows = None if s["memory_budget"] is None or s["batch_size"] is None else \
-                stream.chunk_rows_for(s["memory_budget"], s["batch_size"])
-            batches, steps = stream.epochs(train_data, s["batch_size"], s["seed"], device, chunk_rows)
+            batches, steps = stream.epochs(train_data, s["batch_size"], s["seed"], device, s["memory_budget"])
             update, objective = self._update(s, model, group)
             if group is not None:
                 batches = distributed.shares(batches, group)

@@ -15,7 +15,11 @@ import numpy as np
 import pandas as pd
 
 from xlcollab.core.sources import File, LinesAsUtf8, decode, disk_file
-from xlcollab.errors import DataError
+from xlcollab.errors import DataError, XlcollabError
+
+# Ratings files this large are parsed by pyarrow's multi-threaded reader first (the C engine parses in one thread);
+# smaller ones, and any file pyarrow cannot take, by the C engine.
+FAST_MIN_BYTES = 32 << 20
 
 COLUMNS = ("user", "item", "rating")  # canonical column names after loading
 # Column names accepted without user_col=/item_col=/rating_col= (compared case-insensitively).
@@ -276,7 +280,10 @@ def _may_have_duplicates(users: pd.Series, items: pd.Series) -> bool:
     span = int(i.max()) - i0 + 1
     if (int(u.max()) - u0 + 1) * span >= 2 ** 62:
         return True
-    keys = np.sort((u - u0) * span + (i - i0))
+    keys = (u - u0) * span + (i - i0)
+    if bool((keys[1:] > keys[:-1]).all()):  # sorted by user, then movie, as MovieLens files are: no sort needed
+        return False
+    keys.sort()
     return bool((keys[1:] == keys[:-1]).any())
 
 
@@ -356,9 +363,28 @@ def titles_from(titles, source_name: str) -> pd.Series | None:
 def read_file(file: File, sep: str | None, given: dict[str, str | None]) -> tuple[pd.DataFrame, pd.Series | None]:
     """A ratings file as a clean frame (user, item, rating[, timestamp]) and the titles it holds, if any."""
     lay = layout(file, sep, given)
-    raw = _parse(file, lay)
-    first = lay.first_line
-    return _split_titles(_clean(raw, file.name, lambda i: f"row {i + first}", lay.labels, lay.strict_ids))
+    row = lambda i: f"row {i + lay.first_line}"  # noqa: E731
+    path = Path(file.name)
+    if path.is_file() and path.stat().st_size >= FAST_MIN_BYTES and (raw := _parse_fast(file, lay)) is not None:
+        try:
+            return _split_titles(_clean(raw, file.name, row, lay.labels, lay.strict_ids))
+        except XlcollabError:
+            pass  # read again by the C engine, which counts blank lines and so names the bad row exactly
+    return _split_titles(_clean(_parse(file, lay), file.name, row, lay.labels, lay.strict_ids))
+
+
+def _parse_fast(file: File, lay: Layout) -> pd.DataFrame | None:
+    """pyarrow's multi-threaded CSV reader (pandas' engine="pyarrow") for a delimited file with a header; None for
+    other layouts or any trouble (it skips blank lines and reads UTF-8 only): then the C engine reads the file."""
+    if lay.dat or not lay.header or len(lay.sep) != 1:
+        return None
+    cols = list(lay.columns.values())
+    try:
+        with file.open() as fh:
+            df = pd.read_csv(fh, sep=lay.sep, engine="pyarrow", usecols=cols)
+    except (XlcollabError, ValueError, TypeError):
+        return None
+    return df[cols].set_axis(list(lay.columns), axis=1)
 
 
 def read_frame(df: pd.DataFrame, given: dict[str, str | None], name: str) -> tuple[pd.DataFrame, pd.Series | None]:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import math
 import re
+import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -102,6 +104,7 @@ class Spilled:
     seen_items: np.ndarray
     item_counts: np.ndarray
     source: str
+    chunk_rows: int  # rows per chunk it was written with (and validation is read with)
 
     def rows(self, part: str) -> int:
         return self.n_train if part == "train" else self.n_valid
@@ -229,7 +232,15 @@ def spill(source: Any, folder: str | Path, *, valid_pct: float = 0.2, seed: int 
     titles = readers.read_titles(tfile) if tfile is not None else None
     mean = float(np.float32(total / len(train_idx)))  # the float32 mean the in-memory path takes (fit_tensors)
     return Spilled(folder, len(train_idx), len(valid_idx), uids, iids, titles, (lo, hi), mean,
-                   seen_indptr, seen_items, item_counts, str(path))
+                   seen_indptr, seen_items, item_counts, str(path), chunk_rows)
+
+
+@contextmanager
+def spilled(path: Any, settings: dict[str, Any]) -> Iterator[Spilled]:
+    """A ratings file spilled to a temporary folder for a fit with these checked settings (deleted afterwards)."""
+    chunk_rows = chunk_rows_for(settings["memory_budget"], settings["batch_size"] or 1)
+    with tempfile.TemporaryDirectory(prefix="xlcollab-stream-") as folder:
+        yield spill(path, folder, valid_pct=settings["valid_pct"], seed=settings["seed"], chunk_rows=chunk_rows)
 
 
 def _distinct(parts: list[np.ndarray]) -> np.ndarray:
@@ -316,12 +327,13 @@ def memory_batches(users: Tensor, items: Tensor, ratings: Tensor, batch_size: in
 
 
 def epochs(train: Codes | Spilled, batch_size: int | None, seed: int, device: torch.device,
-           chunk_rows: int | None = None) -> tuple[Callable[[int], Iterator[tuple[Batch, int]]], int]:
+           budget: int | None = None) -> tuple[Callable[[int], Iterator[tuple[Batch, int]]], int]:
     """(batches, steps per epoch) for the training loop: each epoch's (batch, its size) from tensors in memory or
-    from disk, shuffled by a generator seeded once per fit where the data lives (chunked when chunk_rows is given;
-    a batch as large as the data: the full batch, unshuffled)."""
+    from disk, shuffled by a generator seeded once per fit where the data lives (with a memory budget: chunked by
+    `chunk_rows_for`, in memory too; a batch as large as the data: the full batch, unshuffled)."""
     n = train.n_train if isinstance(train, Spilled) else len(train[2])
     bs = n if batch_size is None else min(batch_size, n)
+    chunk_rows = None if budget is None or bs == n else chunk_rows_for(budget, bs)
     gen = torch.Generator(device=device).manual_seed(seed)
 
     def run(epoch: int) -> Iterator[tuple[Batch, int]]:
@@ -356,7 +368,7 @@ def batches(spilled: Spilled, part: str, batch_size: int, generator: torch.Gener
                 yield Batch(u, i, r, rows, len(rows))
 
 
-def chunks(spilled: Spilled, part: str, chunk_rows: int, device: torch.device) -> Iterator[tuple[Tensor, ...]]:
+def chunks(spilled: Spilled, part: str, device: torch.device) -> Iterator[tuple[Tensor, ...]]:
     """part in file order, a chunk at a time (validation)."""
-    for a in range(0, spilled.rows(part), chunk_rows):
-        yield tuple(torch.from_numpy(x).to(device) for x in spilled.read(part, a, chunk_rows))
+    for a in range(0, spilled.rows(part), spilled.chunk_rows):
+        yield tuple(torch.from_numpy(x).to(device) for x in spilled.read(part, a, spilled.chunk_rows))
