@@ -1,6 +1,7 @@
 """xlcollab's full-data fit on a GPU: plain PyTorch, torch.compile, xlcollab's plain and fused paths, side by side.
 
-    python3 benchmarks/bench_gpu.py                       # every section, full size (an H100/H200: ~5 minutes)
+    python3 benchmarks/bench_gpu.py                       # every section, full size (an H100/H200: ~6 minutes)
+    bash benchmarks/gpu_check.sh                          # the same after `pytest -m cuda`, logs in $OUT
     python3 benchmarks/bench_gpu.py --sections speed --scale 0.001 --device cpu   # the code, tiny, on a CPU
 
 Sections (--sections, comma-separated):
@@ -351,8 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--accuracy-scale", type=float, default=1.0, help="size of the real-shaped set, x 25M ratings")
     p.add_argument("--accuracy-plain", action=argparse.BooleanOptionalAction, default=True,
                    help="also fit the plain path (at a fifth of --accuracy-scale: it is the slow one)")
-    p.add_argument("--crossover-sizes", default="1e4,3e4,1e5,3e5,1e6,3e6")
-    p.add_argument("--crossover-cpu-max", type=float, default=3e6, help="largest size fitted on the CPU")
+    p.add_argument("--crossover-sizes", default="1e4,3e4,1e5,3e5,1e6", help="ratings per fit, comma-separated")
+    p.add_argument("--crossover-cpu-max", type=float, default=1e6, help="largest size fitted on the CPU")
     p.add_argument("--device", help="default: cuda when present, else cpu")
     args = p.parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -77,3 +77,12 @@ def test_distributed_outside_torchrun_says_how_to_launch(monkeypatch, small_rati
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(SettingsError, match="torchrun --nproc_per_node 2 -m xlcollab fit"):
         CollabFit(distributed=True).fit(small_ratings)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA devices (NCCL: one process per GPU)")
+def test_two_nccl_processes_fit_what_one_process_fits(tmp_path):
+    """Two GPUs, NCCL, the fused step all-reducing its gradient: one GPU's fit, to float rounding."""
+    done = torchrun(tmp_path, "--epochs", "2", "--batch-size", "999", "--device", "cuda")
+    one = CollabFit(epochs=2, batch_size=999, device="cuda", progress=False).fit()
+    check_same_fit(tmp_path, done, one)

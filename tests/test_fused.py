@@ -14,7 +14,7 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")  # must precede triton's import: it fixes its library's mode
 
-from xlcollab.core import fused  # noqa: E402
+from xlcollab.core import data, fused  # noqa: E402
 from xlcollab.core.fit import CollabFit, torch_optimizer  # noqa: E402
 from xlcollab.core.models import EmbeddingDotBias  # noqa: E402
 from xlcollab.core.stream import Batch  # noqa: E402
@@ -187,3 +187,16 @@ def test_fused_steps_equal_the_plain_path_on_cuda(optimizer, wd_mode):
     assert fused.available("cuda")
     compare(torch.device("cuda"), optimizer=optimizer, wd_mode=wd_mode, k=64, n_users=500, n_items=300,
             n=20_000, bs=4096, n_steps=12, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_default_fit_on_cuda_takes_the_fused_step_and_lands_where_the_plain_one_does():
+    """ml-latest-small with the default recipe (README: valid RMSE 0.8366 on the CPU): the fused step, chosen on its
+    own, and the plain path on the same GPU reach the same RMSE (atomic adds change the order of sums, not more)."""
+    ratings = data.load_ratings()
+    fast = CollabFit(device="cuda", progress=False).fit(ratings)
+    plain = CollabFit(device="cuda", fused=False, progress=False).fit(ratings)
+    assert fast.fused_ and not plain.fused_ and fast.device_.startswith("cuda")
+    assert fast.valid_rmse_ == pytest.approx(plain.valid_rmse_, abs=2e-3)
+    assert fast.valid_rmse_ == pytest.approx(0.8366, abs=5e-3)

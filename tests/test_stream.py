@@ -115,23 +115,27 @@ def test_budget_sizes():
         stream.chunk_rows_for(1000, 1024)
 
 
-def test_a_streamed_fit_equals_the_in_memory_fit_in_the_same_order(monkeypatch):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs CUDA")])])
+def test_a_streamed_fit_equals_the_in_memory_fit_in_the_same_order(monkeypatch, device):
     """A budget under the file's size streams it; the same ratings in memory with the same budget follow the same
-    chunked order: the same model bit for bit (the spilled mean of the ratings is rounded to float32 as torch's is),
-    the validation RMSE to rounding (a sum over chunks instead of one mean)."""
+    chunked order: on the CPU the same model bit for bit (the spilled mean of the ratings is rounded to float32 as
+    torch's is), the validation RMSE to rounding (a sum over chunks instead of one mean); on CUDA (the fused step,
+    whose atomic adds sum in a varying order) to float rounding."""
     spilled = []
     spill = stream.spill
     monkeypatch.setattr(stream, "spill", lambda *a, **k: spilled.append(spill(*a, **k)) or spilled[-1])
-    kw = dict(epochs=2, memory_budget="500KB", progress=False)  # chunks of 10,240: 8 of training, 2 of validation
+    kw = dict(epochs=2, memory_budget="500KB", progress=False, device=device)  # chunks of 10,240: 8 train, 2 valid
     disk = CollabFit(**kw).fit(EMBEDDED)
     assert len(spilled) == 1 and spilled[0].n_train == 80_668
     memory = CollabFit(**kw).fit(data.load_ratings(EMBEDDED))
     assert len(spilled) == 1  # loaded ratings are never streamed
+    exact = device == "cpu"
     for a, b in zip(disk.trace_, memory.trace_):
-        assert a["train_rmse"] == b["train_rmse"]
-        assert a["valid_rmse"] == pytest.approx(b["valid_rmse"], rel=1e-6)
+        assert a["train_rmse"] == (b["train_rmse"] if exact else pytest.approx(b["train_rmse"], rel=1e-5))
+        assert a["valid_rmse"] == pytest.approx(b["valid_rmse"], rel=1e-6 if exact else 1e-5)
     for (name, p), q in zip(disk.model_.named_parameters(), memory.model_.parameters()):
-        assert torch.equal(p, q), name
+        assert torch.equal(p, q) if exact else torch.allclose(p, q, rtol=1e-3, atol=1e-4), name
     assert np.array_equal(disk.seen_items_, memory.seen_items_) and np.array_equal(disk.item_ids_, memory.item_ids_)
     assert disk.n_ratings_ == memory.n_ratings_ == 100_836 and disk.titles_.loc[1] == "Toy Story (1995)"
     plain = CollabFit(epochs=2, progress=False).fit(data.load_ratings(EMBEDDED))
@@ -163,3 +167,18 @@ def test_large_files_parse_with_pyarrow_into_the_c_engines_frame(monkeypatch, tm
     path.write_text("userId,movieId,rating,timestamp\n1,1,4,0\n1,2,3,0\n\n2,1,x,0\n")
     with pytest.raises(DataError, match=r"row 5, column rating: 'x' is not a number"):
         data.load_ratings(path)
+
+
+def test_ids_far_apart_are_coded_as_data_encode_codes_them(tmp_path):
+    """Ids spanning more than a lookup table holds (here up to 10^15) take the binary search: the same codes."""
+    rng = np.random.default_rng(0)
+    users = rng.choice(np.array([3, 10 ** 9, 10 ** 15, 77], dtype=np.int64), 300)
+    items = rng.integers(1, 10 ** 12, 300)
+    path = tmp_path / "far.csv"
+    pd.DataFrame({"user": users, "item": items, "rating": rng.integers(1, 6, 300)}).to_csv(path, index=False)
+    sp = stream.spill(path, tmp_path, chunk_rows=64, valid_pct=0.0)
+    enc = data.encode(data.load_ratings(path))
+    train, _ = data.split_indices(300, 0.0, 42)
+    u, i, _ = sp.read("train", 0, sp.n_train)
+    assert np.array_equal(u, enc.users[train]) and np.array_equal(i, enc.items[train])
+    assert np.array_equal(sp.user_ids, enc.user_ids) and np.array_equal(sp.item_ids, enc.item_ids)

@@ -113,6 +113,7 @@ def _report(args: argparse.Namespace, est: Any, source: str, out: Any) -> None:
         settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items() if k != "progress"}
         print(json.dumps({"valid_rmse": _finite(est.valid_rmse_), "train_rmse": _finite(est.train_rmse_),
                           "fit_seconds": est.fit_seconds_, "epochs": s["epochs"], "device": est.device_,
+                          "fused": est.fused_,
                           "n_ratings": est.n_ratings_, "source": source, "settings": settings,
                           "saved": args.save, "trace": [{k: _finite(v) for k, v in r.items()} for r in est.trace_]}),
               file=out)
@@ -122,7 +123,9 @@ def _report(args: argparse.Namespace, est: Any, source: str, out: Any) -> None:
           f"(biases {s['wd_bias']:g}, {s['wd_mode']}), batch {batch}, {s['schedule']}, {s['epochs']} epochs, "
           f"seed {s['seed']}", file=out)
     valid = "n/a (no validation set)" if math.isnan(est.valid_rmse_) else f"{est.valid_rmse_:.4f}"
-    print(f"valid RMSE {valid}  (train {est.train_rmse_:.4f}; fit {est.fit_seconds_:.2f} s on {est.device_})", file=out)
+    step = ", fused step" if est.fused_ else ""
+    print(f"valid RMSE {valid}  (train {est.train_rmse_:.4f}; fit {est.fit_seconds_:.2f} s on {est.device_}{step})",
+          file=out)
     if args.save:
         print(f"saved model to {args.save}", file=out)
 

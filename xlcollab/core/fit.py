@@ -59,7 +59,8 @@ class CollabFit:
     valid_rmse_, train_rmse_ : float      the last epoch's (valid: NaN when valid_pct is 0).
     fit_seconds_ : float                  building the model + the loop + per-epoch validation; not reading or
                                           encoding the data, nor torch's one-time import of torch._dynamo.
-    device_ : str                         where it ran; threads_: torch threads it ran on (CPU).
+    device_ : str                         where it ran; threads_: torch threads it ran on (CPU); fused_: whether
+                                          the fused Triton step trained it (core.fused).
     rating_range_ : (low, high)           of the training ratings (predictions are clipped to it).
     user_ids_, item_ids_, titles_         original ids of the codes, movie titles (or None).
 
@@ -207,6 +208,7 @@ class CollabFit:
             self.trace_ = []
             batches, steps = stream.epochs(train_data, s["batch_size"], s["seed"], device, s["memory_budget"])
             update, objective = self._update(s, model, group)
+            self.fused_ = isinstance(update, fused.FusedDotBias)
             if group is not None:
                 batches = distributed.shares(batches, group)
 

@@ -193,9 +193,10 @@ def spill(source: Any, folder: str | Path, *, valid_pct: float = 0.2, seed: int 
     # pass 2: in file order -> codes, the seen index, the item counts, duplicate pairs
     codes = {name: np.memmap(folder / f"all.{name}", dtype=np.int32, mode="w+", shape=(n,)) for name in _PARTS[:2]}
     user_counts = np.zeros(len(uids), np.int64)
+    user_code, item_code = _coder(uids), _coder(iids)
     for a in range(0, n, chunk_rows):
-        codes["users"][a:a + chunk_rows] = np.searchsorted(uids, mm["users"][a:a + chunk_rows])
-        codes["items"][a:a + chunk_rows] = np.searchsorted(iids, mm["items"][a:a + chunk_rows])
+        codes["users"][a:a + chunk_rows] = user_code(mm["users"][a:a + chunk_rows])
+        codes["items"][a:a + chunk_rows] = item_code(mm["items"][a:a + chunk_rows])
         user_counts += np.bincount(codes["users"][a:a + chunk_rows], minlength=len(uids))
     seen_indptr = np.concatenate([[0], np.cumsum(user_counts)])
     seen_items, item_counts = _seen(codes, seen_indptr, len(iids), n, chunk_rows)
@@ -210,7 +211,7 @@ def spill(source: Any, folder: str | Path, *, valid_pct: float = 0.2, seed: int 
         for part, idx in (("train", train_idx), ("valid", valid_idx)):
             for a in range(0, len(idx), chunk_rows):
                 rows = idx[a:a + chunk_rows]
-                order = np.argsort(rows, kind="stable")
+                order = np.argsort(rows)  # distinct rows: any sort is stable
                 inverse = np.empty_like(order)
                 inverse[order] = np.arange(len(order))
                 srt = rows[order]
@@ -249,6 +250,16 @@ def _distinct(parts: list[np.ndarray]) -> np.ndarray:
     return v[np.concatenate([[True], v[1:] != v[:-1]])]
 
 
+def _coder(ids: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """Ids -> codes (positions in the ascending distinct ids): a lookup table when the ids span under 2^24 values
+    (MovieLens: a few hundred thousand), else a binary search."""
+    if int(ids[-1]) - int(ids[0]) < 1 << 24:
+        table = np.zeros(int(ids[-1]) - int(ids[0]) + 1, np.int32)
+        table[ids - ids[0]] = np.arange(len(ids), dtype=np.int32)
+        return lambda x: table[x - ids[0]]
+    return lambda x: np.searchsorted(ids, x).astype(np.int32)
+
+
 def _seen(codes: dict, indptr: np.ndarray, n_items: int, n: int, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """Items each user rated in file order (a counting sort, chunk by chunk) and every item's rating count."""
     seen = np.empty(n, np.int32)
@@ -257,7 +268,8 @@ def _seen(codes: dict, indptr: np.ndarray, n_items: int, n: int, chunk_rows: int
     for a in range(0, n, chunk_rows):
         u = np.asarray(codes["users"][a:a + chunk_rows])
         i = np.asarray(codes["items"][a:a + chunk_rows])
-        order = np.argsort(u, kind="stable")
+        ordered = bool((u[1:] >= u[:-1]).all())  # MovieLens files come sorted by user: no sort needed
+        order = slice(None) if ordered else np.argsort(u, kind="stable")
         us = u[order]
         first = np.searchsorted(us, us)  # position of each user's first row in this chunk's sorted users
         seen[next_free[us] + np.arange(len(us)) - first] = i[order]
@@ -277,7 +289,9 @@ def _check_duplicates(seen_indptr: np.ndarray, seen_items: np.ndarray, codes: di
         last = min(last, n_users)
         a, b = seen_indptr[first], seen_indptr[last]
         users = np.repeat(np.arange(last - first, dtype=np.int64), np.diff(seen_indptr[first:last + 1]))
-        keys = np.sort(users * n_items + seen_items[a:b])
+        keys = users * n_items + seen_items[a:b]
+        if not (keys[1:] > keys[:-1]).all():  # each user's movies in ascending order (MovieLens): no repeat
+            keys.sort()
         dup = np.flatnonzero(keys[1:] == keys[:-1])
         if len(dup):
             user, item = first + int(keys[dup[0]] // n_items), int(keys[dup[0]] % n_items)
