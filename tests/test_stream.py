@@ -151,6 +151,14 @@ def test_only_files_larger_than_the_budget_stream():
     assert not stream.needs_streaming(EMBEDDED, None) and not stream.needs_streaming(None, 10)
 
 
+def test_zips_and_folders_are_read_in_memory_whatever_the_budget(tmp_path):
+    import zipfile
+    zipped = tmp_path / "ml.zip"
+    with zipfile.ZipFile(zipped, "w") as zf:
+        zf.write(EMBEDDED, "ml-latest-small/ratings.csv")
+    assert not stream.needs_streaming(zipped, 1) and not stream.needs_streaming(EMBEDDED.parent, 1)
+
+
 def test_large_files_parse_with_pyarrow_into_the_c_engines_frame(monkeypatch, tmp_path):
     """Files of readers.FAST_MIN_BYTES or more parse with pyarrow (here: every file): the same frame; a bad row
     after a blank line (which pyarrow skips) is still named as the file counts it, by the C engine's second read."""

@@ -95,14 +95,16 @@ def _forward_backward(perm, n, users, items, ratings, params, grad, sse,
         pred = x
         slope = 1.0
     err = tl.where(live, pred - r, 0.0)
-    tl.atomic_add(sse, tl.sum(err * err, axis=0))
+    # sums need no ordering between programs (the next kernel reads them): relaxed atomics, the cheapest kind
+    tl.atomic_add(sse, tl.sum(err * err, axis=0), sem="relaxed")
     dx = 2.0 * inv_b * err * slope  # d(mean squared error) / dx for each rating
     # per-row L2 (mean over the batch of wd * |row|^2): each use of a row adds 2 * wd / B * row to its gradient
-    tl.atomic_add(grad + u[:, None] * k + cols[None, :], dx[:, None] * itf + l2_factor * uf, mask=m2)
-    tl.atomic_add(grad + item_off + i[:, None] * k + cols[None, :], dx[:, None] * uf + l2_factor * itf, mask=m2)
-    tl.atomic_add(grad + ubias_off + u, dx + l2_bias * bu, mask=live)
-    tl.atomic_add(grad + ibias_off + i, dx + l2_bias * bi, mask=live)
-    tl.atomic_add(grad + gbias_off, tl.sum(dx, axis=0))
+    tl.atomic_add(grad + u[:, None] * k + cols[None, :], dx[:, None] * itf + l2_factor * uf, mask=m2, sem="relaxed")
+    tl.atomic_add(grad + item_off + i[:, None] * k + cols[None, :], dx[:, None] * uf + l2_factor * itf, mask=m2,
+                  sem="relaxed")
+    tl.atomic_add(grad + ubias_off + u, dx + l2_bias * bu, mask=live, sem="relaxed")
+    tl.atomic_add(grad + ibias_off + i, dx + l2_bias * bi, mask=live, sem="relaxed")
+    tl.atomic_add(grad + gbias_off, tl.sum(dx, axis=0), sem="relaxed")
 
 
 def _adam(params, grad, exp_avg, exp_avg_sq, n, factors_end, biases_end, keep_factors, keep_biases,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -85,7 +86,7 @@ def needs_streaming(path: Any, budget: int | None) -> bool:
     if budget is None or path is None or not isinstance(path, (str, Path)):
         return False
     p = Path(path).expanduser()
-    return p.is_file() and estimated_ratings(p) * MEMORY_BYTES_PER_RATING > budget
+    return p.is_file() and not zipfile.is_zipfile(p) and estimated_ratings(p) * MEMORY_BYTES_PER_RATING > budget
 
 
 @dataclass(frozen=True, eq=False)
