@@ -5,7 +5,8 @@ checks it as `data.load_ratings` does, encodes ids to codes and writes the train
 binary files in `data.split_indices` order, the in-memory path's own order: train row j on disk is train row j in
 memory. `batches` serves an epoch from those files one chunk at a time in a chunked order (chunks shuffled, rows
 shuffled within each chunk); `memory_batches` serves tensors already in memory, in torch.randperm's order, or in
-the same chunked order when given `chunk_rows`, which is how a test shows that streaming changes nothing else.
+the same chunked order when given `chunk_rows`. `epochs` is what the training loop takes: with a memory budget
+the order is chunked wherever the data are, so a streamed fit equals the in-memory fit of the same ratings.
 
 Memory held: one chunk of rows (12 bytes a rating on the device, plus the reader's block), the model, the ids and
 the seen-movies index (4 bytes a rating, part of the fitted model), and the split's permutation (8 bytes a rating,
@@ -14,7 +15,6 @@ numpy's Fisher-Yates needs it whole: the price of the same split as in memory).
 from __future__ import annotations
 
 import math
-import re
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -38,9 +38,6 @@ MEMORY_BYTES_PER_RATING = 80
 ROW_BYTES = 12  # a streamed row: int32 user code, int32 item code, float32 rating
 _PARTS = ("users", "items", "ratings")
 _DTYPES = {"users": np.int32, "items": np.int32, "ratings": np.float32}
-
-
-
 Codes = tuple[Tensor, Tensor, Tensor]  # user codes, item codes, ratings (float32), on one device
 
 
