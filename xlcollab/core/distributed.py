@@ -6,7 +6,7 @@
 Every process holds the whole model (replicated embedding tables) and draws the same shuffle from the same seed;
 each global batch of `batch_size` ratings is cut into `world` contiguous shares, one per process. The plain path
 wraps the model in DistributedDataParallel, whose backward all-reduces the gradients and divides by `world`; each
-process scales its loss by world * share / batch (`loss_weight`), so the averaged gradient is exactly the gradient
+process scales its loss by world * share / batch (`weighted`), so the averaged gradient is exactly the gradient
 of the whole batch's mean loss, whatever the shares' sizes: the run equals one process's run with the same seed and
 batch, to float rounding. The fused path all-reduces its one flat gradient buffer between its two kernels instead.
 Backends: NCCL between GPUs, gloo between CPU processes.

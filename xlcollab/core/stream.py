@@ -36,6 +36,7 @@ from xlcollab.errors import DataError, SettingsError
 # the device tensors (20) and the split (8). A file whose estimate exceeds the budget is streamed instead.
 MEMORY_BYTES_PER_RATING = 80
 ROW_BYTES = 12  # a streamed row: int32 user code, int32 item code, float32 rating
+SPILL_STEPS = 8  # spill works through the file in steps of an eighth of a training chunk
 _PARTS = ("users", "items", "ratings")
 _DTYPES = {"users": np.int32, "items": np.int32, "ratings": np.float32}
 Codes = tuple[Tensor, Tensor, Tensor]  # user codes, item codes, ratings (float32), on one device
@@ -166,6 +167,7 @@ def spill(source: Any, folder: str | Path, *, valid_pct: float = 0.2, seed: int 
     """Read a ratings file in chunks into folder: codes in split order, as `data.encode` + `data.split_indices`."""
     folder = Path(folder)
     path = Path(source).expanduser()
+    step = max(1 << 16, chunk_rows // SPILL_STEPS)  # rows per pass step: its working arrays take ~30 bytes a row
     rfile, tfile = sources.locate(path)
     lay = readers.layout(rfile, sep, {"user": user_col, "item": item_col, "rating": rating_col})
     # pass 1: the file, once, in blocks -> raw ids and ratings on disk; the distinct ids in memory
@@ -173,7 +175,7 @@ def spill(source: Any, folder: str | Path, *, valid_pct: float = 0.2, seed: int 
     seen_u, seen_i, n = [], [], 0
     raw = {"users": np.int64, "items": np.int64, "ratings": np.float32}
     try:
-        for users, items, ratings in _blocks(rfile, lay, max(1 << 20, chunk_rows * 8)):
+        for users, items, ratings in _blocks(rfile, lay, max(1 << 20, step * 8)):
             for name, arr in zip(_PARTS, (users, items, ratings)):
                 if name not in handles:
                     handles[name] = open(folder / f"raw.{name}", "wb")
@@ -192,13 +194,13 @@ def spill(source: Any, folder: str | Path, *, valid_pct: float = 0.2, seed: int 
     codes = {name: np.memmap(folder / f"all.{name}", dtype=np.int32, mode="w+", shape=(n,)) for name in _PARTS[:2]}
     user_counts = np.zeros(len(uids), np.int64)
     user_code, item_code = _coder(uids), _coder(iids)
-    for a in range(0, n, chunk_rows):
-        codes["users"][a:a + chunk_rows] = user_code(mm["users"][a:a + chunk_rows])
-        codes["items"][a:a + chunk_rows] = item_code(mm["items"][a:a + chunk_rows])
-        user_counts += np.bincount(codes["users"][a:a + chunk_rows], minlength=len(uids))
+    for a in range(0, n, step):
+        codes["users"][a:a + step] = user_code(mm["users"][a:a + step])
+        codes["items"][a:a + step] = item_code(mm["items"][a:a + step])
+        user_counts += np.bincount(codes["users"][a:a + step], minlength=len(uids))
     seen_indptr = np.concatenate([[0], np.cumsum(user_counts)])
-    seen_items, item_counts = _seen(codes, seen_indptr, len(iids), n, chunk_rows)
-    _check_duplicates(seen_indptr, seen_items, codes, mm, len(iids), chunk_rows, rfile.name, lay)
+    seen_items, item_counts = _seen(codes, seen_indptr, len(iids), n, step)
+    _check_duplicates(seen_indptr, seen_items, codes, mm, len(iids), step, rfile.name, lay)
     # pass 3: train and valid rows in split order, read from the codes in sorted order a chunk at a time
     train_idx, valid_idx = data.split_indices(n, valid_pct, seed)
     if len(train_idx) == 0:
@@ -207,8 +209,8 @@ def spill(source: Any, folder: str | Path, *, valid_pct: float = 0.2, seed: int 
     lo, hi, total = math.inf, -math.inf, 0.0
     try:
         for part, idx in (("train", train_idx), ("valid", valid_idx)):
-            for a in range(0, len(idx), chunk_rows):
-                rows = idx[a:a + chunk_rows]
+            for a in range(0, len(idx), step):
+                rows = idx[a:a + step]
                 order = np.argsort(rows)  # distinct rows: any sort is stable
                 inverse = np.empty_like(order)
                 inverse[order] = np.arange(len(order))
