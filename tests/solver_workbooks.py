@@ -154,6 +154,8 @@ def arrays() -> Workbook:
     ws["Q2"] = ArrayFormula("Q2:R2", "=MMULT(A2:B2,$D$1:$E$2)")
     ws["N4"] = ArrayFormula("N4", "=SUM(A1:B2*D1:E2)")
     ws["N6"] = ArrayFormula("N6", "=SUM(IF(A1:B2>0,A1:B2*D1:E2,-SQRT(-A1:B2)))")
+    ws["S1"] = ArrayFormula("S1:U3", "=TRANSPOSE(A1:B2)")  # a result smaller than its range: #N/A around it
+    ws["W1"] = ArrayFormula("W1:X3", "=A1:B1*2")           # one row repeated down the range
     _put(ws, {"N1": "=SUMPRODUCT(A1:B2,D1:E2)", "N2": "=SUMXMY2(A1:B2,D1:E2)",
               "N3": "=SUM(G1:H2)+SUM(J1:K2)*2+SUM(M1:M2)", "N5": "=MMULT(A1:B1,D1:D2)"})
     return wb
