@@ -266,7 +266,8 @@ def bad() -> Workbook:
     _put(ws, {"A1": 3, "A2": "=A1*2", "B1": 1.0})
     ws = wb.create_sheet("Mixed")
     _put(ws, {"B1": 1.5, "A1": "=B1*2", "A2": "=NPV(0.1,B1,1)", "A3": "=A2+1", "A4": "=A1+B1", "A5": "=C1+C2",
-              "C1": "=C2*2", "C2": "=C1+1"})
+              "C1": "=C2*2", "C2": "=C1+1",
+              "A6": "=1/(B1-2)", "A7": "=SQRT(B1-3)"})
     ws = wb.create_sheet("NoSheet")
     _put(ws, {"B1": 1.0, "A1": "=Nowhere!A1+B1"})
     return wb

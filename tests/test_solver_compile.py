@@ -161,7 +161,7 @@ def test_values_leave_out_what_cannot_be_compiled_off_the_path(books) -> None:
     comp = compile_cells(open_book(books["bad"]), [("Mixed", 1, 2)], [[("Mixed", 1, 1)]])
     values = comp.values(torch.tensor([2.0], dtype=torch.float64))
     mixed = {(r, c): v for (s, r, c), v in values.items() if s == "Mixed"}
-    assert mixed == {(1, 1): 4.0, (4, 1): 6.0}
+    assert mixed == {(1, 1): 4.0, (4, 1): 6.0, (6, 1): "#DIV/0!", (7, 1): "#NUM!"}  # not finite at x: errors
     assert comp(torch.tensor([3.0], dtype=torch.float64))[0].tolist() == [6.0]
 
 
