@@ -182,7 +182,7 @@ def test_filled_blocks_are_batched(books) -> None:
 def test_collab_tabs_compile_to_their_rmse(tab: str, books, oracle) -> None:
     """Each tab's objective `rmse`, compiled from its formulas, equals LibreOffice's recalculation and today's
     hand-written torch model of the tab; its predictions and errors too."""
-    from xlcollab.sheets.collab.solve import read_model
+    from collab_reference import read_model  # the tabs written by hand in torch: the reference
     book = open_book(books["collab_filter"])
     names = book.names(tab)
     variables = parse_cells(names["solver_adj"], tab)
