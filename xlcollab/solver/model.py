@@ -78,7 +78,7 @@ def cells(book: Book, sheet: str, text: str, what: str, _depth: int = 0) -> tupl
     """The cells of a reference text (areas, quoted sheets, defined names), row-major per area, in order."""
     body = text.strip().lstrip("=").strip()
     if is_ref_error(body):
-        raise _fail(book, sheet, f"{what} refers to a deleted cell ({body}); Excel leaves #REF! behind when a "
+        raise _fail(book, sheet, f"{what}: {body} points at a deleted cell; Excel leaves #REF! behind when a "
                     "referenced cell is deleted: set the model again in Solver or give it with --objective/--vars")
     out: list[Cell] = []
     for part in split_areas(body):

@@ -220,10 +220,11 @@ def run(built: Built, model: SolverModel, options: Options) -> Result:
             return lp.solve(p, lin, node_limit=options.node_limit)
         if engine == "lp":
             raise SolveError(f"the model is not linear ({built.rows[bad]} is not a linear function of the variable "
-                             "cells), so Simplex LP cannot solve it; use --engine grg", sheet=model.sheet)
+                             "cells), so Simplex LP cannot solve it; use --engine grg", sheet=model.sheet,
+                             path=built.book.name)
     if p.alldiff:
         raise SolveError("all-different (dif) constraints need a linear model (Simplex LP); this one is not linear",
-                         sheet=model.sheet)
+                         sheet=model.sheet, path=built.book.name)
 
     def local(q: Problem) -> Result:
         if q.integer is not None:
