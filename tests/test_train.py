@@ -152,8 +152,8 @@ def test_evaluate_and_callback_see_each_epoch_and_nan_stops_naming_it():
     target = torch.ones(3, dtype=torch.float64)
     x, objective = _quadratic(target)
     seen = []
-    rows = train(optim.Rule([x], "sgd", lr=0.5), objective, 3, evaluate=lambda: {"gap": float((x.detach() - 1).abs().max())},
-                 on_epoch=seen.append)
+    gap = lambda: {"gap": float((x.detach() - 1).abs().max())}  # noqa: E731
+    rows = train(optim.Rule([x], "sgd", lr=0.5), objective, 3, evaluate=gap, on_epoch=seen.append)
     assert seen == rows and [r["gap"] for r in rows] == [0.5, 0.25, 0.125]
     x, objective = _quadratic(target)
     calls = []
