@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from xlcollab.core.safeio import printable
 from xlcollab.core.settings import SOLVE
 
 
@@ -22,14 +23,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help=setting.help + ("" if setting.default is None else " (default: %(default)s)"))
     p.add_argument("--out", type=Path, help="write the solved workbook here instead of over WORKBOOK")
     p.add_argument("--json", action="store_true", help="print the results per tab as JSON")
+    p.add_argument("--force", action="store_true", help="run even when --epochs would take longer than the time "
+                   "limit (XLCOLLAB_MAX_HOURS, default 24)")
     p.set_defaults(run=run_solve)
 
 
 def run_solve(args: argparse.Namespace) -> int:
     from xlcollab.book.filebook import FileBook
+    from xlcollab.core import budget
+    from xlcollab.errors import SettingsError
     from xlcollab.sheets.collab import solve_book
 
     sheets = [name.strip() for arg in (args.sheet or ["all"]) for name in arg.split(",") if name.strip()]
+    if not sheets:
+        raise SettingsError(f"--sheet {args.sheet[-1]!r} names no tab: give a tab name, a comma list or all")
+    if args.epochs is not None:
+        budget.check_solve(args.epochs, force=args.force)
     book = FileBook(args.workbook, out=args.out)
     results = solve_book(book, "all" if "all" in sheets else sheets, optimizer=args.optimizer, lr=args.lr,
                          epochs=args.epochs, wd=args.wd, device=args.device)
@@ -40,7 +49,7 @@ def run_solve(args: argparse.Namespace) -> int:
         return 0
     print(f"{'sheet':<16}{'optimizer':>10}{'lr':>7}{'epochs':>7}{'start RMSE':>12}{'final RMSE':>12}{'seconds':>9}  device")
     for sheet, r in results.items():
-        print(f"{sheet:<16}{r['optimizer']:>10}{r['lr']:>7g}{r['epochs']:>7}{r['start_rmse']:>12.6f}"
+        print(f"{printable(sheet):<16}{r['optimizer']:>10}{r['lr']:>7g}{r['epochs']:>7}{r['start_rmse']:>12.6f}"
               f"{r['final_rmse']:>12.6f}{r['seconds']:>9.3f}  {r['device']}")
-    print(f"saved {saved}")
+    print(f"saved {printable(saved)}")
     return 0

@@ -7,6 +7,7 @@ Checks go through `core.checks`; a failed one is a SettingsError naming the sett
 """
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -66,8 +67,16 @@ def _y_range(value: Any, what: str) -> tuple[float, float] | str | None:
 
 
 def batch_size(text: str) -> int | None:
-    """--batch-size: a whole number, or 'full' for one step per epoch."""
-    return None if text.lower() in ("full", "none", "0") else int(text)
+    """--batch-size: a whole number >= 1, or 'full' for one step per epoch (0 is refused, not taken as 'full')."""
+    if text.strip().lower() in ("full", "none"):
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1 or 'full', found {text!r}")
+    return n
 
 
 def y_range(text: str) -> tuple[float, float] | str | None:
