@@ -10,7 +10,7 @@ from openpyxl import Workbook
 from solver_workbooks import open_book
 from xlcollab.solver.compile import compile_cells
 from xlcollab.solver.forms import group_formulas, parse_formula, template
-from xlcollab.solver.parse import Binary, Call, Missing, Name, Num, ParseError, Ref, Str, Unary, parse_tree
+from xlcollab.solver.parse import Binary, Call, Missing, Name, Num, ParseError, Ref, Unary, parse_tree
 from xlcollab.solver.refs import MAX_ROW, cell_label, parse_cells, quote_sheet, split_sheet
 
 

@@ -132,6 +132,9 @@ class XlwingsBook(Book):
     def alert(self, message: str) -> None:
         self.book.app.alert(message, title="xlcollab", buttons="ok", mode="critical")
 
+    def inform(self, message: str) -> None:
+        self.book.app.alert(message, title="xlcollab", buttons="ok", mode="info")
+
     def _put_sheet(self, spec: SheetSpec) -> None:
         """Create or replace sheet `spec.name` with values and native charts (titles where Excel's API allows)."""
         app = self.book.app

@@ -40,7 +40,7 @@ def _is_number(text: str) -> bool:
 
 
 @dataclass(frozen=True)
-class _Layout:
+class Layout:
     """How a ratings file is laid out: delimiter, header, how file columns map to canonical ones."""
 
     sep: str
@@ -88,7 +88,7 @@ def _resolve_columns(found: list[str], name: str, given: dict[str, str | None]) 
     return out
 
 
-def _layout(file: File, sep: str | None, given: dict[str, str | None]) -> _Layout:
+def layout(file: File, sep: str | None, given: dict[str, str | None]) -> Layout:
     """Sniff the delimiter and header from the first line; map the columns."""
     head = file.head()
     text = decode(head) if head else ""
@@ -107,7 +107,7 @@ def _layout(file: File, sep: str | None, given: dict[str, str | None]) -> _Layou
         cols = {c: c for c in _HEADERLESS}
         labels = {c: f"{i + 1} ({c})" for i, c in enumerate(_HEADERLESS)}
         _resolve_columns(list(_HEADERLESS), file.name, given)
-        return _Layout(":", False, cols, labels, strict_ids=True, dat=True)
+        return Layout(":", False, cols, labels, strict_ids=True, dat=True)
     if sep is None:
         sep = max(_DELIMITERS, key=lambda d: first.count(d))  # ties: the earlier, i.e. ','
     fields = first.split(sep)
@@ -119,17 +119,17 @@ def _layout(file: File, sep: str | None, given: dict[str, str | None]) -> _Layou
         cols = _resolve_columns(names, file.name, given)
         labels = {c: f"{i + 1} ({c})" for i, c in enumerate(names)}
         strict = file.basename == "u.data" or re.fullmatch(r"u[a-z0-9]\.(base|test)", file.basename) is not None
-        return _Layout(sep, False, cols, labels, strict_ids=strict)
+        return Layout(sep, False, cols, labels, strict_ids=strict)
     try:
         header = [str(c) for c in pd.read_csv(io.StringIO(first), sep=sep, nrows=0).columns]
     except (pd.errors.ParserError, ValueError) as exc:
         raise DataError(f"{file.name}: cannot read the header row: {exc}") from None
     cols = _resolve_columns(header, file.name, given)
     labels = {c: (n if n == c else f"{n} ({c})") for c, n in cols.items()}
-    return _Layout(sep, True, cols, labels, strict_ids=file.basename == "ratings.csv")
+    return Layout(sep, True, cols, labels, strict_ids=file.basename == "ratings.csv")
 
 
-def _parse(file: File, lay: _Layout) -> pd.DataFrame:
+def _parse(file: File, lay: Layout) -> pd.DataFrame:
     """Read the file with the pandas C engine, translating its errors into DataErrors."""
     kw: dict = dict(sep=lay.sep, skip_blank_lines=False, engine="c")
     if lay.dat:
@@ -355,7 +355,7 @@ def titles_from(titles, source_name: str) -> pd.Series | None:
 
 def read_file(file: File, sep: str | None, given: dict[str, str | None]) -> tuple[pd.DataFrame, pd.Series | None]:
     """A ratings file as a clean frame (user, item, rating[, timestamp]) and the titles it holds, if any."""
-    lay = _layout(file, sep, given)
+    lay = layout(file, sep, given)
     raw = _parse(file, lay)
     first = lay.first_line
     return _split_titles(_clean(raw, file.name, lambda i: f"row {i + first}", lay.labels, lay.strict_ids))

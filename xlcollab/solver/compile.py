@@ -19,8 +19,8 @@ from xlcollab.errors import WorkbookError
 from xlcollab.solver.graph import Group, Program
 from xlcollab.solver.lower import _gather_thunk
 from xlcollab.solver.refs import Cell, a1, cell_label
-from xlcollab.solver.values import BLANK, BOOL, ERR, NUM, TEXT, Env, Num
-from xlcollab.solver.workbook import CONST, FAILED, PENDING, Workbook
+from xlcollab.solver.values import BLANK, BOOL, ERR, NUM, TEXT, Num
+from xlcollab.solver.workbook import FAILED, PENDING, Workbook
 
 __all__ = ["Cell", "Compiled", "compile_cells"]
 

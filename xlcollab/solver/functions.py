@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from xlcollab.solver import ops
-from xlcollab.solver.lower import Block, Function, Lowered, RefVal, register
+from xlcollab.solver.lower import Block, Function, RefVal, register
 from xlcollab.solver.parse import Missing, Node
 from xlcollab.solver.values import (BLANK, BOOL, ERR, F64, NUM, TEXT, Env, Unsupported, Val, broadcast,
                                     const_val, error, first_error, lift, scalar, tensor, with_errors)

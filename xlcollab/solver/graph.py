@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from xlcollab.errors import WorkbookError
-from xlcollab.solver import functions, lookup  # noqa: F401  (they register the Excel functions)
+from xlcollab.solver import functions, lookup  # noqa: F401  (importing them registers the Excel functions)
 from xlcollab.solver.lower import Block, DependsOnFailed, Ragged, RefVal
 from xlcollab.solver.forms import group_formulas, parse_formula
 from xlcollab.solver.parse import Call, Name, Node, ParseError, Ref
@@ -125,7 +125,6 @@ class Program:
         if g.tree is None:
             return
         for sheet, r0, c0, r1, c1 in self._rects(g.tree, g, 0):
-            data = self.wb.sheet(sheet)
             r0, c0 = np.maximum(r0, 1), np.maximum(c0, 1)
             h, w = r1 - r0 + 1, c1 - c0 + 1
             if (h < 1).all() or (w < 1).all():

@@ -43,8 +43,7 @@ def _finish(block: Block, out: Lowered, err: np.ndarray, codes: np.ndarray) -> L
     """The result, with the cells whose arguments were errors (or out of range) turned into those errors."""
     if not err.any():
         return out
-    val = block.values(out) if not block.array and isinstance(out, RefVal) and (out.h, out.w) == (1, 1) else \
-        block.operand(out)
+    val = block.operand(out)
     shape = (max(val.shape[0], len(err)),) + val.shape[1:]
     mask = np.broadcast_to(np.broadcast_to(err, (shape[0],))[:, None, None], shape)
     return with_errors(np.broadcast_to(val.kind, shape).copy(), val.num, mask,
