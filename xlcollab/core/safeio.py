@@ -42,7 +42,7 @@ except ImportError:  # Windows: msvcrt's byte-range locks instead
 
 Kind = Callable[[str], XlcollabError]
 MiB = 1 << 20
-LOCK_WAIT_S = 30.0  # how long a second writer waits for the first before refusing
+LOCK_WAIT_S = 30.0  # how long a second writer waits for the first before refusing (XLCOLLAB_LOCK_WAIT_S)
 TEMP_MARK = ".xlcollab-"
 
 
@@ -161,8 +161,15 @@ def write_target(path: str | Path, *, kind: Kind = DataError, what: str = "file"
     if not folder.is_dir():
         raise kind(f"{path}: cannot write it ({folder} is not a folder)")
     if not os.access(folder, os.W_OK):
-        raise kind(f"{path}: cannot write into {folder} (permission denied)")
+        raise kind(f"{path}: cannot write into {folder} ({'the file system is read-only' if _read_only(folder) else 'permission denied'})")
     return target
+
+
+def _read_only(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & getattr(os, "ST_RDONLY", 1))
+    except (OSError, AttributeError):
+        return False
 
 
 # -- zip archives -----------------------------------------------------------------------------------------------------
@@ -296,7 +303,11 @@ def locked(path: str | Path, *, kind: Kind = DataError, wait: float | None = Non
     """
     target = Path(os.path.realpath(os.fspath(path)))
     key = str(target)
-    wait = LOCK_WAIT_S if wait is None else wait
+    if wait is None:
+        try:
+            wait = float(os.environ.get("XLCOLLAB_LOCK_WAIT_S") or LOCK_WAIT_S)
+        except ValueError:
+            raise kind(f"XLCOLLAB_LOCK_WAIT_S must be a number of seconds, found {os.environ['XLCOLLAB_LOCK_WAIT_S']!r}") from None
     with _GUARD:
         entry = _HELD.setdefault(key, [threading.RLock(), 0, None])
     if not entry[0].acquire(timeout=wait):
