@@ -6,8 +6,6 @@ shows a failure in a message box; either way a failure leaves the workbook as it
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -182,15 +180,7 @@ def _location(book: Book) -> Path:
 
 
 def _save_then(est: Any, path: Path, then: Callable[[], None]) -> None:
-    """Save the model to a scratch file beside `path`, run `then`, and only then move the file into place."""
-    try:
-        fd, scratch = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as exc:
-        raise XlcollabError(f"cannot save the model at {path} ({exc.strerror or exc})") from None
-    os.close(fd)
-    try:
-        est.save(scratch)
-        then()
-        os.replace(scratch, path)
-    finally:
-        Path(scratch).unlink(missing_ok=True)
+    """Save the model atomically (core.modelfile), running `then` once the new file is complete and before it
+    replaces the old one: if `then` fails, the previous model stays."""
+    from xlcollab.core import modelfile
+    modelfile.save(est, path, before_replace=then)
