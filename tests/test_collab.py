@@ -15,12 +15,13 @@ import openpyxl
 import pytest
 import torch
 
-from xlcollab.book.base import bounds, cells_of, split_ref
+from xlcollab.book.base import bounds, split_ref
 from xlcollab.cli import main
 from xlcollab.errors import WorkbookError
 from xlcollab.book.filebook import FileBook
 from xlcollab.sheets.collab import PARAMS, SHEETS, build_workbook
-from xlcollab.sheets.collab.solve import Settings, fit, read_model, trace_rows
+from xlcollab.core.settings import SolveSettings as Settings
+from xlcollab.sheets.collab.solve import fit, read_model, trace_rows
 
 OWNED = {sheet: (*params, "trace", "last_run") for sheet, params in PARAMS.items()}
 
@@ -220,7 +221,9 @@ def test_trace_and_last_run_are_written(solved) -> None:
 
 
 def _owned_cells(ws, sheet: str) -> set[str]:
-    return {c for name in OWNED[sheet] for row in cells_of(split_ref(names(ws)[name])[1]) for c in row}
+    boxes = [bounds(split_ref(names(ws)[name])[1]) for name in OWNED[sheet]]
+    return {c.coordinate for r0, c0, r1, c1 in boxes
+            for row in ws.iter_rows(min_row=r0, min_col=c0, max_row=r1, max_col=c1) for c in row}
 
 
 def test_solve_changes_only_its_own_blocks(built: Path, solved) -> None:

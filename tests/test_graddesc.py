@@ -16,7 +16,6 @@ from xlcollab.book import libreoffice
 from xlcollab.cli import main
 from xlcollab.errors import SettingsError
 from xlcollab.book.filebook import FileBook
-from xlcollab.core.optim import make_optimizer
 from xlcollab.sheets import graddesc as gd
 from xlcollab.sheets.graddesc import FIRST, SPECS, Layout, Start
 
@@ -139,9 +138,11 @@ def test_tabs_that_are_torch_optim_take_its_steps(sheet: str, torch_cls) -> None
         settings = {"lr": settings["lr"]}
     a = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
     b = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
-    opt = make_optimizer("adamw" if spec.decoupled else spec.rule, [a, b],
-                         **{k: v for k, v in settings.items() if k not in ("decoupled",)})
-    assert type(opt) is torch_cls
+    names = {"beta1": None, "beta2": None, "decoupled": None, "bias_correction": None, "dampening": None}
+    theirs = {k: v for k, v in settings.items() if k not in names}  # torch.optim's names for the rest
+    if "beta1" in settings:
+        theirs["betas"] = (settings["beta1"], settings["beta2"])
+    opt = torch_cls([a, b], **theirs)
     steps = [row for epoch in float_rows(spec, start, xs, ys, 2) for row in epoch]
     for row, x, y in zip(steps, xs * 2, ys * 2):
         opt.zero_grad()

@@ -5,6 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
+from xlcollab.core.settings import SOLVE
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("solve", help="fit the collab_filter tabs with torch (instead of Excel Solver) and save them",
@@ -15,13 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sheet", action="append", metavar="NAME",
                    help="tab to solve: dotprod, bias, movielens_emb, movielens_1hot, nnet or all (default all; "
                         "repeat it or give a comma list)")
-    p.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "momentum", "lbfgs"),
-                   help="update rule (default per tab: lbfgs for the factor tabs, adam for nnet)")
-    p.add_argument("--lr", type=float, help="learning rate (default per tab and optimizer)")
-    p.add_argument("--epochs", type=int, help="full-batch steps (L-BFGS: steps of up to 20 iterations)")
-    p.add_argument("--wd", type=float, help="weight decay (adam/sgd/momentum: L2 in the gradient; adamw: decoupled; "
-                                            "lbfgs: L2 in the loss); default 0")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="torch device (default auto)")
+    for name, setting in SOLVE.items():  # one flag per solve setting, as core.settings states it
+        p.add_argument(setting.flag, dest=name, type=setting.parse, choices=setting.choices, default=setting.default,
+                       help=setting.help + ("" if setting.default is None else " (default: %(default)s)"))
     p.add_argument("--out", type=Path, help="write the solved workbook here instead of over WORKBOOK")
     p.add_argument("--json", action="store_true", help="print the results per tab as JSON")
     p.set_defaults(run=run_solve)

@@ -8,13 +8,12 @@ give bit-identical results (+ - * / are correctly rounded on both, and `_sqrt` m
 so too), which lets the graddesc sheets run their long scalar traces on plain floats, far cheaper per
 step than 0-d tensors, without changing a bit.
 
-Buffers start at zero, as the sheets' top cells do. `make_optimizer` returns torch.optim's own class
-wherever the maths is the same, and `SheetOptimizer` (our rule, in place) where it is not. torch is
-imported only where a torch optimizer is made, so `xlcollab run` never pays for it.
+Buffers start at zero, as the sheets' top cells do. `Rule` runs a rule as an update of core.train's loop
+(torch.optim's step(closure) protocol, without torch.optim), and `LBFGS` is the sheet solves' quasi-Newton
+method. This module never imports torch, so `xlcollab run` (plain floats) never pays for it.
 """
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -142,98 +141,7 @@ def adam(param: Number, grad: Number, state: dict[str, Any], *, lr: float, beta1
     return param - lr * (exp_avg / (_sqrt(exp_avg_sq) + eps))
 
 
-def adamw(param: Number, grad: Number, state: dict[str, Any], *, lr: float, beta1: float = 0.9,
-          beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.01, bias_correction: bool = True) -> Number:
-    """AdamW: `adam` with decoupled weight decay, p = p * (1 - lr * wd) before the Adam step."""
-    return adam(param, grad, state, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-                decoupled=True, bias_correction=bias_correction)
-
-
-RULES = {"sgd": sgd, "adagrad": adagrad, "rmsprop": rmsprop, "adam": adam, "adamw": adamw}
-
-
-def check_settings(rule: str, settings: dict[str, float]) -> None:
-    """Refuse impossible settings with a SettingsError quoting the value (torch.optim's checks)."""
-    from xlcollab.errors import SettingsError
-
-    if rule not in RULES:
-        raise SettingsError(f"unknown optimizer {rule!r} (choose from {', '.join(RULES)})")
-    for key, value in settings.items():
-        if isinstance(value, bool):
-            continue
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise SettingsError(f"{key} must be a finite number, got {value!r}")
-        if key in ("beta1", "beta2", "alpha", "momentum", "dampening") and not 0 <= value < 1:
-            raise SettingsError(f"{key} must be in [0, 1), got {value!r}")
-        if key in ("lr", "eps", "weight_decay") and value < 0:
-            raise SettingsError(f"{key} must be >= 0, got {value!r}")
-
-
-def _torch_equivalent(rule: str, params: Iterable, settings: dict[str, Any]):
-    """torch.optim's own optimizer when `rule` with `settings` is the same maths, else None."""
-    import torch
-
-    s = dict(settings)
-    if rule == "sgd" and not s.get("dampening", 0.0):
-        return torch.optim.SGD(params, lr=s["lr"], momentum=s.get("momentum", 0.0),
-                               weight_decay=s.get("weight_decay", 0.0))
-    if rule == "adagrad":
-        return torch.optim.Adagrad(params, lr=s["lr"], eps=s.get("eps", 1e-10), weight_decay=s.get("weight_decay", 0.0))
-    if rule == "rmsprop":
-        return torch.optim.RMSprop(params, lr=s["lr"], alpha=s.get("alpha", 0.99), eps=s.get("eps", 1e-8),
-                                   weight_decay=s.get("weight_decay", 0.0))
-    if rule in ("adam", "adamw") and s.get("bias_correction", True):
-        betas = (s.get("beta1", 0.9), s.get("beta2", 0.999))
-        decoupled = rule == "adamw" or s.get("decoupled", False)
-        cls = torch.optim.AdamW if decoupled else torch.optim.Adam
-        return cls(params, lr=s["lr"], betas=betas, eps=s.get("eps", 1e-8),
-                   weight_decay=s.get("weight_decay", 0.01 if rule == "adamw" else 0.0))
-    return None
-
-
-def make_optimizer(rule: str, params: Iterable, **settings: Any):
-    """An optimizer over `params` running `rule`: torch.optim's class where the maths is the same, else ours."""
-    check_settings(rule, settings)
-    params = list(params)
-    found = _torch_equivalent(rule, params, settings)
-    return found if found is not None else SheetOptimizer(params, rule, **settings)
-
-
-def SheetOptimizer(params: Iterable, rule: str, **settings: Any):
-    """A torch.optim.Optimizer that applies one of our rules in place (for the classic sheet forms)."""
-    return _sheet_optimizer_class()(params, rule, settings)
-
-
-@functools.cache
-def _sheet_optimizer_class():
-    """The class behind SheetOptimizer, made on first use: importing torch here keeps `xlcollab run` quick."""
-    import torch
-
-    class _SheetOptimizer(torch.optim.Optimizer):
-        def __init__(self, params, rule: str, settings: dict[str, Any]):
-            check_settings(rule, settings)
-            self.rule = rule
-            super().__init__(params, dict(settings))
-
-        @torch.no_grad()
-        def step(self, closure=None):
-            loss = None
-            if closure is not None:
-                with torch.enable_grad():
-                    loss = closure()
-            fn = RULES[self.rule]
-            for group in self.param_groups:
-                settings = {k: v for k, v in group.items() if k != "params"}
-                for p in group["params"]:
-                    if p.grad is not None:
-                        p.copy_(fn(p, p.grad, self.state[p], **settings))
-            return loss
-
-        def __repr__(self) -> str:
-            return f"SheetOptimizer({self.rule}, {self.defaults})"
-
-    _SheetOptimizer.__name__ = _SheetOptimizer.__qualname__ = "SheetOptimizer"
-    return _SheetOptimizer
+RULES = {"sgd": sgd, "adagrad": adagrad, "rmsprop": rmsprop, "adam": adam}
 
 
 # -- the rules and L-BFGS as updates of the training loop (xlcollab.core.train) --------------------------------------

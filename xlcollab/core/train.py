@@ -61,6 +61,22 @@ def _progress_bar(progress: bool | None, epochs: int, desc: str) -> Any:
     return tqdm(total=epochs, desc=desc, unit="epoch", leave=False, file=sys.stderr)
 
 
+def _data_term(loss: Any, evaluations: list[tuple[Any, Any]], update: Any) -> Any:
+    """The data term of the evaluation whose loss tensor the step returned (the point it started from)."""
+    data = next((d for l_, d in evaluations if l_ is loss), None)
+    if data is None:
+        raise TypeError(f"{type(update).__name__}.step must return the loss tensor a closure call returned")
+    return data
+
+
+def _check_finite(row: dict[str, Any], name: str, lr_hint: float | None) -> None:
+    """DivergedError for the first NaN or infinite number of an epoch's row, naming the epoch."""
+    bad = next(((k, v) for k, v in row.items() if k != "epoch" and not math.isfinite(v)), None)
+    if bad is not None:
+        hint = "" if lr_hint is None else f" (lr {lr_hint:g}); try a lower learning rate, e.g. --lr {lr_hint / 10:g}"
+        raise DivergedError(f"{name + ': ' if name else ''}the {bad[0]} became {bad[1]} in epoch {row['epoch']}{hint}")
+
+
 def train(update: Any, objective: Objective, epochs: int, *,
           batches: Callable[[int], Iterable[tuple[Batch, int]]] = full_batch,
           lr_at: Callable[[int], float] | None = None,
@@ -96,20 +112,13 @@ def train(update: Any, objective: Objective, epochs: int, *,
                     return loss
 
                 del evaluations[:-1]  # keep the last: a step may start from the point the step before accepted
-                loss = update.step(closure)
-                data = next((d for l_, d in evaluations if l_ is loss), None)
-                if data is None:
-                    raise TypeError(f"{type(update).__name__}.step must return the loss tensor a closure call returned")
-                part = data.detach() * n
+                part = _data_term(update.step(closure), evaluations, update).detach() * n
                 total = part if total is None else total + part
                 weight += n
                 step += 1
             row = {"epoch": epoch, "loss": float(total) / weight}
             row.update(evaluate() if evaluate is not None else {})
-            bad = next(((k, v) for k, v in row.items() if k != "epoch" and not math.isfinite(v)), None)
-            if bad is not None:
-                hint = "" if lr_hint is None else f" (lr {lr_hint:g}); try a lower learning rate, e.g. --lr {lr_hint / 10:g}"
-                raise DivergedError(f"{name + ': ' if name else ''}the {bad[0]} became {bad[1]} in epoch {epoch}{hint}")
+            _check_finite(row, name, lr_hint)
             if lr is not None:
                 row["lr"] = lr
             row["seconds"] = time.perf_counter() - start

@@ -21,12 +21,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from xlcollab.book.spec import Chart, SheetSpec  # re-exported: they used to live here
 from xlcollab.errors import SettingsError, WorkbookError, XlcollabError
 
 import xlwings as xw
@@ -56,10 +56,7 @@ def caller_book() -> "Book":
 
 
 def _active(book: "Book") -> str:
-    active = getattr(book, "active_sheet", None)
-    if active is None:
-        raise WorkbookError("this Book has no active sheet: name the sheet", path=book.name)
-    return active()
+    return book.active_sheet()  # a Book without a view raises, asking to name the sheet
 
 
 def _macro(book: "Book | None", what: str, action: Callable[["Book"], Any]) -> Any:
@@ -135,31 +132,6 @@ def reset(book: "Book | None" = None, sheet: str | None = None) -> dict[str, Any
 
 
 # -- fit_movielens and its results sheet ------------------------------------------------------------
-@dataclass
-class Chart:
-    """A native chart over cells of the sheet it sits on: `kind` "line" (x = categories) or "scatter" (x values)."""
-
-    kind: str
-    title: str
-    x_title: str
-    y_title: str
-    x: str                                  # "A3:A12"
-    series: list[tuple[str, str]]           # [(series name, "B3:B12")]
-    anchor: str                             # top-left cell, "H2"
-    width_cm: float = 16.0
-    height_cm: float = 9.0
-
-
-@dataclass
-class SheetSpec:
-    """A whole sheet to (re)place: values from A1 (formulas as "=..." text), column widths and charts."""
-
-    name: str
-    cells: list[list[Any]]
-    charts: list[Chart] = field(default_factory=list)
-    widths: dict[str, float] = field(default_factory=dict)   # column letter -> width in characters
-
-
 def fit_movielens(book: "Book | None" = None, *, model_path: str | Path | None = None, ratings: Any = None,
                   **settings: Any) -> dict[str, Any]:
     """Button Fit MovieLens: fit the embedded ratings, save the model beside the workbook, write the results sheet.
@@ -189,10 +161,9 @@ def fit_movielens(book: "Book | None" = None, *, model_path: str | Path | None =
 
 
 def _book_path(book: "Book") -> Path:
-    for attr in ("out", "path", "fullname"):
-        value = getattr(book, attr, None)
-        if value:
-            return Path(value)
+    where = book.location()
+    if where is not None:
+        return where
     raise WorkbookError("cannot tell where this workbook lives, so not where to save its model; pass model_path",
                         path=book.name)
 
@@ -281,25 +252,5 @@ def _plain_id(v: Any) -> Any:
 
 
 def put_sheet(book: "Book", spec: SheetSpec) -> None:
-    """Create or replace a whole sheet with charts: the one thing cell writes cannot do.
-
-    Live backends implement `Book.put_sheet(spec)`; for a workbook file, buffered writes are committed
-    first and the sheet is then added to the file in one atomic replace (`xlcollab.excel.graft_sheet`).
-    """
-    if hasattr(book, "put_sheet"):
-        book.put_sheet(spec)
-        return
-    path, out = getattr(book, "path", None), getattr(book, "out", None)
-    if path is None:
-        raise WorkbookError("this kind of workbook cannot take a new sheet", path=book.name)
-    book.commit()
-    if out is not None and not Path(out).exists():  # nothing committed yet: the output starts as a copy
-        import shutil
-        shutil.copyfile(path, out)
-    graft_sheet(Path(out or path), spec)
-
-
-def graft_sheet(path: Path, spec: SheetSpec) -> None:
-    """Add (or replace) sheet `spec.name` with its charts in an .xlsx/.xlsm, copying every other part unchanged."""
-    from xlcollab.excel.xlsm import graft_sheet as graft
-    graft(path, spec)
+    """Create or replace a whole sheet with charts: the one thing cell writes cannot do (see Book.put_sheet)."""
+    book.put_sheet(spec)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -23,16 +23,12 @@ import torch
 from xlcollab.core import optim
 from xlcollab.book.base import Book, bounds, cell_name
 from xlcollab.core.device import pick_device, torch_threads
+from xlcollab.core.settings import SolveSettings, check_solve
 from xlcollab.core.train import train
 from xlcollab.errors import DivergedError, SettingsError, WorkbookError
 from xlcollab.core.models import sigmoid_range
 from xlcollab.sheets.collab.layout import DEFAULTS, PARAMS, RATING_RANGE, SHEETS
 from xlcollab.sheets.common import LAST_RUN_LABELS
-
-OPTIMIZERS = ("adam", "adamw", "sgd", "momentum", "lbfgs")
-# (lr, epochs) used when --optimizer differs from a tab's default and no --lr/--epochs is given
-OPTIMIZER_DEFAULTS = {"adam": (0.05, 1000), "adamw": (0.05, 1000), "sgd": (0.5, 1000), "momentum": (0.1, 1000),
-                      "lbfgs": (1.0, 200)}
 
 Forward = Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]
 
@@ -274,37 +270,15 @@ def read_model(book: Book, sheet: str) -> Model:
 
 
 # -- fitting ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Settings:
-    optimizer: str
-    lr: float
-    epochs: int
-    wd: float
-    device: str
-
-
 def settings_for(sheet: str, *, optimizer: str | None, lr: float | None, epochs: int | None, wd: float | None,
-                 device: str) -> Settings:
-    """The tab's defaults, overridden by what the user gave; impossible values raise SettingsError."""
-    d_opt, d_lr, d_epochs = DEFAULTS[sheet]
-    opt = (optimizer or d_opt).lower()
-    if opt not in OPTIMIZERS:
-        raise SettingsError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-    if opt != d_opt:
-        d_lr, d_epochs = OPTIMIZER_DEFAULTS[opt]
-    lr = d_lr if lr is None else lr
-    epochs = d_epochs if epochs is None else epochs
-    wd = 0.0 if wd is None else wd
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise SettingsError(f"the learning rate must be a positive number, got {lr!r}")
-    if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
-        raise SettingsError(f"epochs must be a whole number >= 1, got {epochs!r}")
-    if not (isinstance(wd, (int, float)) and math.isfinite(wd) and wd >= 0):
-        raise SettingsError(f"weight decay must be a number >= 0, got {wd!r}")
-    return Settings(opt, float(lr), int(epochs), float(wd), str(pick_device(device, 0)))  # a tab is tiny: auto = CPU, cuda forces
+                 device: str) -> SolveSettings:
+    """The tab's defaults (layout.DEFAULTS) overridden by what the user gave (core.settings.SOLVE checks them),
+    on the torch device the solve runs on: a tab is tiny, so auto means the CPU and cuda forces."""
+    s = check_solve(DEFAULTS[sheet], optimizer=optimizer, lr=lr, epochs=epochs, wd=wd, device=device)
+    return replace(s, device=str(pick_device(s.device, 0)))
 
 
-def _update(s: Settings, x: torch.Tensor) -> optim.Rule | optim.LBFGS:
+def _update(s: SolveSettings, x: torch.Tensor) -> optim.Rule | optim.LBFGS:
     """The update of the flat parameter vector: core.optim's rules (torch.optim's maths) or its L-BFGS."""
     if s.optimizer == "lbfgs":
         return optim.LBFGS([x], lr=s.lr)
@@ -323,7 +297,7 @@ class Fit:
     predictions: np.ndarray
 
 
-def fit(model: Model, s: Settings) -> Fit:
+def fit(model: Model, s: SolveSettings) -> Fit:
     """Full-batch descent on the tab's RMSE by core.train's loop; DivergedError (nothing returned) on NaN/inf.
 
     The parameters are one flat float64 vector (each block a view of it), so an update is a handful of tensor
@@ -372,7 +346,7 @@ def trace_rows(trace: list[float], rows: int) -> list[list[Any]]:
     return out + [[None, None]] * (rows - len(out))
 
 
-def write_back(book: Book, model: Model, result: Fit, s: Settings, seconds: float) -> None:
+def write_back(book: Book, model: Model, result: Fit, s: SolveSettings, seconds: float) -> None:
     """Buffer the parameters, the trace and the "last run" block of one tab."""
     sheet = model.sheet
     for name in PARAMS[sheet]:
@@ -394,7 +368,7 @@ def solve_book(book: Book, sheets: list[str] | str = "all", *, optimizer: str | 
         if name not in READERS:
             raise SettingsError(f"'{name}' is not a collab_filter tab; the tabs are {', '.join(SHEETS)} (or all)")
         book.require_sheet(name)
-    done: list[tuple[Model, Fit, Settings, float]] = []
+    done: list[tuple[Model, Fit, SolveSettings, float]] = []
     for name in names:
         book.status(f"xlcollab: solving {name}")
         start = time.perf_counter()
