@@ -125,3 +125,31 @@ def test_gibbs_recovers_a_planted_low_rank_matrix():
     again, _ = bmf.gibbs(train, 120, 80, n_factors=3, sweeps=40, burn_in=15, seed=0)
     with torch.no_grad():
         assert torch.equal(again.model()(valid[0], valid[1]), pred)
+
+
+def test_collab_fit_bmf_saves_loads_recommends_and_explains(tmp_path):
+    import pandas as pd
+
+    from xlcollab.core import interpret
+    from xlcollab.core.fit import CollabFit
+
+    train, valid, _ = planted(60, 50, seed=2)
+    u, i, r = (torch.cat([a, b]) for a, b in zip(train, valid))
+    frame = pd.DataFrame({"user": u.numpy() + 100, "item": i.numpy() + 7, "rating": r.numpy().clip(0.5, 5.0)})
+    rows = []
+    est = CollabFit(model="bmf", epochs=24, seed=3).fit(frame, callback=rows.append)
+    s = est.settings_
+    assert (s["n_factors"], s["epochs"]) == (6, 24) and len(rows) == 24 and est.trace_ == rows
+    assert est.model_.y_range is None and s["kept_factors"] == est.model_.u_weight.weight.shape[1] <= 128
+    assert est.valid_rmse_ == pytest.approx(est.valid_scores_["rmse"], rel=1e-6)  # the trace's running mean
+    assert set(est.valid_scores_) == {"rmse", "mae", "precision", "recall", "ndcg"}
+    path = est.save(tmp_path / "bmf.pt")
+    back = CollabFit.load(path)
+    users, items = frame["user"].to_numpy()[:50], frame["item"].to_numpy()[:50]
+    assert np.array_equal(back.predict(users, items), est.predict(users, items))
+    assert (back.predict(users, items) >= 0.5).all() and (back.predict(users, items) <= 5.0).all()
+    recs = interpret.recommend(back, 100, 5)
+    assert len(recs) == 5 and not set(recs["movie"]) & set(frame.loc[frame["user"] == 100, "item"])
+    assert len(interpret.similar(back, 7, 3)) == 3
+    best, worst = interpret.bias_ranking(back, 3)
+    assert best["bias"].iloc[0] >= worst["bias"].iloc[0]

@@ -128,7 +128,10 @@ def test_build_model_follows_the_settings():
     assert float(net.layers[-1].bias.detach()) == pytest.approx(logit_range(3.5, 0.0, 5.5), rel=1e-6)
     assert float(build_model({**s, "model": "nn", "y_range": None}, N_USERS, N_ITEMS, 3.5).layers[-1].bias.detach()) == 3.5
     assert type(build_model({**s, "model": "dot"}, N_USERS, N_ITEMS, 3.5)) is EmbeddingDot
-    assert set(MODELS) == {"dotbias", "dot", "nn"}
+    assert set(MODELS) == {"dotbias", "dot", "nn", "bmf"}
+    linear = build_model({**s, "model": "bmf", "kept_factors": 5}, N_USERS, N_ITEMS, 3.5)  # a posterior mean
+    assert type(linear) is EmbeddingDotBias and linear.y_range is None and linear.u_weight.weight.shape[1] == 5
+    assert float(linear.global_bias.detach()) == 3.5
 
 
 @pytest.mark.parametrize("bad", [torch.zeros(3, 3), torch.zeros(4, 2)])

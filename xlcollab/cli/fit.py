@@ -76,7 +76,8 @@ def run_fit(args: argparse.Namespace) -> int:
         print(f"{'epoch':>5}  {'train_rmse':>10}  {'valid_rmse':>10}  {'lr':>9}  {'seconds':>7}", file=out, flush=True)
 
     def show(row: dict[str, Any]) -> None:
-        print(f"{row['epoch']:>5}  {row['train_rmse']:>10.4f}  {row['valid_rmse']:>10.4f}  {row['lr']:>9.2e}  "
+        lr = "-" if math.isnan(row["lr"]) else f"{row['lr']:.2e}"  # bmf samples: no learning rate
+        print(f"{row['epoch']:>5}  {row['train_rmse']:>10.4f}  {row['valid_rmse']:>10.4f}  {lr:>9}  "
               f"{row['seconds']:>7.2f}", file=out, flush=True)
 
     est.fit(ratings, callback=None if args.json else show)
@@ -86,16 +87,25 @@ def run_fit(args: argparse.Namespace) -> int:
     if args.json:
         settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items() if k != "progress"}
         print(json.dumps({"valid_rmse": _finite(est.valid_rmse_), "train_rmse": _finite(est.train_rmse_),
+                          "valid_scores": {k: _finite(v) for k, v in est.valid_scores_.items()},
                           "fit_seconds": est.fit_seconds_, "epochs": s["epochs"], "device": est.device_,
                           "n_ratings": est.n_ratings_, "source": ratings.source, "settings": settings,
                           "saved": args.save, "trace": [{k: _finite(v) for k, v in r.items()} for r in est.trace_]}))
         return 0
     batch = "full" if s["batch_size"] is None else s["batch_size"]
-    print(f"model {s['model']}, {s['n_factors']} factors, {s['optimizer']} lr {s['lr']:g}, wd {s['wd']:g} "
-          f"(biases {s['wd_bias']:g}, {s['wd_mode']}), batch {batch}, {s['schedule']}, {s['epochs']} epochs, "
-          f"seed {s['seed']}", file=out)
+    if s["model"] == "bmf":
+        print(f"model bmf, {s['n_factors']} factors per draw, {s['epochs']} Gibbs sweeps ({s['epochs'] // 4} burn-in), "
+              f"posterior mean kept as {s['kept_factors']} factors, seed {s['seed']}", file=out)
+    else:
+        print(f"model {s['model']}, {s['n_factors']} factors, {s['optimizer']} lr {s['lr']:g}, wd {s['wd']:g} "
+              f"(biases {s['wd_bias']:g}, {s['wd_mode']}), batch {batch}, {s['schedule']}, {s['epochs']} epochs, "
+              f"seed {s['seed']}", file=out)
     valid = "n/a (no validation set)" if math.isnan(est.valid_rmse_) else f"{est.valid_rmse_:.4f}"
     print(f"valid RMSE {valid}  (train {est.train_rmse_:.4f}; fit {est.fit_seconds_:.2f} s on {est.device_})", file=out)
+    if est.valid_scores_:
+        v = est.valid_scores_
+        print(f"valid MAE {v['mae']:.4f}; ranking of each user's validation movies (k 10, relevant >= 4): "
+              f"precision {v['precision']:.4f}, recall {v['recall']:.4f}, NDCG {v['ndcg']:.4f}", file=out)
     if args.save:
         print(f"saved model to {args.save}", file=out)
     return 0

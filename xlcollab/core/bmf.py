@@ -135,7 +135,7 @@ def gibbs(train: Codes, n_users: int, n_items: int, *, n_factors: int = 10, swee
           rank: int = 128, seed: int = 0, warm: int = 0, ridge: float = 5.0, valid: Codes | None = None,
           on_sweep: Callable[[dict[str, Any]], None] | None = None) -> tuple[Chain, list[dict[str, Any]]]:
     """Run the sampler on code tensors; return the chain of draws after burn-in and one trace row per sweep
-    (train_rmse of that sweep's draw, valid_rmse of the running posterior mean, alpha, seconds)."""
+    (train_rmse of that sweep's draw, valid_rmse of the running posterior mean, lr NaN, alpha, seconds)."""
     users, items, r = train
     device, dtype = r.device, torch.float32
     rng = np.random.default_rng(seed)
@@ -170,7 +170,7 @@ def gibbs(train: Codes, n_users: int, n_items: int, *, n_factors: int = 10, swee
         sse = float(err.double().pow(2).sum())
         alpha = float(rng.gamma(1.0 + len(r) / 2, 1.0 / (1.0 + sse / 2)))
         row: dict[str, Any] = {"epoch": sweep, "train_rmse": math.sqrt(sse / len(r)), "valid_rmse": math.nan,
-                               "alpha": alpha}
+                               "lr": math.nan, "alpha": alpha}
         if sweep > burn_in:
             chain.add(x[:, :-1], y[:, :-1], x[:, -1], y[:, -1])
             if valid_sum is not None:
@@ -195,3 +195,12 @@ def _dot(x: Tensor, y: Tensor, users: Tensor, items: Tensor) -> Tensor:
     """mean-free prediction of each (user, item) pair from rows x = (u, b_user), y = (v, b_movie)."""
     xu, yi = x[users], y[items]
     return (xu[:, :-1] * yi[:, :-1]).sum(1) + xu[:, -1] + yi[:, -1]
+
+
+def fit(s: dict[str, Any], train: Codes, valid: Codes | None, n_users: int, n_items: int,
+        on_sweep: Callable[[dict[str, Any]], None] | None = None) -> EmbeddingDotBias:
+    """CollabFit's bmf: checked settings s give the factors per draw (n_factors), the sweeps (epochs, the first
+    quarter burn-in) and the seed; the posterior mean as a model."""
+    chain, _ = gibbs(train, n_users, n_items, n_factors=s["n_factors"], sweeps=s["epochs"], burn_in=s["epochs"] // 4,
+                     seed=s["seed"], valid=valid, on_sweep=on_sweep)
+    return chain.model()

@@ -120,7 +120,7 @@ def cross_validate(fit_predict: FitPredict, ratings: Any = None, *, folds: int =
     cpu_seconds (this process's CPU time, time.process_time)."""
     if codes is None:
         enc, all_codes = encoded_codes(ratings)
-        n_users, n_items = enc.n_users, enc.n_items
+        n_users, n_items = len(enc.user_ids), len(enc.item_ids)
     else:
         all_codes, n_users, n_items = codes
     result = CVResult(name, k=k)
@@ -140,18 +140,9 @@ def cross_validate(fit_predict: FitPredict, ratings: Any = None, *, folds: int =
 
 def collab_fit_predict(**params: Any) -> FitPredict:
     """A FitPredict of CollabFit with these settings (valid_pct 0: the fold's training part is all it sees)."""
-    from xlcollab.core.fit import CollabFit, resolve_y_range
+    from xlcollab.core.fit import CollabFit
 
     def fit_predict(train: Codes, users: Tensor, items: Tensor, n_users: int, n_items: int) -> Tensor:
-        est = CollabFit(**{"progress": False, **params, "valid_pct": 0.0})
-        s = est.settings_ = est._checked()
-        r = train[2]
-        est.rating_range_ = (float(r.min()), float(r.max()))
-        s["y_range"] = resolve_y_range(s["y_range"], est.rating_range_)
-        empty = train[0][:0]
-        threads = s["threads"] or 1
-        from xlcollab.core.device import torch_threads
-        with torch_threads(threads):
-            est._fit_tensors(s, train, (empty, empty, r[:0]), n_users, n_items, r.device)
-            return est._predict_codes(users, items)
+        est = CollabFit(**{"progress": False, **params, "valid_pct": 0.0}).fit_tensors(train, None, n_users, n_items)
+        return est.predict_codes(users, items)
     return fit_predict

@@ -143,13 +143,17 @@ class EmbeddingNN(nn.Module):
     item_factors = EmbeddingDot.item_factors
 
 
-# The settings' model names (core.settings.MODEL_NAMES: dotbias, dot, nn), in that order, to the classes.
-MODELS: dict[str, type[nn.Module]] = dict(zip(MODEL_NAMES, (EmbeddingDotBias, EmbeddingDot, EmbeddingNN)))
+# The settings' model names (core.settings.MODEL_NAMES: dotbias, dot, nn, bmf), in that order, to the classes
+# (bmf's posterior mean is a biased dot product without a sigmoid, `kept_factors` wide: core.bmf.Chain.model).
+MODELS: dict[str, type[nn.Module]] = dict(zip(MODEL_NAMES, (EmbeddingDotBias, EmbeddingDot, EmbeddingNN,
+                                                             EmbeddingDotBias), strict=True))
 
 
 def build_model(s: dict[str, Any], n_users: int, n_items: int, mean: float) -> nn.Module:
     """The model checked fit settings s name (resolved y_range), random start; output starts at the `mean` rating."""
     cls = MODELS[s["model"]]
+    if s["model"] == "bmf":
+        return cls.from_counts(n_users, n_items, s["kept_factors"], y_range=None, global_bias=mean)
     if s["model"] == "dot":
         return cls.from_counts(n_users, n_items, s["n_factors"])
     yr = s["y_range"]

@@ -115,7 +115,7 @@ def tune(make: Callable[[dict[str, Any]], evaluate.FitPredict], ratings: Any, ca
         key = _key(fingerprint, cand, folds, cv_seed)
         summary = done.get(key)
         if summary is None:
-            cv = evaluate.cross_validate(make(cand), codes=(train, enc.n_users, enc.n_items), folds=folds,
+            cv = evaluate.cross_validate(make(cand), codes=(train, len(enc.user_ids), len(enc.item_ids)), folds=folds,
                                          seed=cv_seed)
             summary = cv.summary()
             if cache_path is not None:
@@ -130,6 +130,6 @@ def tune(make: Callable[[dict[str, Any]], evaluate.FitPredict], ratings: Any, ca
     result.best = result.rows[0]["settings"]
     if len(te):
         tu, ti, truth = (c[torch.as_tensor(te)] for c in codes)
-        pred = make(result.best)(train, tu, ti, enc.n_users, enc.n_items)
+        pred = make(result.best)(train, tu, ti, len(enc.user_ids), len(enc.item_ids))
         result.held_out = evaluate.scores(tu, ti, truth, pred)
     return result
