@@ -11,12 +11,8 @@ from xlcollab.core.settings import FIT, check_fit
 from xlcollab.errors import SettingsError
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add fit, recommend and explain to the `xlcollab` command; fit's flags are core.settings.FIT, one per setting."""
-    p = sub.add_parser("fit", help="fit a collaborative-filtering model (default: the embedded ml-latest-small)",
-                       description="Fit a collaborative-filtering model by gradient descent; print the per-epoch "
-                                   "table and the validation RMSE. Every flag is a setting of "
-                                   "xlcollab.core.fit.CollabFit.")
+def add_fit_flags(p: argparse.ArgumentParser) -> None:
+    """RATINGS, one flag per setting of core.settings.FIT, and the CSV column names (fit, cv, tune)."""
     p.add_argument("ratings", nargs="?", metavar="RATINGS",
                    help="ratings file, MovieLens directory or .zip (default: the embedded ml-latest-small)")
     for name, setting in FIT.items():
@@ -30,6 +26,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--user-col", help="user column of a CSV with other names")
     p.add_argument("--item-col", help="movie/item column of a CSV with other names")
     p.add_argument("--rating-col", help="rating column of a CSV with other names")
+
+
+def read_ratings(args: argparse.Namespace) -> Any:
+    """The ratings RATINGS and the column flags name (data.Ratings)."""
+    from xlcollab.core import data
+
+    return data.load_ratings(args.ratings, user_col=args.user_col, item_col=args.item_col, rating_col=args.rating_col)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add fit, recommend and explain to the `xlcollab` command; fit's flags are core.settings.FIT, one per setting."""
+    p = sub.add_parser("fit", help="fit a collaborative-filtering model (default: the embedded ml-latest-small)",
+                       description="Fit a collaborative-filtering model by gradient descent; print the per-epoch "
+                                   "table and the validation RMSE. Every flag is a setting of "
+                                   "xlcollab.core.fit.CollabFit.")
+    add_fit_flags(p)
     p.add_argument("--save", metavar="PATH", help="save the fitted model (for recommend and explain)")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end instead of the table")
     p.set_defaults(run=run_fit)
@@ -61,12 +73,10 @@ def run_fit(args: argparse.Namespace) -> int:
     """Load, fit, print the per-epoch table (or JSON), optionally save."""
     params = {name: getattr(args, name) for name in FIT}
     check_fit(params)  # bad settings fail before the data (or torch) is read
-    from xlcollab.core import data
     from xlcollab.core.fit import CollabFit
 
     est = CollabFit(**params)
-    ratings = data.load_ratings(args.ratings, user_col=args.user_col, item_col=args.item_col,
-                                rating_col=args.rating_col)
+    ratings = read_ratings(args)
     out = sys.stdout
     if not args.json:
         n = len(ratings.frame)
