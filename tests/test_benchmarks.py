@@ -45,3 +45,27 @@ def test_collab_benchmark_runs_ours_and_a_libreoffice_solver() -> None:
     ours = next(line for line in done.stdout.splitlines() if line.startswith("xlcollab solve, whole process"))
     assert float(ours.split()[4]) < 0.34  # the RMSE column: L-BFGS lands at 0.3344 on the seed-42 sheet
     assert "LibreOffice Swarm: Particle Swarm" in done.stdout
+
+
+def test_fit_benchmark_table_has_holdout_ranking_and_cv_columns(tmp_path) -> None:
+    from tests.test_evaluate import small_ratings
+
+    csv = tmp_path / "ratings.csv"
+    small_ratings(40, 30).frame.to_csv(csv, index=False)
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_fit.py"), "--ratings", str(csv), "--runs",
+                           "1", "--cv-folds", "2", "--skip-surprise", "--import-runs", "1"],
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| xlcollab fit")]
+    assert [r[0].split(" (")[0].strip() for r in rows] == ["xlcollab fit defaults", "xlcollab fit --model bmf"]
+    for r in rows:
+        assert 0 < float(r[1]) < 2  # valid RMSE
+        assert len(r[2].split("/")) == 3 and "±" in r[5] and "±" in r[6]
+
+
+def test_defaults_study_runs_small() -> None:
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "study_defaults.py"), "--sets", "small-ratings40",
+                           "--only", "1", "--folds", "2", "--cache", ""], capture_output=True, text=True,
+                          timeout=600, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| defaults | " in done.stdout and "small-ratings40: 40," in done.stdout
