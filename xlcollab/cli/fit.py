@@ -103,7 +103,11 @@ def run_fit(args: argparse.Namespace) -> int:
                           "saved": args.save, "trace": [{k: _finite(v) for k, v in r.items()} for r in est.trace_]}))
         return 0
     batch = "full" if s["batch_size"] is None else s["batch_size"]
-    if s["model"] == "bmf":
+    if s["model"] == "blend":
+        weights = ", ".join(f"{w:+.3f}" for w in est.model_.weights.tolist())
+        print(f"model blend of {', '.join(m['model'] for m in s['members'])} (intercept, weights {weights}: least "
+              f"squares on a held-out tenth of the training ratings), seed {s['seed']}", file=out)
+    elif s["model"] == "bmf":
         print(f"model bmf, {s['n_factors']} factors per draw, {s['epochs']} Gibbs sweeps ({s['epochs'] // 4} burn-in), "
               f"posterior mean kept as {s['kept_factors']} factors, seed {s['seed']}", file=out)
     else:

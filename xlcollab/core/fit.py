@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from xlcollab.core import bmf, data, evaluate, modelfile
+from xlcollab.core import blend, bmf, data, evaluate, modelfile, svdpp
 from xlcollab.core.device import pick_device, torch_threads
 from xlcollab.core.models import build_model
 from xlcollab.core.settings import FIT, check_fit, resolve_y_range
@@ -181,6 +181,15 @@ class CollabFit:
             if s["model"] == "bmf":  # sampled, not descended: core.bmf
                 self.model_ = bmf.fit(s, train_codes, valid, n_users, n_items, record)
                 s["kept_factors"] = self.model_.u_weight.weight.shape[1]
+            elif s["model"] == "blend":  # members fitted by their own CollabFit, weights on a probe part
+                def member(name: str) -> CollabFit:
+                    return CollabFit(model=name, seed=s["seed"], threads=s["threads"], clip=s["clip"],
+                                     valid_pct=0.0, progress=False)
+                self.model_, s["members"] = blend.fit(s, train_codes, valid, n_users, n_items, member, record)
+            elif s["model"] == "svdpp":  # trained with the implicit sum, kept folded into the user factors
+                self.model_ = svdpp.build(s, train_codes, n_users, n_items, float(tr.mean())).to(device)
+                self._descend(s, train_codes, valid, record)
+                self.model_ = self.model_.folded()
             else:
                 self.model_ = build_model(s, n_users, n_items, float(tr.mean())).to(device)
                 self._descend(s, train_codes, valid, record)

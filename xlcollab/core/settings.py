@@ -83,7 +83,7 @@ def optional_number(text: str) -> float | None:
     return None if text.lower() == "none" else float(text)
 
 
-MODEL_NAMES = ("dotbias", "dot", "nn", "bmf")  # core.models.MODELS maps these names to the classes
+MODEL_NAMES = ("dotbias", "dot", "nn", "bmf", "svdpp", "blend")  # core.models.MODELS maps these names to the classes
 # What n_factors and epochs None ("auto") become, per model (bmf: factors per draw, and Gibbs sweeps).
 AUTO: dict[str, dict[str, int]] = {"bmf": {"n_factors": 6, "epochs": 150}}
 AUTO_GRADIENT = {"n_factors": 64, "epochs": 7}
@@ -96,7 +96,9 @@ WD_MODES = ("l2", "decoupled")
 FIT: dict[str, Setting] = {
     "model": Setting("dotbias", _choice(MODEL_NAMES), "dotbias: dot product + biases in a sigmoid range; dot: dot "
                      "product; nn: embedding net; bmf: Bayesian matrix factorisation by Gibbs sampling (core.bmf; "
-                     "lr, wd, optimizer, batch size and schedule do not apply)", "--model", str, MODEL_NAMES),
+                     "lr, wd, optimizer, batch size and schedule do not apply); svdpp: dotbias with SVD++'s implicit "
+                     "feedback (core.svdpp); blend: bmf and svdpp with their defaults, weighted by least squares on "
+                     "a held-out tenth of the training ratings (core.blend)", "--model", str, MODEL_NAMES),
     "n_factors": Setting(None, _optional(_whole(1)), "factors per user and movie (the net: both embedding sizes; "
                          "bmf: per draw); default 64, bmf 6", "--factors", int),
     "epochs": Setting(None, _optional(_whole(1)), "passes over the training ratings (bmf: Gibbs sweeps, the first "
