@@ -112,7 +112,7 @@ def sample_rows(partner: Tensor, target: Tensor, rows: Tensor, n_rows: int, mu: 
                 gen: torch.Generator | None) -> Tensor:
     """Draw every row's vector from its Gaussian posterior: rating target ~ N(partner . x_row, 1/alpha), x ~ N(mu,
     Lambda^-1). partner: per rating (n x D); rows: the row each rating belongs to. One batched Cholesky.
-    gen None: the posterior mean instead of a draw (one step of ridge-regression ALS)."""
+    gen None: the posterior mean instead of a draw."""
     d = partner.shape[1]
     prec = torch.zeros(n_rows, d * d, dtype=partner.dtype, device=partner.device)  # float32 sums: 5x faster
     for k in range(0, len(rows), OUTER_CHUNK):
@@ -132,7 +132,7 @@ def sample_rows(partner: Tensor, target: Tensor, rows: Tensor, n_rows: int, mu: 
 
 
 def gibbs(train: Codes, n_users: int, n_items: int, *, n_factors: int = 10, sweeps: int = 100, burn_in: int = 20,
-          rank: int = 128, seed: int = 0, warm: int = 0, ridge: float = 5.0, valid: Codes | None = None,
+          rank: int = 128, seed: int = 0, valid: Codes | None = None,
           on_sweep: Callable[[dict[str, Any]], None] | None = None) -> tuple[Chain, list[dict[str, Any]]]:
     """Run the sampler on code tensors; return the chain of draws after burn-in and one trace row per sweep
     (train_rmse of that sweep's draw, valid_rmse of the running posterior mean, lr NaN, alpha, seconds)."""
@@ -151,13 +151,6 @@ def gibbs(train: Codes, n_users: int, n_items: int, *, n_factors: int = 10, swee
     valid_sum = None if valid is None or not len(valid[2]) else torch.zeros(len(valid[2]), dtype=torch.float64,
                                                                              device=device)
     trace: list[dict[str, Any]] = []
-    ridge_prior = (torch.zeros(d, dtype=torch.float64, device=device),
-                   ridge * torch.eye(d, dtype=torch.float64, device=device))
-    for _ in range(warm):  # ridge ALS from the random start: the chain starts near a MAP estimate
-        yi = y[items]
-        x = sample_rows(torch.cat([yi[:, :-1], ones_n], 1), resid - yi[:, -1], users, n_users, *ridge_prior, 1.0, None)
-        xu = x[users]
-        y = sample_rows(torch.cat([xu[:, :-1], ones_n], 1), resid - xu[:, -1], items, n_items, *ridge_prior, 1.0, None)
     for sweep in range(1, sweeps + 1):
         start = time.perf_counter()
         mu, lam = sample_hyper(x, rng)
