@@ -5,7 +5,8 @@
 
 Each data set is split as `xlcollab fit` splits it (80/20, seed 42) and only its training part is searched, by
 k-fold cross-validation (core.tune): the seed-42 validation part of ml-latest-small, which the README reports,
-never takes part in choosing. Candidates are the current defaults and one-setting changes around them. The
+never takes part in choosing. Candidates are the former defaults (7 epochs), one-setting changes around them,
+and the epochs rule of the training set's size (settings.auto_epochs) at three step targets. The
 table gives each candidate's CV RMSE on each set and its mean excess over each set's best; the recipe with the
 lowest mean excess generalises best. Results are cached (JSON lines), so an interrupted study resumes.
 
@@ -26,7 +27,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from xlcollab.core import data, evaluate, tune  # noqa: E402
-from xlcollab.core.settings import FIT  # noqa: E402
+from xlcollab.core.settings import FIT, auto_epochs  # noqa: E402
 
 
 def generated(n_users: int, n_items: int, n_ratings: int, *, half_stars: bool, seed: int = 0,
@@ -72,13 +73,16 @@ SETS = {
 }
 
 
-def candidates() -> list[dict]:
-    """The defaults, then one setting changed at a time."""
+def candidates(n_fold_train: int) -> list[tuple[str, dict]]:
+    """(label, settings): 7 epochs (the former constant), one setting changed at a time, and the epochs rule
+    (settings.auto_epochs) aiming at 400, 560 or 800 steps, as it works out for a fold's training part."""
     around = {"wd": [0.05, 0.07, 0.14, 0.2], "epochs": [5, 10, 14], "n_factors": [32, 128], "lr": [0.003, 0.008],
               "wd_bias": [0.003, 0.03]}
-    out = [{}]
+    out = [("7 epochs", {"epochs": 7})]
     for name, values in around.items():
-        out += [{name: v} for v in values]
+        out += [(describe({name: v}), {"epochs": 7, name: v} if name != "epochs" else {name: v}) for v in values]
+    for steps in (400, 560, 800):
+        out.append((f"epochs rule, {steps} steps", {"epochs": auto_epochs(n_fold_train, 1024, steps)}))
     return out
 
 
@@ -95,19 +99,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", type=int, default=None, help="only the first N candidates (a smoke test)")
     args = p.parse_args(argv)
     names = [s for s in args.sets.split(",") if s]
-    cands = candidates()[:args.only]
+
     print(f"load average before: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}; defaults: "
-          + ", ".join(f"{k} {FIT[k].default}" for k in ("n_factors", "epochs", "lr", "wd", "wd_bias")))
+          + ", ".join(f"{k} {FIT[k].default}" for k in ("lr", "wd", "wd_bias")) + ", 64 factors")
     table: dict[str, dict[str, float]] = {}
     shapes = {}
     for name in names:
         ratings = SETS[name]()
         shapes[name] = (len(ratings), ratings.frame["user"].nunique(), ratings.frame["item"].nunique())
         wall, cpu = time.perf_counter(), time.process_time()
+        labelled = candidates(int(len(ratings) * 0.8) * (args.folds - 1) // args.folds)[:args.only]
+        cands = [c for _, c in labelled]
         res = tune.tune(lambda c: evaluate.collab_fit_predict(**c), ratings, cands, folds=args.folds,
                         cache=args.cache or None)
-        for row in res.rows:
-            table.setdefault(describe(row["settings"]), {})[name] = row["rmse"]["mean"]
+        for label, cand in labelled:
+            row = next(r for r in res.rows if r["settings"] == cand)
+            table.setdefault(label, {})[name] = row["rmse"]["mean"]
         print(f"{name}: {shapes[name][0]:,} ratings, {shapes[name][1]:,} users, {shapes[name][2]:,} movies; best "
               f"{describe(res.best)} (CV {res.rows[0]['rmse']['mean']:.4f}; held-out {res.held_out['rmse']:.4f}); "
               f"{time.perf_counter() - wall:.0f} s wall, {time.process_time() - cpu:.0f} s CPU, load "

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from xlcollab.core import blend, bmf, data, evaluate, modelfile, svdpp
 from xlcollab.core.device import pick_device, torch_threads
 from xlcollab.core.models import build_model
-from xlcollab.core.settings import FIT, check_fit, resolve_y_range
+from xlcollab.core.settings import FIT, auto_epochs, check_fit, resolve_y_range
 from xlcollab.core.train import schedule_lr, train
 from xlcollab.errors import DataError, SettingsError
 
@@ -156,6 +156,8 @@ class CollabFit:
         benchmark's synthetic data starts here): model, optimizer, the training loop, one trace row per epoch."""
         s = check_fit(self.get_params())
         tr = train_codes[2]
+        if s["epochs"] is None:  # the gradient models' rule of the training set's size
+            s["epochs"] = auto_epochs(len(tr), s["batch_size"])
         valid = valid_codes if valid_codes is not None and len(valid_codes[2]) else None
         device = tr.device
         self.rating_range_ = (float(tr.min()), float(tr.max()))
