@@ -58,13 +58,14 @@ def test_tune_chooses_by_cv_of_the_training_part_only():
     assert len(seen[-1]) == len(tr)  # the refit sees the whole training part
     # the same scores by hand: cross_validate on the training codes
     train = tuple(torch.as_tensor(c[tr]) for c in (enc.users, enc.items, enc.ratings))
-    by_hand = {c["lam"]: evaluate.cross_validate(shrunk_user_mean([])(c), codes=(train, len(enc.user_ids), len(enc.item_ids)),
-                                                 folds=3, seed=5).mean("rmse") for c in cands}
+    sizes = (len(enc.user_ids), len(enc.item_ids))
+    by_hand = {c["lam"]: evaluate.cross_validate(shrunk_user_mean([])(c), codes=(train, *sizes), folds=3,
+                                                 seed=5).mean("rmse") for c in cands}
     assert res.best == {"lam": min(by_hand, key=by_hand.get)}
     assert [r["rmse"]["mean"] for r in res.rows] == pytest.approx(sorted(by_hand.values()))
     truth = enc.ratings[te].astype(np.float64)
     pred = shrunk_user_mean([])(res.best)(train, torch.as_tensor(enc.users[te]), torch.as_tensor(enc.items[te]),
-                                          len(enc.user_ids), len(enc.item_ids)).numpy()
+                                          *sizes).numpy()
     assert res.held_out["rmse"] == pytest.approx(np.sqrt(np.mean((pred - truth) ** 2)))
     assert (res.n_train, res.n_held_out) == (len(tr), len(te))
 

@@ -38,9 +38,9 @@ def read_ratings(args: argparse.Namespace) -> Any:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add fit, recommend and explain to the `xlcollab` command; fit's flags are core.settings.FIT, one per setting."""
     p = sub.add_parser("fit", help="fit a collaborative-filtering model (default: the embedded ml-latest-small)",
-                       description="Fit a collaborative-filtering model by gradient descent; print the per-epoch "
-                                   "table and the validation RMSE. Every flag is a setting of "
-                                   "xlcollab.core.fit.CollabFit.")
+                       description="Fit a collaborative-filtering model (gradient descent; Gibbs sampling for "
+                                   "bmf); print the per-epoch table and the validation RMSE. Every flag is a "
+                                   "setting of xlcollab.core.fit.CollabFit.")
     add_fit_flags(p)
     p.add_argument("--save", metavar="PATH", help="save the fitted model (for recommend and explain)")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end instead of the table")

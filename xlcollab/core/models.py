@@ -144,8 +144,8 @@ class EmbeddingNN(nn.Module):
     item_factors = EmbeddingDot.item_factors
 
 
-# The settings' model names (core.settings.MODEL_NAMES: dotbias, dot, nn, bmf, svdpp, blend), in that order, to the classes
-# as saved: bmf's posterior mean is a biased dot product without a sigmoid, `kept_factors` wide (core.bmf.Chain.model);
+# The settings' model names (core.settings.MODEL_NAMES: dotbias, dot, nn, bmf, svdpp, blend), in that order, to the
+# classes as saved: bmf's posterior mean is a biased dot product without a sigmoid, `kept_factors` wide (core.bmf.Chain.model);
 # svdpp's implicit sum is folded into the user factors after the fit (core.svdpp), leaving a dotbias; a blend holds
 # its members, each as its own settings (`members`) build it.
 MODELS: dict[str, type[nn.Module]] = dict(zip(MODEL_NAMES, (EmbeddingDotBias, EmbeddingDot, EmbeddingNN,
