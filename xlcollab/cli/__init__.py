@@ -15,7 +15,7 @@ from xlcollab.core.safeio import os_words, printable
 from xlcollab.errors import XlcollabError
 
 # Each module defines `register(subparsers)`, which adds its commands with set_defaults(run=fn).
-COMMAND_MODULES = ("fit", "workbook", "solve", "graddesc", "addin")
+COMMAND_MODULES = ("fit", "evaluate", "workbook", "solve", "graddesc", "addin")
 
 
 def build_parser() -> argparse.ArgumentParser:
