@@ -168,3 +168,13 @@ def flag_member(path: Path, member: str, *, flag_bits: int | None = None, method
             return path
         central = data.find(b"PK\x01\x02", central + 4)
     raise KeyError(member)
+
+
+def in_process(capsys, *args: str | Path) -> Run:
+    """`xlcollab ARGS` through `xlcollab.cli.main` in this process (for refusals that allocate nothing: no
+    interpreter start, no torch import); peak memory is not measured (0)."""
+    from xlcollab.cli import main
+    start = time.monotonic()
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return Run(code, out, err, time.monotonic() - start, 0.0, False)

@@ -119,6 +119,16 @@ def xml_error(part: str, exc: etree.XMLSyntaxError, *, path: str, sheet: str | N
     return WorkbookError(f"corrupt workbook: {part} is not well-formed XML ({reason})", sheet=sheet, path=path)
 
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|_(?=x[0-9A-Fa-f]{4}_)")
+
+
+def cell_text(text: str) -> str:
+    """Text as a cell stores it in OOXML: characters XML 1.0 cannot hold (an escape sequence's ESC, a BEL) written
+    as _xHHHH_, which Excel and LibreOffice read back as the character (a literal "_x0041_" keeps its underscore
+    as _x005F_, as the standard says)."""
+    return _NOT_XML.sub(lambda m: f"_x{ord(m[0]):04X}_", text)
+
+
 def xml_bytes(root: etree._Element) -> bytes:
     """A part's bytes as every writer here serializes it."""
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
