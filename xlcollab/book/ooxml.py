@@ -1,6 +1,6 @@
 """The one OOXML package layer: read a .xlsx/.xlsm's parts, edit some, and write the whole file atomically.
 
-Every workbook xlcollab writes goes through `Package.save`, which writes through `core.safeio.atomic_write`: a
+Every workbook xlcollab writes goes through `Package.save`, which writes through `core.atomic.atomic_write`: a
 temporary file beside the target (a symlink's target; a device, FIFO or folder refused), fsync, one
 `os.replace`, under the target's advisory lock, so the target is either the old file or the whole new one.
 Reading goes through `safeio.open_zip` (regular files only; every part's size checked from the zip
@@ -27,7 +27,7 @@ from typing import IO
 
 from lxml import etree
 
-from xlcollab.core import safeio
+from xlcollab.core import atomic, safeio
 from xlcollab.errors import WorkbookError
 
 NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -299,13 +299,13 @@ class Package:
         return parse_xml(self.read(part), part=part, path=self.name)
 
     def save(self, target: str | Path, *, reproducible: bool = False) -> Path:
-        """Write every part into `target` atomically (`safeio.atomic_write`); returns the file written.
+        """Write every part into `target` atomically (`atomic.atomic_write`); returns the file written.
 
         Parts keep their order and zip entry settings (new ones come last); `reproducible` gives every
         entry the fixed date, mode 644 and deflate, so equal content gives equal bytes. A failure (disk
         full, a part that does not unpack) is one WorkbookError line, the target untouched.
         """
-        with safeio.atomic_write(target, kind=workbook_error(target), what="workbook file",
+        with atomic.atomic_write(target, kind=workbook_error(target), what="workbook file",
                                  keep_mode=not reproducible) as fh:
             with zipfile.ZipFile(fh, "w") as out:
                 for info, data in self._entries(reproducible):
