@@ -145,13 +145,14 @@ def fit_movielens(book: "Book | None" = None, *, model_path: str | Path | None =
         path = Path(model_path) if model_path else model_path_for(_book_path(b))
         rs = ratings if isinstance(ratings, data.Ratings) else data.load_ratings(ratings)
         est = CollabFit(**{"progress": False, **settings})
-        epochs = est.epochs
         start = time.perf_counter()
 
-        def progress(row: dict[str, Any]) -> None:
-            b.status(f"xlcollab: epoch {row['epoch']}/{epochs}, validation RMSE {row['valid_rmse']:.4f}")
+        def progress(row: dict[str, Any]) -> None:  # settings_ holds the epochs the data's size gave
+            b.status(f"xlcollab: epoch {row['epoch']}/{est.settings_['epochs']}, validation RMSE "
+                     f"{row['valid_rmse']:.4f}")
         b.status(f"xlcollab: fitting {len(rs.frame):,} ratings ({rs.source})")
         est.fit(rs, callback=progress)
+        epochs = est.settings_["epochs"]
         spec = results_sheet(est, rs)
         put_sheet(b, spec)
         est.save(path)
