@@ -138,7 +138,8 @@ def main(argv: list[str]) -> int:
         raise SystemExit(__doc__)
     for where, found in results.items():
         for api in APIS:
-            print(f"torch {where}: {'yes' if found[api.what] else 'NO '}  {api.what} (since {api.since}; {api.used_by})")
+            mark = "yes" if found[api.what] else "NO "
+            print(f"torch {where}: {mark}  {api.what} (since {api.since}; {api.used_by})")
     if command == "static" and not argv[1:]:
         at_floor, before = results.values()
         ok = all(at_floor.values()) and not all(before.values())

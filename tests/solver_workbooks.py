@@ -8,9 +8,9 @@ booleans as numbers and counts blanks as 0 in SUMXMY2), no approximate MATCH on 
 """
 from __future__ import annotations
 
-import zipfile
+import datetime
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +93,8 @@ def aggregates() -> Workbook:
               "C4": "=COUNT(A1:A6,B1:B3)*B1", "C5": "=COUNTA(A1:A6)+B2", "C6": "=MIN(A1:A6,B1:B3)+MAX(B1:B3,A1:A6)",
               "C7": "=MIN(B1,B2)*MAX(B1,B3,0.5)", "C8": "=ABS(B1-B3)+SQRT(B2)+EXP(B1/2)",
               "C9": "=LN(B3)+LOG(B2,2)+LOG(B3)+LOG10(B1+1)+POWER(B2,1.5)", "C10": "=SUM(B1:B3)/COUNT(A1:A6)",
-              "C11": "=AVERAGE(B1,B2*2,A1)-MAX(A5,-B3)"})
+              "C11": "=AVERAGE(B1,B2*2,A1)-MAX(A5,-B3)", "D1": datetime.datetime(2020, 1, 1, 12), "C12": "=D1*B1",
+              "C13": "=PRODUCT(B1:B3,2)+MOD(B3*10+0.5,3)+SIGN(B1-1)+SIN(B1)+COS(B2)+TANH(B3)+PI()/10"})
     return wb
 
 
@@ -119,7 +120,8 @@ def lookups() -> Workbook:
              "I2": "=CHOOSE(2,Tables!B2,Tables!B3,Tables!B4)*CHOOSE(3,1,2,3)",
              "J2": "=SUMPRODUCT(INDEX(Tables!$B$2:$C$6,0,1),Tables!$C$2:$C$6)",
              "K2": "=SUM(INDEX(Tables!$B$2:$C$6,2,0))+INDEX(Tables!$E$2:$I$2,4)",
-             "M2": '=INDEX(Tables!$B$2:$B$6,MATCH("ch*",Tables!$M$2:$M$4,0))'})
+             "M2": '=INDEX(Tables!$B$2:$B$6,MATCH("ch*",Tables!$M$2:$M$4,0))',
+             "N2": "=INDEX(Tables!$C$2:$C$6,MATCH(A3,Tables!$A$2:$A$6))*Tables!B6"})  # MATCH's default type: 1
     _fill(c, "L2", "=INDEX(Tables!$B$2:$B$6,MATCH(A2,Tables!$A$2:$A$6,0))", rows=2)  # L3: #N/A (35 is no key)
     return wb
 
@@ -151,6 +153,9 @@ def arrays() -> Workbook:
     ws["Q1"] = ArrayFormula("Q1:R1", "=MMULT(A1:B1,$D$1:$E$2)")
     ws["Q2"] = ArrayFormula("Q2:R2", "=MMULT(A2:B2,$D$1:$E$2)")
     ws["N4"] = ArrayFormula("N4", "=SUM(A1:B2*D1:E2)")
+    ws["N6"] = ArrayFormula("N6", "=SUM(IF(A1:B2>0,A1:B2*D1:E2,-SQRT(-A1:B2)))")
+    ws["S1"] = ArrayFormula("S1:U3", "=TRANSPOSE(A1:B2)")  # a result smaller than its range: #N/A around it
+    ws["W1"] = ArrayFormula("W1:X3", "=A1:B1*2")           # one row repeated down the range
     _put(ws, {"N1": "=SUMPRODUCT(A1:B2,D1:E2)", "N2": "=SUMXMY2(A1:B2,D1:E2)",
               "N3": "=SUM(G1:H2)+SUM(J1:K2)*2+SUM(M1:M2)", "N5": "=MMULT(A1:B1,D1:D2)"})
     return wb
@@ -259,6 +264,10 @@ def bad() -> Workbook:
     _put(ws, {"A1": "=2*3", "B1": "=A1*2"})
     ws = wb.create_sheet("Const")
     _put(ws, {"A1": 3, "A2": "=A1*2", "B1": 1.0})
+    ws = wb.create_sheet("Mixed")
+    _put(ws, {"B1": 1.5, "A1": "=B1*2", "A2": "=NPV(0.1,B1,1)", "A3": "=A2+1", "A4": "=A1+B1", "A5": "=C1+C2",
+              "C1": "=C2*2", "C2": "=C1+1",
+              "A6": "=1/(B1-2)", "A7": "=SQRT(B1-3)"})
     ws = wb.create_sheet("NoSheet")
     _put(ws, {"B1": 1.0, "A1": "=Nowhere!A1+B1"})
     return wb
@@ -266,11 +275,11 @@ def bad() -> Workbook:
 
 CASES: list[Case] = [
     Case("arith", arith, "Model!$B$2:$B$4", ("Model!$J$2:$J$4", "Model!$C$2:$H$4")),
-    Case("aggregates", aggregates, "Agg!$B$1:$B$3", ("Agg!$C$1:$C$11",)),
+    Case("aggregates", aggregates, "Agg!$B$1:$B$3", ("Agg!$C$1:$C$13",)),
     Case("lookups", lookups, "Tables!$B$2:$B$6,Tables!$E$2:$I$2",
-         ("Calc!$B$2:$K$2", "Calc!$B$3:$C$4", "Calc!$L$2,Calc!$L$4,Calc!$M$2")),
+         ("Calc!$B$2:$K$2", "Calc!$B$3:$C$4", "Calc!$L$2,Calc!$L$4,Calc!$M$2:$N$2")),
     Case("criteria", criteria, "Crit!$C$2:$C$7", ("Crit!$E$2:$E$9", "Crit!$G$2:$G$4")),
-    Case("arrays", arrays, "Arr!$A$1:$B$2", ("Arr!$G$1:$H$2,Arr!$J$1:$K$2,Arr!$M$1:$M$2", "Arr!$N$1:$N$5",
+    Case("arrays", arrays, "Arr!$A$1:$B$2", ("Arr!$G$1:$H$2,Arr!$J$1:$K$2,Arr!$M$1:$M$2", "Arr!$N$1:$N$6",
                                              "Arr!$Q$1:$R$2")),
     Case("sheets", sheets, "Inputs!$B$2:$B$3", ("Out!$B$2:$B$4", f"'{ODD}'!$A$4")),
     Case("rounding", rounding, "R!$B$1:$B$2", ("R!$C$1:$C$4",), notes=("ROUND", "INT", "FLOOR")),
@@ -308,26 +317,5 @@ def save(case: Case, folder: Path, x: np.ndarray | None = None, stem: str | None
 
 
 def open_book(path: Path | str) -> FileBook:
-    """The workbook as the compiler reads it (FileBook; until main's Book has the solver's capabilities, a shim)."""
-    if hasattr(FileBook, "array_formulas"):
-        return FileBook(path)
-    return _ShimBook(path)
-
-
-class _ShimBook(FileBook):
-    """global_names, array_formulas and used_range through openpyxl, for a FileBook that lacks them."""
-
-    def global_names(self) -> dict[str, str]:
-        from lxml import etree
-        from xlcollab.book.filebook import NS
-        with zipfile.ZipFile(self.path) as zf:
-            root = etree.fromstring(zf.read("xl/workbook.xml"))
-        return {dn.get("name"): dn.text or "" for dn in root.iter(f"{{{NS}}}definedName")
-                if dn.get("localSheetId") is None}
-
-    def array_formulas(self, sheet: str) -> dict[str, str]:
-        return {c.coordinate: c.value.ref for row in self._workbook()[sheet].iter_rows() for c in row
-                if isinstance(c.value, ArrayFormula)}
-
-    def used_range(self, sheet: str) -> str:
-        return self._workbook()[sheet].calculate_dimension()
+    """The workbook as the compiler reads it."""
+    return FileBook(path)

@@ -47,6 +47,22 @@ def test_collab_benchmark_runs_ours_and_a_libreoffice_solver() -> None:
     assert "LibreOffice Swarm: Particle Swarm" in done.stdout
 
 
+@pytest.mark.libreoffice
+def test_solver_benchmark_puts_ours_beside_libreoffices_solvers() -> None:
+    from xlcollab.book import libreoffice, unobook
+    if not (libreoffice.available() and unobook.available()):
+        pytest.skip("LibreOffice or python3-uno not installed")
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_solver.py"), "--cases",
+                           "lp_max_wyndor,rosenbrock", "--solvers", "coinmp,de", "--timeout", "1"],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in done.stdout.splitlines()
+            if line.startswith("| lp_max") or line.startswith("| rosenbrock")]
+    assert [r[2] for r in rows] == ["xlcollab lp", "LibreOffice linear solver: CoinMP", "xlcollab grg",
+                                    "LibreOffice Swarm: Differential Evolution"]
+    assert float(rows[0][3]) == 36 and float(rows[2][3]) == pytest.approx(1.0, rel=1e-6)  # ours: the known optima
+
+
 def test_fit_benchmark_table_has_holdout_ranking_and_cv_columns(tmp_path) -> None:
     from tests.test_evaluate import small_ratings
 

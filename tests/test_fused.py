@@ -15,7 +15,7 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")  # must precede triton's import: it fixes its library's mode
 
 from xlcollab.core import fused  # noqa: E402
-from xlcollab.core.fit import CollabFit  # noqa: E402
+from xlcollab.core.fit import torch_optimizer  # noqa: E402
 from xlcollab.core.models import EmbeddingDotBias  # noqa: E402
 from xlcollab.core.stream import Batch  # noqa: E402
 from xlcollab.core.train import train  # noqa: E402
@@ -58,7 +58,7 @@ def steps(update, objective, batches: list[Batch], lrs: list[float]) -> list[flo
 
 
 def plain(model, s):
-    """The plain path's update and objective (fit's recipe: torch.optim from CollabFit.make_optimizer, L2 through
+    """The plain path's update and objective (fit's recipe: torch.optim from fit.torch_optimizer, L2 through
     forward_penalty), the reference."""
     l2 = s["wd_mode"] == "l2" and (s["wd"] > 0 or s["wd_bias"] > 0)
 
@@ -67,7 +67,7 @@ def plain(model, s):
         pred, pen = model.forward_penalty(u, i, s["wd"], s["wd_bias"]) if l2 else (model(u, i), 0.0)
         mse = (pred - r).pow(2).mean()
         return mse + pen, mse
-    return CollabFit.make_optimizer(s, model), objective
+    return torch_optimizer(s, model), objective
 
 
 def fused_of(model, s):

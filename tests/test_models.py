@@ -128,7 +128,8 @@ def test_build_model_follows_the_settings():
     net = build_model({**s, "model": "nn"}, N_USERS, N_ITEMS, 3.5)
     assert type(net) is EmbeddingNN and net.layers[1].out_features == 4
     assert float(net.layers[-1].bias.detach()) == pytest.approx(logit_range(3.5, 0.0, 5.5), rel=1e-6)
-    assert float(build_model({**s, "model": "nn", "y_range": None}, N_USERS, N_ITEMS, 3.5).layers[-1].bias.detach()) == 3.5
+    plain = build_model({**s, "model": "nn", "y_range": None}, N_USERS, N_ITEMS, 3.5)
+    assert float(plain.layers[-1].bias.detach()) == 3.5
     assert type(build_model({**s, "model": "dot"}, N_USERS, N_ITEMS, 3.5)) is EmbeddingDot
     assert set(MODELS) == {"dotbias", "dot", "nn", "bmf", "svdpp", "blend"}
     linear = build_model({**s, "model": "bmf", "kept_factors": 5}, N_USERS, N_ITEMS, 3.5)  # a posterior mean

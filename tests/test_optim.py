@@ -151,12 +151,12 @@ def test_impossible_settings_are_refused(rule, bad, words) -> None:
 
 def test_tensor_sqrt_is_correctly_rounded_like_math_sqrt() -> None:
     """torch's CPU sqrt can be one ulp off; the rules' sqrt on float64 tensors must equal math.sqrt exactly."""
-    from xlcollab.core.optim import _sqrt
+    from xlcollab.core.optim import exact_sqrt
 
     gen = torch.Generator().manual_seed(5)
     x = torch.cat([torch.rand(50_000, generator=gen, dtype=torch.float64) * 10.0 ** k for k in (-200, -8, 0, 9, 200)])
     x = torch.cat([x, torch.tensor([0.0, 4.0, float("inf"), 5e-324], dtype=torch.float64)])
-    got = _sqrt(x).tolist()
+    got = exact_sqrt(x).tolist()
     assert got == [math.sqrt(v) for v in x.tolist()]
 
 

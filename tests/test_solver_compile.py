@@ -22,6 +22,7 @@ from xlcollab.solver.refs import cell_label, parse_cells
 
 ROOT = Path(__file__).resolve().parent.parent
 COLLAB = ROOT / "workbooks" / "collab_filter.xlsx"
+GRADDESC = ROOT / "workbooks" / "graddesc.xlsx"
 TABS = ("dotprod", "bias", "movielens_emb", "movielens_1hot", "nnet")
 
 
@@ -42,6 +43,7 @@ def books(tmp_path_factory) -> dict[str, Path]:
         out[f"{case.name}_x1"] = save(case, folder, second_point(case, x0), stem=f"{case.name}_x1")
     out["bad"] = save(ERROR_CASES[0], folder)
     out["collab_filter"] = Path(shutil.copy(COLLAB, folder / "collab_filter.xlsx"))
+    out["graddesc"] = Path(shutil.copy(GRADDESC, folder / "graddesc.xlsx"))
     return out
 
 
@@ -153,6 +155,16 @@ def test_objective_without_variables_compiles_to_a_constant(books) -> None:
     assert out.tolist() == [6.0] and not out.requires_grad
 
 
+def test_values_leave_out_what_cannot_be_compiled_off_the_path(books) -> None:
+    """Cached values: a formula off the variables' path with an unknown function, what depends on it, and a
+    circular pair are left out (Excel recomputes them on load); the rest are there, at x."""
+    comp = compile_cells(open_book(books["bad"]), [("Mixed", 1, 2)], [[("Mixed", 1, 1)]])
+    values = comp.values(torch.tensor([2.0], dtype=torch.float64))
+    mixed = {(r, c): v for (s, r, c), v in values.items() if s == "Mixed"}
+    assert mixed == {(1, 1): 4.0, (4, 1): 6.0, (6, 1): "#DIV/0!", (7, 1): "#NUM!"}  # not finite at x: errors
+    assert comp(torch.tensor([3.0], dtype=torch.float64))[0].tolist() == [6.0]
+
+
 def test_filled_blocks_are_batched(books) -> None:
     """225 predictions of dotprod are one compiled group, not 225 (and the long-form rows a few groups)."""
     book = open_book(COLLAB)
@@ -170,7 +182,7 @@ def test_filled_blocks_are_batched(books) -> None:
 def test_collab_tabs_compile_to_their_rmse(tab: str, books, oracle) -> None:
     """Each tab's objective `rmse`, compiled from its formulas, equals LibreOffice's recalculation and today's
     hand-written torch model of the tab; its predictions and errors too."""
-    from xlcollab.sheets.collab.solve import read_model
+    from collab_reference import read_model  # the tabs written by hand in torch: the reference
     book = open_book(books["collab_filter"])
     names = book.names(tab)
     variables = parse_cells(names["solver_adj"], tab)
@@ -182,3 +194,29 @@ def test_collab_tabs_compile_to_their_rmse(tab: str, books, oracle) -> None:
     assert math.isclose(float(rmse[0]), read_model(book, tab).evaluate()[0], rel_tol=1e-12)
     for cell, ours in comp.values(comp.x0).items():
         assert_same(ours, truth.get(cell), f"collab_filter {cell_label(cell)}")
+
+
+@pytest.mark.parametrize("tab", ["basic SGD", "adam", "adamw"])
+def test_graddesc_tabs_compile_row_by_row(tab: str, books, oracle) -> None:
+    """A tab where each row depends on the row above (one SGD step per row): the filled blocks split into
+    their cells, the epoch's loss and final (a, b) as functions of the start (a, b) equal LibreOffice's."""
+    book = open_book(books["graddesc"])
+    names = book.names(tab)
+    variables = parse_cells(names["a"], tab) + parse_cells(names["b"], tab)
+    outputs = [parse_cells(names[n], tab)[0] for n in ("loss", "end_a", "end_b")]
+    comp = compile_cells(book, variables, [outputs])
+    truth = engine_values(oracle["graddesc"])
+    for cell, v in zip(outputs, comp(comp.x0)[0].tolist()):
+        assert_same(v, truth[cell], f"graddesc {cell_label(cell)}")
+    values = comp.values(comp.x0)
+    assert len(values) > 300
+    for cell, ours in values.items():
+        assert_same(ours, truth.get(cell), f"graddesc {cell_label(cell)}")
+    x = comp.x0.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(comp(x)[0][0], x)
+    h = 1e-5
+    for i in range(2):
+        e = torch.zeros(2, dtype=torch.float64)
+        e[i] = h
+        fd = (comp(comp.x0 + e)[0][0] - comp(comp.x0 - e)[0][0]).item() / (2 * h)
+        assert math.isclose(grad[i].item(), fd, rel_tol=1e-5), f"{tab}: autograd {grad[i].item()}, finite differences {fd}"

@@ -152,8 +152,8 @@ def test_evaluate_and_callback_see_each_epoch_and_nan_stops_naming_it():
     target = torch.ones(3, dtype=torch.float64)
     x, objective = _quadratic(target)
     seen = []
-    rows = train(optim.Rule([x], "sgd", lr=0.5), objective, 3, evaluate=lambda: {"gap": float((x.detach() - 1).abs().max())},
-                 on_epoch=seen.append)
+    gap = lambda: {"gap": float((x.detach() - 1).abs().max())}  # noqa: E731
+    rows = train(optim.Rule([x], "sgd", lr=0.5), objective, 3, evaluate=gap, on_epoch=seen.append)
     assert seen == rows and [r["gap"] for r in rows] == [0.5, 0.25, 0.125]
     x, objective = _quadratic(target)
     calls = []
@@ -212,8 +212,15 @@ def test_sheet_solves_import_no_torch_dynamo_and_reach_their_former_rmses(tmp_pa
     got = json.loads(proc.stdout)
     assert got["dynamo"] is False  # no torch.optim on the sheet path: its first use imports torch._dynamo
     assert set(got["rmse"]) == set(SOLVE_RMSES)
+    # The tabs now solve their compiled formulas (xlcollab.solver), not hand-written torch code: the same maths,
+    # summed in another order. L-BFGS lands on the same optimum to rounding; bias's 1000 Adam steps end within
+    # 1% of the former figure as rounding moves their path; nnet's Adam is annealed now and ends well below it.
     for sheet, rmse in SOLVE_RMSES.items():
-        assert got["rmse"][sheet] == pytest.approx(rmse, rel=1e-9), sheet
+        if sheet in ("dotprod", "movielens_emb", "movielens_1hot"):
+            assert got["rmse"][sheet] == pytest.approx(rmse, rel=1e-7), sheet
+        else:
+            assert got["rmse"][sheet] <= rmse * 1.01, sheet
+    assert got["rmse"]["nnet"] < 0.22
 
 
 def test_benchmark_prints_what_the_dynamo_import_costs():

@@ -25,7 +25,7 @@ def built(tmp_path_factory):
     out = {}
     for kind, module, stem in (("collab", collab, "collab_filter"), ("graddesc", graddesc, "graddesc")):
         xlsx = module.build_workbook(root / f"{stem}.xlsx")
-        out[kind] = (xlsx, xlsm.make_xlsm(xlsx, root / f"{stem}.xlsm", kind))
+        out[kind] = (xlsx, xlsm.make_xlsm(xlsx, root / f"{stem}.xlsm", module.BUTTONS))
     return out
 
 
@@ -84,22 +84,24 @@ def test_sheets_names_and_charts_survive(built, kind):
     assert conf["A2"].value is None  # xlwings reads keys from A1 down to the first empty cell
 
 
-def test_buttons_per_tab():
-    assert xlsm.buttons_for("graddesc", ["data", "basic SGD", "adam", "compare", "xlwings.conf"]) == {
+def test_buttons_per_tab_come_from_what_the_tabs_declare():
+    assert xlsm.button_subs(graddesc.BUTTONS, ["data", "basic SGD", "adam", "compare", "xlwings.conf"]) == {
         "basic SGD": ["XcRun", "XcReset"], "adam": ["XcRun", "XcReset"]}
-    got = xlsm.buttons_for("collab", list(collab.SHEETS) + ["xlwings.conf"])
+    got = xlsm.button_subs(collab.BUTTONS, list(collab.SHEETS) + ["xlwings.conf"])
     assert got == {s: ["XcSolve"] + (["XcFitMovielens"] if s == collab.SHEETS[0] else []) for s in collab.SHEETS}
+    with pytest.raises(XlcollabError, match="tab 'adam' asks for a button for 'fly', which is no macro"):
+        xlsm.button_subs({"adam": ("run", "fly")}, ["adam"])
 
 
 def test_bad_input(built, tmp_path):
     junk = tmp_path / "junk.xlsx"
     junk.write_bytes(b"not a zip")
     with pytest.raises(WorkbookError, match="cannot read the workbook"):
-        xlsm.make_xlsm(junk, tmp_path / "out.xlsm", "collab")
+        xlsm.make_xlsm(junk, tmp_path / "out.xlsm", collab.BUTTONS)
     with pytest.raises(WorkbookError, match="already holds a VBA project"):
-        xlsm.make_xlsm(built["collab"][1], tmp_path / "again.xlsm", "collab")
-    with pytest.raises(XlcollabError, match="unknown workbook kind"):
-        xlsm.make_xlsm(built["collab"][0], tmp_path / "k.xlsm", "solver")
+        xlsm.make_xlsm(built["collab"][1], tmp_path / "again.xlsm", collab.BUTTONS)
+    with pytest.raises(XlcollabError, match="no macro of xlcollab.excel"):
+        xlsm.make_xlsm(built["collab"][0], tmp_path / "k.xlsm", {"dotprod": ("solver",)})
     assert not (tmp_path / "out.xlsm").exists() and not (tmp_path / "k.xlsm").exists()
 
 
@@ -111,7 +113,7 @@ def test_libreoffice_binds_every_button_to_its_macro(built):
             book = office.open(path)
             try:
                 doc = book.doc
-                want = xlsm.buttons_for(kind, book.sheet_names())
+                want = xlsm.button_subs((collab if kind == "collab" else graddesc).BUTTONS, book.sheet_names())
                 assert want  # every kind has buttons somewhere
                 for sheet in book.sheet_names():
                     forms = doc.Sheets.getByName(sheet).DrawPage.Forms
@@ -135,28 +137,6 @@ def test_libreoffice_binds_every_button_to_its_macro(built):
 
 
 # -- xlcollab addin ----------------------------------------------------------------------------------------
-def test_addin_prints_the_steps_and_installs_nothing_without_excel(capsys, monkeypatch):
-    from xlcollab.cli import addin, main
-    monkeypatch.setattr(addin, "find_excel", lambda platform=None: None)
-    monkeypatch.setattr(addin.subprocess, "run", lambda *a, **k: pytest.fail("must not install without Excel"))
-    assert main(["addin"]) == 0
-    out = capsys.readouterr().out
-    assert "xlwings addin install" in out and "Enable Content" in out and "Import Functions" in out
-    assert "Excel is not installed here, so nothing was installed" in out
-    assert "xlwings runpython install" in "\n".join(addin.steps("darwin"))  # macOS also needs RunPython's helper
-
-
-def test_addin_runs_the_xlwings_installer_where_excel_is(capsys, monkeypatch, tmp_path):
-    from xlcollab.cli import addin, main
-    ran = []
-    monkeypatch.setattr(addin, "find_excel", lambda platform=None: tmp_path / "EXCEL.EXE")
-    monkeypatch.setattr(addin.subprocess, "run", lambda cmd, check: ran.append(cmd) or SimpleNamespace(returncode=0))
-    assert main(["addin"]) == 0
-    assert ran and ran[0][1:] == ["-m", "xlwings.cli", "addin", "install"]
-    ran.clear()
-    assert main(["addin", "--dry-run"]) == 0 and ran == []
-
-
 def test_addin_writes_the_interpreter_into_xlwings_conf(built, tmp_path, capsys):
     from xlcollab.cli import addin, main
     path = tmp_path / "g.xlsm"
@@ -178,7 +158,7 @@ def test_addin_writes_the_interpreter_into_xlwings_conf(built, tmp_path, capsys)
 
 def test_same_input_same_bytes(built, tmp_path):
     xlsx, first = built["graddesc"]
-    again = xlsm.make_xlsm(xlsx, tmp_path / "again.xlsm", "graddesc")
+    again = xlsm.make_xlsm(xlsx, tmp_path / "again.xlsm", graddesc.BUTTONS)
     assert again.read_bytes() == first.read_bytes()
 
 
@@ -192,7 +172,7 @@ def test_buttons_sit_where_a_sheet_names_them(tmp_path):
     other = wb.create_sheet("momentum")
     other["A1"], other["D9"] = "b", 2
     wb.save(tmp_path / "g.xlsx")
-    out = xlsm.make_xlsm(tmp_path / "g.xlsx", tmp_path / "g.xlsm", "graddesc")
+    out = xlsm.make_xlsm(tmp_path / "g.xlsx", tmp_path / "g.xlsm", {"adam": ("run", "reset"), "momentum": ("run", "reset")})
     with zipfile.ZipFile(out) as zf:
         vml = sorted(n for n in zf.namelist() if n.endswith(".vml"))
         anchors = [re.findall(r"<x:Anchor>([^<]*)</x:Anchor>", zf.read(n).decode()) for n in vml]

@@ -144,6 +144,9 @@ class Book(ABC):
     def alert(self, message: str) -> None:
         """Tell the user something went wrong (a message box in a live application); silent by default."""
 
+    def inform(self, message: str) -> None:
+        """Tell the user how a long action went (an information box in a live application); silent by default."""
+
     def _unsupported(self, what: str) -> Unsupported:
         return Unsupported(f"{type(self).__name__} cannot {what}", path=self.name)
 

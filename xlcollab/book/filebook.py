@@ -7,28 +7,39 @@ package unchanged, into a temporary file that replaces the target in one `os.rep
 Formula cells of the sheets it writes keep a cached result only where `write_cached` gave one, and the
 workbook asks for a full recalculation on load, so Excel and LibreOffice never show stale values.
 
-Reads: values and formulas come from openpyxl's read-only mode (sheets parsed lazily, only those read);
-an array formula reads as "=..." at its anchor, and the other cells of its extent as their cached values
-(None where the file has none, e.g. after xlcollab wrote the sheet). After a commit to `out`, the book
-reads and writes `out`.
+Reads: the file is opened once (a regular file only: `core.safeio`), and every read comes from that open
+file; each sheet's XML is checked whole (`read_sheet_facts`) before openpyxl's read-only mode reads its cells,
+so a malformed or hostile sheet is refused before any work starts. An array formula reads as "=..." at its
+anchor, and the other cells of its extent as their cached values (None where the file has none). After a
+commit to `out`, the book reads and writes `out`.
+
+No lost updates: a commit holds the target's write lock; when the file changed on disk since it was opened
+(another process saved it), the commit goes onto the new file only if none of the parts this book read or
+writes changed there (zip directory checksums), and otherwise refuses with one line, writing nothing.
 """
 from __future__ import annotations
 
 import os
 import stat
-import zipfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from openpyxl import load_workbook
 from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
 
 from xlcollab.book.base import Book, Cells, Grid, bounds
 from xlcollab.book.graft import graft_sheet
-from xlcollab.book.ooxml import WORKBOOK, Package, WorkbookMap, ask_full_recalc
+from xlcollab.book.ooxml import (CONTENT_TYPES, WORKBOOK, WORKBOOK_RELS, Package, WorkbookMap, ask_full_recalc,
+                                 workbook_error)
 from xlcollab.book.sheetxml import SheetFacts, patch_sheet_xml, read_sheet_facts
 from xlcollab.book.spec import SheetSpec
+from xlcollab.core import budget, safeio
 from xlcollab.errors import WorkbookError
+
+#: parts openpyxl reads for the values of any sheet (besides the sheet itself and workbook.xml)
+_SHARED_PARTS = ("xl/sharedStrings.xml", "xl/styles.xml")
+#: memory lxml needs to patch a sheet, per byte of its XML (measured: ~20; a tree and its serialized copy)
+_PATCH_BYTES_PER_BYTE = 22
 
 
 def lock_files(path: Path) -> list[Path]:
@@ -50,35 +61,41 @@ class FileBook(Book):
         self.name = str(self.path)
         self._source = self.path  # the file reads come from: `out` once a commit wrote it
         self._wb = None
+        self._fh: IO[bytes] | None = None
         super().__init__()
-        self._check_readable()
+        if self.out is not None:
+            safeio.write_target(self.out, kind=workbook_error(self.out), what="workbook file")
+        self._open()
         self._map: WorkbookMap | None = None
         self._book_map()
 
     # -- opening ------------------------------------------------------------------------
     def _fail(self, message: str, **where: Any) -> WorkbookError:
-        return WorkbookError(message, path=self.name, **where)
+        return WorkbookError(message.removeprefix(f"{self.name}: "), path=self.name, **where)
 
-    def _check_readable(self) -> None:
-        if not self.path.exists():
-            raise self._fail("no such file")
-        if self.path.is_dir():
-            raise self._fail("is a folder, not a workbook")
-        if not zipfile.is_zipfile(self.path):
-            raise self._fail("not an Excel workbook (.xlsx/.xlsm are zip files; this one is not, or it is truncated)")
+    def _open(self) -> None:
+        """Open the source once (a regular file), check its zip directory and every part's checksum."""
+        fh = safeio.open_regular(self._source, kind=self._fail, what="workbook file")
         try:
-            with zipfile.ZipFile(self.path) as zf:
-                bad = zf.testzip()
-                names = set(zf.namelist())
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise self._fail(f"corrupt workbook ({exc})") from None
-        if bad is not None:
-            raise self._fail(f"corrupt workbook: part {bad} fails its checksum")
-        if WORKBOOK not in names:
-            raise self._fail("not an Excel workbook (a zip file without xl/workbook.xml)")
+            with Package(fh, name=self.name) as pkg:
+                bad = pkg.first_corrupt_part()
+                if bad is not None:
+                    raise self._fail(f"corrupt workbook: part {bad} fails its checksum")
+                if WORKBOOK not in pkg:
+                    raise self._fail("not an Excel workbook (a zip file without xl/workbook.xml)")
+                pkg.refuse_dtds()
+                self._directory = pkg.directory()
+        except WorkbookError as exc:
+            fh.close()
+            if "not a readable zip file" in str(exc):
+                raise self._fail("not an Excel workbook (.xlsx/.xlsm are zip files; this one is not, or it is "
+                                 "truncated)") from None
+            raise
+        self._fh = fh
+        self._used: set[str] = {WORKBOOK, WORKBOOK_RELS}
 
     def _package(self) -> Package:
-        return Package(self._source, name=self.name)
+        return Package(self._fh, name=self.name)
 
     def _book_map(self) -> WorkbookMap:
         if self._map is None:
@@ -90,15 +107,19 @@ class FileBook(Book):
         if self._wb is None:
             try:
                 # read-only: sheets are parsed lazily, only those a solve reads (a tenth of a full load)
-                self._wb = load_workbook(self._source, read_only=True, data_only=False, keep_links=False)
+                self._wb = load_workbook(self._fh, read_only=True, data_only=False, keep_links=False)
             except Exception as exc:  # openpyxl raises many types on damaged files
-                raise self._fail(f"cannot read the workbook: {exc}") from None
+                raise self._fail(f"cannot read the workbook: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            self._used.update(_SHARED_PARTS)
         return self._wb
 
     def _facts(self, sheet: str) -> SheetFacts:
+        """The sheet's structure, from one streaming pass over its whole XML (which refuses a bad sheet)."""
         if sheet not in self._sheet_facts:
-            with self._package() as pkg, pkg.open(self._book_map().parts[sheet]) as stream:
-                self._sheet_facts[sheet] = read_sheet_facts(stream)
+            part = self._book_map().parts[sheet]
+            self._used.add(part)
+            with self._package() as pkg, pkg.open(part) as stream:
+                self._sheet_facts[sheet] = read_sheet_facts(stream, part=part, path=self.name, sheet=sheet)
         return self._sheet_facts[sheet]
 
     # -- Book ---------------------------------------------------------------------------
@@ -112,6 +133,7 @@ class FileBook(Book):
         return self._book_map().global_names
 
     def _read(self, sheet: str, ref: str) -> Grid:
+        self._facts(sheet)  # the whole sheet checked by lxml before openpyxl's parser reads it
         ws = self._workbook()[sheet]
         r0, c0, r1, c1 = bounds(ref)
         width = c1 - c0 + 1
@@ -144,21 +166,65 @@ class FileBook(Book):
         self._write(writes, cached, spec)
         self.discard()
 
+    def _buffer(self, into, sheet: str, ref: str, values: Any) -> None:
+        """Buffer as Book does, first checking that patching the sheet will fit in memory."""
+        if sheet not in self._writes and sheet not in self._cached:
+            part = self._book_map().parts[sheet]
+            size = self._directory.get(part, (0, 0))[1]
+            budget.check_memory(size * _PATCH_BYTES_PER_BYTE, f"writing into sheet '{sheet}' ({budget.size(size)} "
+                                f"of XML)", kind=lambda m: self._fail(m, sheet=sheet))
+        super()._buffer(into, sheet, ref, values)
+
     def _write(self, writes: Cells, cached: Cells, spec: SheetSpec | None = None) -> None:
         target = self.location()
         self._check_writable(target)
         book = self._book_map()
-        with self._package() as pkg:
-            for sheet in {**writes, **cached}:
-                part = book.parts[sheet]
-                pkg.set(part, patch_sheet_xml(pkg.read(part), writes.get(sheet, {}), cached=cached.get(sheet),
-                                              sheet=sheet, path=self.name))
-            pkg.set(WORKBOOK, ask_full_recalc(pkg.read(WORKBOOK)))
-            if spec is not None:
-                graft_sheet(pkg, spec)
-            self.close()  # the file is about to change: the next read loads it again
-            pkg.save(target)
+        touched = {book.parts[s] for s in {**writes, **cached}} | {WORKBOOK}
+        if spec is not None:
+            touched |= {WORKBOOK_RELS, CONTENT_TYPES}
+        with safeio.locked(target, kind=workbook_error(target)):
+            base = self._current_base(target, touched)
+            try:
+                with Package(base, name=self.name) as pkg:
+                    for sheet in {**writes, **cached}:
+                        part = book.parts[sheet]
+                        pkg.set(part, patch_sheet_xml(pkg.read(part), writes.get(sheet, {}), cached=cached.get(sheet),
+                                                      sheet=sheet, path=self.name, part=part))
+                    pkg.set(WORKBOOK, ask_full_recalc(pkg.read(WORKBOOK)))
+                    if spec is not None:
+                        graft_sheet(pkg, spec)
+                    pkg.save(target)
+            finally:
+                if base is not self._fh:
+                    base.close()
+        self.close()  # the file changed: the next read opens it again
         self._source = target
+        self._open()
+
+    def _current_base(self, target: Path, touched: set[str]) -> IO[bytes]:
+        """The file to patch: the one read, or, if another process replaced it since, the new one provided no
+        part this book read or writes differs there; otherwise nothing is written (WorkbookError)."""
+        if not _same_file(target, self._source) or _unchanged(self._fh, self._source):
+            return self._fh
+        fresh = safeio.open_regular(self._source, kind=self._fail, what="workbook file")
+        try:
+            with Package(fresh, name=self.name) as now:
+                # workbook.xml by what it says (its recalc flag is every writer's to set), the rest by checksum
+                changed = sorted(p for p in (self._used | touched) - {WORKBOOK}
+                                 if now.directory().get(p) != self._directory.get(p))
+                if not changed and now.workbook() != self._book_map():
+                    changed = [WORKBOOK]
+        except BaseException:
+            fresh.close()
+            raise
+        if changed:
+            fresh.close()
+            sheets = [s for s, p in self._book_map().parts.items() if p in changed]
+            what = (f"sheet '{sheets[0]}'" if sheets else "its sheets or defined names" if changed[0] == WORKBOOK
+                    else changed[0])
+            raise self._fail(f"another program saved this workbook after xlcollab read it and changed {what}; "
+                             "nothing was written, so its changes are kept: run again to work on the new file")
+        return fresh
 
     def _forget(self) -> None:
         super()._forget()
@@ -166,20 +232,39 @@ class FileBook(Book):
         self._sheet_facts: dict[str, SheetFacts] = {}
 
     def close(self) -> None:
-        """Release the file handle a read keeps open."""
+        """Release the file handles reads keep open."""
         if self._wb is not None:
             self._wb.close()
             self._wb = None
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
 
     def _check_writable(self, target: Path) -> None:
         for p in {self.path, target}:
             held = lock_files(p)
             if held:
                 raise self._fail(f"the workbook is open in another application (lock file {held[0].name}); close it first")
-        if target.exists() and not (target.stat().st_mode & stat.S_IWUSR):
+        real = safeio.write_target(target, kind=workbook_error(target), what="workbook file")
+        if real.exists() and not (real.stat().st_mode & stat.S_IWUSR):
             raise WorkbookError("the file is read-only", path=str(target))
-        if not os.access(target.parent, os.W_OK):
+        if real.parent.exists() and not os.access(real.parent, os.W_OK):
             raise WorkbookError("cannot write into its folder", path=str(target))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _unchanged(fh: IO[bytes], path: Path) -> bool:
+    """Whether `path` still is the file `fh` was opened on, unmodified (same inode, size and mtime)."""
+    try:
+        now = os.stat(path)
+    except OSError:
+        return False
+    then = os.fstat(fh.fileno())
+    return (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns) == (then.st_dev, then.st_ino, then.st_size,
+                                                                       then.st_mtime_ns)
 
 
 def _formula_text(value: Any) -> Any:

@@ -32,7 +32,9 @@ def render_sheet(spec: SheetSpec) -> bytes:
     for r, row in enumerate(spec.cells, start=1):
         for c, value in enumerate(row, start=1):
             if value is not None:
-                ws.cell(r, c, value)
+                cell = ws.cell(r, c, value)
+                if isinstance(value, str):
+                    cell.data_type = "s"  # text stays text: openpyxl would make "=..." a live formula
     for letter, width in spec.widths.items():
         ws.column_dimensions[letter].width = width
     for ch in spec.charts:

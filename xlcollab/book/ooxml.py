@@ -1,20 +1,25 @@
 """The one OOXML package layer: read a .xlsx/.xlsm's parts, edit some, and write the whole file atomically.
 
-Every file xlcollab writes goes through `Package.save`: a temporary file beside the target, fsync, then
-one `os.replace`, so the target is either the old file or the whole new one. Parts nobody touched are
-streamed across unchanged (decompressed and recompressed by the zip module, which has no raw copy; never
-all held in memory); `reproducible=True` gives every entry a fixed date and mode, so the same content is
-the same bytes. `WorkbookMap` is the one reader of workbook.xml (sheets, their parts, defined names).
+Every workbook xlcollab writes goes through `Package.save`, which writes through `core.safeio.atomic_write`: a
+temporary file beside the target (a symlink's target; a device, FIFO or folder refused), fsync, one
+`os.replace`, under the target's advisory lock, so the target is either the old file or the whole new one.
+Reading goes through `safeio.open_zip` (regular files only; every part's size checked from the zip
+directory before anything is read) and `parse_xml` (no DTD, no entities, lxml's limits on huge text: each
+refusal one line naming the part). Parts nobody touched are streamed across unchanged (decompressed and
+recompressed by the zip module, which has no raw copy; never all held in memory); `reproducible=True` gives
+every entry a fixed date and mode, so the same content is the same bytes. `WorkbookMap` is the one reader of
+workbook.xml (sheets, their parts, defined names).
 """
 from __future__ import annotations
 
+import codecs
 import io
-import os
 import posixpath
+import re
 import shutil
-import tempfile
 import time
 import zipfile
+import zlib
 from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +27,7 @@ from typing import IO
 
 from lxml import etree
 
+from xlcollab.core import safeio
 from xlcollab.errors import WorkbookError
 
 NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -38,9 +44,79 @@ CONTENT_TYPES = "[Content_Types].xml"
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 
 
+def workbook_error(path: str | Path) -> safeio.Kind:
+    """How `core.safeio` reports a problem with the workbook file `path`: a WorkbookError naming it once."""
+    return lambda message: WorkbookError(message.removeprefix(f"{path}: "), path=str(path))
+
+
 def q(tag: str, ns: str = NS) -> str:
     """Clark notation "{namespace}tag" for lxml."""
     return f"{{{ns}}}{tag}"
+
+
+#: every XML part is parsed so: no DTD loaded, no entity expanded, nothing fetched, lxml's caps on huge text kept
+_PARSER_OPTIONS = dict(resolve_entities=False, load_dtd=False, no_network=True, huge_tree=False, dtd_validation=False)
+_PARSER = etree.XMLParser(**_PARSER_OPTIONS)
+
+
+def parse_xml(data: bytes, *, part: str, path: str, sheet: str | None = None) -> etree._Element:
+    """A part's XML tree; WorkbookError naming the part for malformed XML, a DTD or an entity (an OOXML part has none)."""
+    try:
+        root = etree.fromstring(data, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise xml_error(part, exc, path=path, sheet=sheet) from None
+    refuse_dtd(root.getroottree(), part=part, path=path, sheet=sheet)
+    return root
+
+
+def iterparse_xml(stream: IO[bytes], *, tag: Iterable[str] | str, part: str, path: str,
+                  sheet: str | None = None) -> Iterable[etree._Element]:
+    """Stream a part's elements of `tag` (end events) with `parse_xml`'s rules; the caller frees them as it goes."""
+    checked = False
+    try:
+        for _, el in etree.iterparse(stream, events=("end",), tag=tag, **_PARSER_OPTIONS):
+            if not checked:
+                refuse_dtd(el.getroottree(), part=part, path=path, sheet=sheet)
+                checked = True
+            yield el
+    except etree.XMLSyntaxError as exc:
+        raise xml_error(part, exc, path=path, sheet=sheet) from None
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise WorkbookError(f"corrupt workbook: the part {part} cannot be unpacked ({exc})", sheet=sheet,
+                            path=path) from None
+
+
+_PROLOG_BYTES = 65536
+_ROOT_START = re.compile(r"<[^?!]")
+
+
+def declares_dtd(head: bytes) -> bool:
+    """Whether an XML document beginning with `head` has a <!DOCTYPE> before its root element (or no root in
+    `head` at all, which only a padded prolog hiding one would do)."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        text = head.decode("utf-16", "replace")
+    else:
+        text = head.decode("utf-8", "replace")
+    root = _ROOT_START.search(text)
+    doctype = text.upper().find("<!DOCTYPE")
+    if root is None:
+        return len(head) >= _PROLOG_BYTES or doctype >= 0
+    return 0 <= doctype < root.start()
+
+
+def refuse_dtd(tree: etree._ElementTree, *, part: str, path: str, sheet: str | None = None) -> None:
+    """OOXML parts never declare a DTD: one found is refused (entity bombs and external entities live there)."""
+    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+        raise WorkbookError(f"corrupt or hostile workbook: {part} declares a DTD (<!DOCTYPE>), which no workbook "
+                            "part has; refused", sheet=sheet, path=path)
+
+
+def xml_error(part: str, exc: etree.XMLSyntaxError, *, path: str, sheet: str | None = None) -> WorkbookError:
+    """One line for a part lxml refused: malformed, truncated, an undefined entity, a text node over lxml's limit."""
+    first = next(iter(exc.error_log), None)  # the cause; lxml's own message may be a later, misleading error
+    reason = f"{first.message}, line {first.line}, column {first.column}" if first is not None else \
+        (str(exc).splitlines() or [type(exc).__name__])[0]
+    return WorkbookError(f"corrupt workbook: {part} is not well-formed XML ({reason})", sheet=sheet, path=path)
 
 
 def xml_bytes(root: etree._Element) -> bytes:
@@ -118,10 +194,8 @@ class Package:
 
     def __init__(self, source: str | Path | IO[bytes], *, name: str | None = None) -> None:
         self.name = name or str(source)
-        try:
-            self._zip = zipfile.ZipFile(source)
-        except (OSError, zipfile.BadZipFile) as exc:
-            raise WorkbookError(f"cannot read the workbook ({exc})", path=self.name) from None
+        self._zip = safeio.open_zip(source, name=self.name, kind=lambda m: WorkbookError(
+            f"cannot read the workbook: {m.removeprefix(f'{self.name}: ')}", path=self.name))
         self._known = set(self._zip.namelist())
         self._data: dict[str, bytes] = {}
         self._trees: dict[str, etree._Element] = {}
@@ -147,7 +221,10 @@ class Package:
             return self._data[part]
         if part not in self:
             raise WorkbookError(f"corrupt workbook: the part {part} is missing", path=self.name)
-        return self._zip.read(part)
+        try:
+            return self._zip.read(part)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            raise WorkbookError(f"corrupt workbook: the part {part} cannot be unpacked ({exc})", path=self.name) from None
 
     def open(self, part: str) -> IO[bytes]:
         """A part as a stream (untouched parts are not read whole)."""
@@ -160,10 +237,7 @@ class Package:
     def tree(self, part: str) -> etree._Element:
         """A part parsed for editing; what the tree holds at `save` is written."""
         if part not in self._trees:
-            try:
-                self._trees[part] = etree.fromstring(self.read(part))
-            except etree.XMLSyntaxError as exc:
-                raise WorkbookError(f"corrupt workbook: {part} is not XML ({exc})", path=self.name) from None
+            self._trees[part] = self._parse(part)
             self._data.pop(part, None)
         return self._trees[part]
 
@@ -185,47 +259,56 @@ class Package:
         self._trees.pop(part, None)
         self._dropped.add(part)
 
+    def directory(self) -> dict[str, tuple[int, int]]:
+        """Each part of the file as opened: name -> (CRC-32, size), from the zip directory (nothing unpacked)."""
+        return {info.filename: (info.CRC, info.file_size) for info in self._zip.infolist()}
+
+    def first_corrupt_part(self) -> str | None:
+        """The first part whose bytes fail their checksum or do not unpack (every part is streamed once), or None."""
+        try:
+            return self._zip.testzip()
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as exc:
+            raise WorkbookError(f"corrupt workbook ({exc})", path=self.name) from None
+
+    def refuse_dtds(self) -> None:
+        """Refuse the file if any XML part declares a DTD (read from each part's first 64 KB)."""
+        for part in sorted(self._known):
+            if part.endswith((".xml", ".rels", ".vml")):
+                with self._zip.open(part) as stream:
+                    head = stream.read(_PROLOG_BYTES)
+                if declares_dtd(head):
+                    raise WorkbookError(f"corrupt or hostile workbook: {part} declares a DTD (<!DOCTYPE>), which no "
+                                        "workbook part has; refused", path=self.name)
+
     def workbook(self) -> WorkbookMap:
         """The sheets and defined names, from workbook.xml as it stands now."""
         parse = (lambda part: self._trees[part]) if WORKBOOK in self._trees else (lambda part: self._parse(part))
         return read_workbook_map(parse(WORKBOOK), self._trees.get(WORKBOOK_RELS) or self._parse(WORKBOOK_RELS))
 
     def _parse(self, part: str) -> etree._Element:
-        try:
-            return etree.fromstring(self.read(part))
-        except etree.XMLSyntaxError as exc:
-            raise WorkbookError(f"corrupt workbook: {part} is not XML ({exc})", path=self.name) from None
+        return parse_xml(self.read(part), part=part, path=self.name)
 
     def save(self, target: str | Path, *, reproducible: bool = False) -> Path:
-        """Write every part into `target` atomically: a temporary file beside it, fsync, one rename.
+        """Write every part into `target` atomically (`safeio.atomic_write`); returns the file written.
 
         Parts keep their order and zip entry settings (new ones come last); `reproducible` gives every
-        entry the fixed date, mode 644 and deflate, so equal content gives equal bytes.
+        entry the fixed date, mode 644 and deflate, so equal content gives equal bytes. A failure (disk
+        full, a part that does not unpack) is one WorkbookError line, the target untouched.
         """
-        target = Path(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                with zipfile.ZipFile(fh, "w") as out:
-                    for info, data in self._entries(reproducible):
-                        if data is None:
-                            with self._zip.open(info.filename) as src, out.open(info, "w") as dst:
-                                shutil.copyfileobj(src, dst, 1 << 20)
-                        else:
-                            out.writestr(info, data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            if target.exists() and not reproducible:
-                shutil.copymode(target, tmp)
-            else:
-                os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        _sync_folder(target.parent)
-        return target
+        with safeio.atomic_write(target, kind=workbook_error(target), what="workbook file",
+                                 keep_mode=not reproducible) as fh:
+            with zipfile.ZipFile(fh, "w") as out:
+                for info, data in self._entries(reproducible):
+                    if data is not None:
+                        out.writestr(info, data)
+                        continue
+                    try:
+                        with self._zip.open(info.filename) as src, out.open(info, "w") as dst:
+                            shutil.copyfileobj(src, dst, 1 << 20)
+                    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                        raise WorkbookError(f"corrupt workbook: the part {info.filename} cannot be unpacked ({exc}); "
+                                            "nothing was written", path=self.name) from None
+        return Path(target)
 
     def _entries(self, reproducible: bool) -> Iterable[tuple[zipfile.ZipInfo, bytes | None]]:
         """(entry, bytes) for each part in order; bytes None for an untouched part (streamed)."""
@@ -255,27 +338,13 @@ def _entry(name: str, like: zipfile.ZipInfo | None, reproducible: bool) -> zipfi
     return info
 
 
-def _sync_folder(folder: Path) -> None:
-    """fsync a folder so a rename in it survives a crash (where the platform allows opening folders)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 _AFTER_CALC_PR = {q(t) for t in ("oleSize", "customWorkbookViews", "pivotCaches", "smartTagPr", "smartTagTypes",
                                  "webPublishing", "fileRecoveryPr", "webPublishObjects", "extLst")}
 
 
 def ask_full_recalc(xml: bytes) -> bytes:
     """workbook.xml with <calcPr fullCalcOnLoad="1"/>; returned unchanged when it already says so."""
-    root = etree.fromstring(xml)
+    root = parse_xml(xml, part=WORKBOOK, path="the workbook")
     calc = root.find(q("calcPr"))
     if calc is not None and calc.get("fullCalcOnLoad") in ("1", "true"):
         return xml

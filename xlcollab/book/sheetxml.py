@@ -16,7 +16,7 @@ from lxml import etree
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
 
 from xlcollab.book.base import ERROR_VALUES, bounds, range_name, union
-from xlcollab.book.ooxml import XML_NS, q, xml_bytes
+from xlcollab.book.ooxml import XML_NS, iterparse_xml, parse_xml, q, xml_bytes
 from xlcollab.errors import WorkbookError
 
 _C, _ROW, _F, _V, _IS = q("c"), q("row"), q("f"), q("v"), q("is")
@@ -34,14 +34,14 @@ def col_row(cell: str) -> tuple[int, int]:
 
 
 def patch_sheet_xml(xml: bytes, cells: dict[str, Any], *, cached: dict[str, Any] | None = None,
-                    sheet: str, path: str) -> bytes:
+                    sheet: str, path: str, part: str = "the sheet's part") -> bytes:
     """Set literal values into cells (formula cells refused) and cached results into formula cells.
 
     `cached` holds results for formula cells, or for any cell of an array formula's extent; a value for
     a cell without a formula is refused. Formulas without one lose their stale cached result.
     """
     cached = cached or {}
-    root = etree.fromstring(xml)
+    root = parse_xml(xml, part=part, path=path, sheet=sheet)
     data = root.find(q("sheetData"))
     if data is None:
         raise WorkbookError("worksheet has no sheetData", sheet=sheet, path=path)
@@ -166,12 +166,16 @@ class SheetFacts:
         return union([self.dimension or self.cells or "A1", *self.arrays.values(), *self.merged]) or "A1"
 
 
-def read_sheet_facts(stream: IO[bytes]) -> SheetFacts:
-    """Stream a worksheet part once (elements freed as it goes) for its arrays, merges, range, protection."""
+def read_sheet_facts(stream: IO[bytes], *, part: str = "a worksheet", path: str = "the workbook",
+                     sheet: str | None = None) -> SheetFacts:
+    """Stream a worksheet part once (elements freed as it goes) for its arrays, merges, range, protection.
+
+    The whole part is parsed, so a malformed, truncated or hostile sheet is refused here (one WorkbookError
+    line), before anything reads its cells."""
     facts = SheetFacts(None, None)
     box: list[int] = []
     tags = (_C, q("dimension"), q("mergeCell"), q("sheetProtection"))
-    for _, el in etree.iterparse(stream, events=("end",), tag=tags):
+    for el in iterparse_xml(stream, tag=tags, part=part, path=path, sheet=sheet):
         if el.tag == _C:
             ref = el.get("r")
             if ref:

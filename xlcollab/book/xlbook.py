@@ -17,6 +17,13 @@ from xlcollab.book.spec import SheetSpec
 from xlcollab.errors import WorkbookError
 
 
+def as_text(value: Any) -> Any:
+    """What to assign to Range.value so that text stays text: Excel parses an assigned string as if typed, so
+    "=...", "+...", "-...", "@..." would become formulas and "1/2" a date; a leading apostrophe makes it text
+    (Excel keeps it as the cell's prefix character, not in the value)."""
+    return "'" + value if isinstance(value, str) and value else value
+
+
 def _grid(value: Any, rows: int, cols: int) -> Grid:
     """xlwings gives a scalar for one cell and a flat list for one row/column: always a 2-D list."""
     if rows == 1 and cols == 1:
@@ -94,7 +101,7 @@ class XlwingsBook(Book):
                     raise WorkbookError(f"refusing to overwrite the formula {f}", sheet=sheet, cell=ref, path=self.name)
             by_row: dict[int, list[tuple[int, Any]]] = {}
             for ref, (r, c) in coords.items():
-                by_row.setdefault(r, []).append((c, cells[ref]))
+                by_row.setdefault(r, []).append((c, as_text(cells[ref])))
             for r, items in by_row.items():
                 items.sort()
                 start, run = items[0][0], [items[0][1]]
@@ -125,6 +132,9 @@ class XlwingsBook(Book):
     def alert(self, message: str) -> None:
         self.book.app.alert(message, title="xlcollab", buttons="ok", mode="critical")
 
+    def inform(self, message: str) -> None:
+        self.book.app.alert(message, title="xlcollab", buttons="ok", mode="info")
+
     def _put_sheet(self, spec: SheetSpec) -> None:
         """Create or replace sheet `spec.name` with values and native charts (titles where Excel's API allows)."""
         app = self.book.app
@@ -137,7 +147,7 @@ class XlwingsBook(Book):
             app.display_alerts = alerts
         sht = self.book.sheets.add(spec.name, after=self.book.sheets[len(self.book.sheets) - 1])
         if spec.cells:
-            sht.range("A1").value = spec.cells
+            sht.range("A1").value = [[as_text(v) for v in row] for row in spec.cells]
         for letter, chars in spec.widths.items():
             sht.range(f"{letter}:{letter}").column_width = chars
         for ch in spec.charts:

@@ -7,6 +7,7 @@ import math
 import sys
 from typing import Any
 
+from xlcollab.core.safeio import printable
 from xlcollab.core.settings import FIT, check_fit
 from xlcollab.errors import SettingsError
 
@@ -44,6 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_fit_flags(p)
     p.add_argument("--save", metavar="PATH", help="save the fitted model (for recommend and explain)")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end instead of the table")
+    p.add_argument("--force", action="store_true", help="run even when the estimated memory or time is more "
+                   "than this machine has (or than XLCOLLAB_MAX_HOURS)")
     p.set_defaults(run=run_fit)
 
     p = sub.add_parser("recommend", help="top-N unseen movies for a user (or movies like a movie), from a saved model")
@@ -72,11 +75,25 @@ def _finite(x: Any) -> Any:
 def run_fit(args: argparse.Namespace) -> int:
     """Load, fit, print the per-epoch table (or JSON), optionally save."""
     params = {name: getattr(args, name) for name in FIT}
+<<<<<<< HEAD
+    settings = check_fit(params)  # bad settings fail before the data (or torch) is read
+    from xlcollab.core import budget, data, modelfile
+=======
     check_fit(params)  # bad settings fail before the data (or torch) is read
+>>>>>>> accuracy
     from xlcollab.core.fit import CollabFit
 
+    if args.save:
+        modelfile.check_target(args.save)  # a path that cannot take the model fails now, not after training
     est = CollabFit(**params)
+<<<<<<< HEAD
+    ratings = data.load_ratings(args.ratings, user_col=args.user_col, item_col=args.item_col,
+                                rating_col=args.rating_col)
+    frame = ratings.frame
+    budget.check_fit(len(frame), frame["user"].nunique(), frame["item"].nunique(), settings, force=args.force)
+=======
     ratings = read_ratings(args)
+>>>>>>> accuracy
     out = sys.stdout
     if not args.json:
         n = len(ratings.frame)
@@ -132,7 +149,7 @@ def _positive(name: str, value: int) -> None:
 
 def _table(df: Any, cols: list[str], fmt: dict[str, str]) -> str:
     """A plain left-aligned text table (titles last, so they may be long)."""
-    rows = [[format(v, fmt[c]) if c in fmt else str(v) for c, v in zip(cols, r)]
+    rows = [[format(v, fmt[c]) if c in fmt else printable(v) for c, v in zip(cols, r)]
             for r in df[cols].itertuples(index=False)]
     widths = [max([len(c)] + [len(r[j]) for r in rows]) for j, c in enumerate(cols)]
     lines = ["  ".join(c.rjust(w) if c != "title" else c for c, w in zip(cols, widths)).rstrip()]
@@ -156,7 +173,7 @@ def run_recommend(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"movie": args.movie, "similar": _records(sims)}))
             return 0
-        title = fit.title(fit.item_ids_[fit.item_codes(args.movie)])
+        title = printable(fit.title(fit.item_ids_[fit.item_codes(args.movie)]))
         print(f"{len(sims)} movies most like {title} (cosine of factors):")
         print(_table(sims, ["movie", "similarity", "title"], {"similarity": "+.3f"}))
         return 0
@@ -164,7 +181,7 @@ def run_recommend(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"user": args.user, "recommendations": _records(recs)}))
         return 0
-    print(f"top {len(recs)} unseen movies for user {args.user} (predicted rating):")
+    print(f"top {len(recs)} unseen movies for user {printable(args.user)} (predicted rating):")
     print(_table(recs, ["movie", "predicted", "title"], {"predicted": ".2f"}))
     return 0
 

@@ -1,4 +1,5 @@
-"""Collaborative filtering as a scikit-learn-style estimator: settings in __init__, `fit` returns self, `predict` is pure.
+"""Collaborative filtering as a scikit-learn-style estimator: settings in __init__, `fit` returns self, `predict`
+is pure.
 
 `CollabFit(...).fit(ratings)` encodes the ratings, splits off a seeded validation set (the fast.ai lesson
 protocol), and minimises the mean squared error of one of `models.MODELS` with a torch.optim optimizer in

@@ -135,7 +135,8 @@ class EmbeddingNN(nn.Module):
         kwargs.setdefault("user_size", n_factors)
         return cls(n_users, n_items, **kwargs)
 
-    rows, l2, forward, forward_penalty = EmbeddingDot.rows, EmbeddingDot.l2, EmbeddingDot.forward, EmbeddingDot.forward_penalty
+    rows, l2, forward = EmbeddingDot.rows, EmbeddingDot.l2, EmbeddingDot.forward
+    forward_penalty = EmbeddingDot.forward_penalty
 
     def combine(self, rows: tuple[Tensor, ...]) -> Tensor:
         x = self.layers(torch.cat(rows, 1)).squeeze(1)

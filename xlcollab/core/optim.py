@@ -4,8 +4,8 @@ Each rule takes one parameter and its gradient, updates the named buffers in `st
 torch.optim uses: `momentum_buffer`, `sum`, `square_avg`, `exp_avg`, `exp_avg_sq`, `step`) and
 returns the new parameter. The arithmetic is written once, in the order the sheets' formulas compute
 it, and runs unchanged on torch tensors of any shape and on Python floats. Float64 tensors and floats
-give bit-identical results (+ - * / are correctly rounded on both, and `_sqrt` makes the tensors' sqrt
-so too), which lets the graddesc sheets run their long scalar traces on plain floats, far cheaper per
+give bit-identical results (+ - * / are correctly rounded on both, and `exact_sqrt` makes the tensors'
+sqrt so too), which lets the graddesc sheets run their long scalar traces on plain floats, far cheaper per
 step than 0-d tensors, without changing a bit.
 
 Buffers start at zero, as the sheets' top cells do. `Rule` runs a rule as an update of core.train's loop
@@ -25,7 +25,7 @@ from xlcollab.core import checks
 Number = Any  # a float or a torch.Tensor: the rules use only + - * / and sqrt
 
 
-def _sqrt(x: Number) -> Number:
+def exact_sqrt(x: Number) -> Number:
     """Correctly rounded sqrt of a float (math.sqrt, as Excel and LibreOffice) or a tensor.
 
     torch's CPU sqrt (SLEEF) is within one ulp but not always correctly rounded (about 1 value in 80
@@ -85,7 +85,7 @@ def adagrad(param: Number, grad: Number, state: dict[str, Any], *, lr: float, ep
         grad = grad + weight_decay * param
     total = state.get("sum", 0.0) + grad * grad
     state["sum"] = total
-    return param - lr * (grad / (_sqrt(total) + eps))
+    return param - lr * (grad / (exact_sqrt(total) + eps))
 
 
 def rmsprop(param: Number, grad: Number, state: dict[str, Any], *, lr: float, alpha: float = 0.99,
@@ -103,7 +103,7 @@ def rmsprop(param: Number, grad: Number, state: dict[str, Any], *, lr: float, al
         grad = grad + weight_decay * param
     avg = alpha * state.get("square_avg", 0.0) + (1 - alpha) * (grad * grad)
     state["square_avg"] = avg
-    return param - lr * (grad / (_sqrt(avg) + eps))
+    return param - lr * (grad / (exact_sqrt(avg) + eps))
 
 
 def adam(param: Number, grad: Number, state: dict[str, Any], *, lr: float, beta1: float = 0.9,
@@ -137,8 +137,9 @@ def adam(param: Number, grad: Number, state: dict[str, Any], *, lr: float, beta1
     if weight_decay and decoupled:
         param = param * (1 - lr * weight_decay)
     if bias_correction:
-        return param - lr / (1 - beta1 ** step) * (exp_avg / (_sqrt(exp_avg_sq) / math.sqrt(1 - beta2 ** step) + eps))
-    return param - lr * (exp_avg / (_sqrt(exp_avg_sq) + eps))
+        denom = exact_sqrt(exp_avg_sq) / math.sqrt(1 - beta2 ** step) + eps
+        return param - lr / (1 - beta1 ** step) * (exp_avg / denom)
+    return param - lr * (exp_avg / (exact_sqrt(exp_avg_sq) + eps))
 
 
 RULES = {"sgd": sgd, "adagrad": adagrad, "rmsprop": rmsprop, "adam": adam}
@@ -247,7 +248,7 @@ class LBFGS:
             s, y, _ = self.pairs[-1]
             q *= s.dot(y) / y.dot(y)
         else:
-            q *= min(1.0, 1.0 / float(np.abs(g).sum()))
+            q *= min(1.0, 1.0 / max(float(np.abs(g).sum()), 1e-300))  # a zero gradient: no step, converged
         for (s, y, rho), a in zip(self.pairs, reversed(alphas)):
             q += (a - rho * y.dot(q)) * s
         return -q
@@ -288,7 +289,7 @@ class LBFGS:
                 return loss
         s, y = x_new - x, g_new - g
         ys = float(y.dot(s))
-        if ys > 1e-12:
+        if ys > 1e-10 * float(np.sqrt(s.dot(s) * y.dot(y))):  # curvature, scale-free
             self.pairs.append((s, y, 1.0 / ys))
             if len(self.pairs) > history:
                 self.pairs.pop(0)

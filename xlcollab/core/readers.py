@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xlcollab.core.sources import File, disk_file, decode
+from xlcollab.core.sources import File, LinesAsUtf8, decode, disk_file
 from xlcollab.errors import DataError
 
 COLUMNS = ("user", "item", "rating")  # canonical column names after loading
@@ -27,6 +27,8 @@ _ALIASES = {
 _TITLE_ALIASES = ("title", "movie_title", "name")
 _HEADERLESS = ("user", "item", "rating", "timestamp")
 _DELIMITERS = (",", "\t", ";", "|")
+#: the largest rating accepted: its square times a billion ratings stays far inside float32 (3.4e38)
+RATING_LIMIT = 1e12
 
 
 def _is_number(text: str) -> bool:
@@ -38,7 +40,7 @@ def _is_number(text: str) -> bool:
 
 
 @dataclass(frozen=True)
-class _Layout:
+class Layout:
     """How a ratings file is laid out: delimiter, header, how file columns map to canonical ones."""
 
     sep: str
@@ -86,7 +88,7 @@ def _resolve_columns(found: list[str], name: str, given: dict[str, str | None]) 
     return out
 
 
-def _layout(file: File, sep: str | None, given: dict[str, str | None]) -> _Layout:
+def layout(file: File, sep: str | None, given: dict[str, str | None]) -> Layout:
     """Sniff the delimiter and header from the first line; map the columns."""
     head = file.head()
     text = decode(head) if head else ""
@@ -105,7 +107,7 @@ def _layout(file: File, sep: str | None, given: dict[str, str | None]) -> _Layou
         cols = {c: c for c in _HEADERLESS}
         labels = {c: f"{i + 1} ({c})" for i, c in enumerate(_HEADERLESS)}
         _resolve_columns(list(_HEADERLESS), file.name, given)
-        return _Layout(":", False, cols, labels, strict_ids=True, dat=True)
+        return Layout(":", False, cols, labels, strict_ids=True, dat=True)
     if sep is None:
         sep = max(_DELIMITERS, key=lambda d: first.count(d))  # ties: the earlier, i.e. ','
     fields = first.split(sep)
@@ -117,17 +119,17 @@ def _layout(file: File, sep: str | None, given: dict[str, str | None]) -> _Layou
         cols = _resolve_columns(names, file.name, given)
         labels = {c: f"{i + 1} ({c})" for i, c in enumerate(names)}
         strict = file.basename == "u.data" or re.fullmatch(r"u[a-z0-9]\.(base|test)", file.basename) is not None
-        return _Layout(sep, False, cols, labels, strict_ids=strict)
+        return Layout(sep, False, cols, labels, strict_ids=strict)
     try:
         header = [str(c) for c in pd.read_csv(io.StringIO(first), sep=sep, nrows=0).columns]
     except (pd.errors.ParserError, ValueError) as exc:
         raise DataError(f"{file.name}: cannot read the header row: {exc}") from None
     cols = _resolve_columns(header, file.name, given)
     labels = {c: (n if n == c else f"{n} ({c})") for c, n in cols.items()}
-    return _Layout(sep, True, cols, labels, strict_ids=file.basename == "ratings.csv")
+    return Layout(sep, True, cols, labels, strict_ids=file.basename == "ratings.csv")
 
 
-def _parse(file: File, lay: _Layout) -> pd.DataFrame:
+def _parse(file: File, lay: Layout) -> pd.DataFrame:
     """Read the file with the pandas C engine, translating its errors into DataErrors."""
     kw: dict = dict(sep=lay.sep, skip_blank_lines=False, engine="c")
     if lay.dat:
@@ -136,10 +138,11 @@ def _parse(file: File, lay: _Layout) -> pd.DataFrame:
         kw.update(header=0)
     else:
         kw.update(header=None, names=list(lay.columns.values()))
-    for encoding in ("utf-8-sig", "latin-1"):
+    for per_line in (False, True):  # UTF-8 throughout, else each line UTF-8 or Latin-1 (sources.decode_line)
         try:
-            with file.open() as fh:
-                df = pd.read_csv(fh, encoding=encoding, **kw)
+            with file.open() as raw:
+                fh = io.BufferedReader(LinesAsUtf8(raw), 1 << 20) if per_line else raw
+                df = pd.read_csv(fh, encoding="utf-8-sig", **kw)
             break
         except UnicodeDecodeError:
             continue
@@ -191,19 +194,43 @@ def _clean_ids(s: pd.Series, col: str, where: Callable[[object, str], str], stri
     if pd.api.types.is_bool_dtype(s):
         return s.astype(object)
     if pd.api.types.is_integer_dtype(s):
-        return s.astype(np.int64)
+        return _int64_ids(s, col, where)
     if pd.api.types.is_float_dtype(s):
-        return s.astype(np.int64) if np.all(np.mod(s.to_numpy(), 1) == 0) else s
+        return _int64_ids(s, col, where) if np.all(np.mod(s.to_numpy(), 1) == 0) else s
     num = pd.to_numeric(s, errors="coerce")
     if strict:
         bad = num.isna() | (np.mod(num.fillna(0), 1) != 0)
         if bad.any():
             i = bad.idxmax()
             raise DataError(f"{where(i, col)}: {str(s.at[i])!r} is not a whole-number {col} id")
-        return num.astype(np.int64)
+        return _int64_ids(num, col, where, s)
     if num.notna().all() and np.all(np.mod(num.to_numpy(), 1) == 0):
-        return num.astype(np.int64)
+        return _int64_ids(num, col, where, s)
     return pd.Series(s.astype(str).str.strip().to_numpy(dtype=object), index=s.index)
+
+
+def too_large(rating: float) -> str:
+    """Why a rating beyond RATING_LIMIT is refused."""
+    return f"{rating!r} is outside +-{RATING_LIMIT:g}: a fit in float32 cannot square and sum such ratings"
+
+
+_INT64_LIMIT = 2.0 ** 63  # whole-number ids are int64: [-2**63, 2**63)
+
+
+def _int64_ids(num: pd.Series, col: str, where: Callable[[object, str], str], raw: pd.Series | None = None) -> pd.Series:
+    """Whole-number ids as int64; an id outside int64 (10**30 would wrap to -2**63) refused naming its row."""
+    if num.dtype == np.uint64:
+        out = num.to_numpy() >= 2 ** 63
+    elif pd.api.types.is_integer_dtype(num):
+        return num.astype(np.int64)
+    else:
+        v = num.to_numpy(dtype=np.float64)
+        out = (v >= _INT64_LIMIT) | (v < -_INT64_LIMIT)
+    if out.any():
+        i = num.index[int(np.argmax(out))]
+        shown = str((raw if raw is not None else num).at[i]).strip()
+        raise DataError(f"{where(i, col)}: {col} id {shown} is outside what a 64-bit integer holds")
+    return num.astype(np.int64)
 
 
 def _clean_ratings(r: pd.Series, where: Callable[[object, str], str]) -> pd.Series:
@@ -221,6 +248,10 @@ def _clean_ratings(r: pd.Series, where: Callable[[object, str], str]) -> pd.Seri
     if not np.isfinite(r.to_numpy()).all():
         i = pd.Series(~np.isfinite(r.to_numpy()), index=r.index).idxmax()
         raise DataError(f"{where(i, 'rating')}: {float(r.at[i])!r} is not a finite number")
+    big = np.abs(r.to_numpy()) > RATING_LIMIT
+    if big.any():
+        i = r.index[int(np.argmax(big))]
+        raise DataError(f"{where(i, 'rating')}: {too_large(float(r.at[i]))}")
     return r
 
 
@@ -298,8 +329,16 @@ def read_titles(file: File) -> pd.Series:
         if idc is None or tc is None:
             raise DataError(f"{file.name}: missing column {'movieId' if idc is None else 'title'} in titles file; "
                             f"the file has columns {', '.join(repr(c) for c in df.columns)}")
-        ids = pd.to_numeric(df[idc], errors="coerce")
-        index = ids.astype(np.int64).to_numpy() if ids.notna().all() else df[idc].to_numpy(dtype=object)
+        ids = pd.to_numeric(df[idc].str.strip(), errors="coerce")
+        whole = (ids.notna() & (np.mod(ids.fillna(0), 1) == 0) & (ids.abs() < 2.0 ** 63)).to_numpy()
+        if whole.all():
+            index = ids.astype(np.int64).to_numpy()
+        elif not whole.any():  # text ids throughout ("tt0111161")
+            index = df[idc].to_numpy(dtype=object)
+        else:  # one bad row must not turn every id into text (and so lose every title)
+            i = int(np.argmin(whole))
+            raise DataError(f"{file.name}: row {i + 2}, column {idc}: {df[idc].iat[i]!r} is not a whole-number "
+                            "movie id, as the other rows' ids are")
         series = pd.Series(df[tc].to_numpy(dtype=object), index=index, name="title")
     series = series[~series.index.duplicated()].astype(object)
     series.index.name = "item"
@@ -320,7 +359,7 @@ def titles_from(titles, source_name: str) -> pd.Series | None:
 
 def read_file(file: File, sep: str | None, given: dict[str, str | None]) -> tuple[pd.DataFrame, pd.Series | None]:
     """A ratings file as a clean frame (user, item, rating[, timestamp]) and the titles it holds, if any."""
-    lay = _layout(file, sep, given)
+    lay = layout(file, sep, given)
     raw = _parse(file, lay)
     first = lay.first_line
     return _split_titles(_clean(raw, file.name, lambda i: f"row {i + first}", lay.labels, lay.strict_ids))

@@ -66,8 +66,8 @@ def _y_range(value: Any, what: str) -> tuple[float, float] | str | None:
 
 
 def batch_size(text: str) -> int | None:
-    """--batch-size: a whole number, or 'full' for one step per epoch."""
-    return None if text.lower() in ("full", "none", "0") else int(text)
+    """--batch-size: a whole number, or 'full' for one step per epoch (0 is a number, which the check refuses)."""
+    return None if text.strip().lower() in ("full", "none") else int(text)
 
 
 def y_range(text: str) -> tuple[float, float] | str | None:

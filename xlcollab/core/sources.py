@@ -1,13 +1,21 @@
 """Where ratings come from: a file on disk or a member of a zip, and how a MovieLens release folder or zip is
-searched for its ratings file and the titles file beside it."""
+searched for its ratings file and the titles file beside it.
+
+Every file is opened through `core.safeio`: regular files only (a FIFO, device or folder is refused before a
+byte is read), a zip's members checked from its directory, and every stream capped (total size, and the length
+of one line, so a 1 GB "title" is refused after a megabyte)."""
 from __future__ import annotations
 
+import codecs
+import io
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from xlcollab.core import safeio
 from xlcollab.errors import DataError
 
 RELEASES = ("ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-32m", "ml-latest-small", "ml-latest")
@@ -33,23 +41,97 @@ class File:
 
 
 def disk_file(path: Path) -> File:
-    return File(str(path), lambda: open(path, "rb"), path.name)
+    def opener() -> IO[bytes]:
+        lim = safeio.limits()
+        fh = safeio.open_regular(path, cap=lim.file)
+        return io.BufferedReader(safeio.Capped(fh, cap=lim.file, name=str(path), line=lim.line), 1 << 20)
+    return File(str(path), opener, path.name)
 
 
 def _zip_file(zpath: Path, member: str) -> File:
+    name = f"{zpath}/{member}"
+
     def opener() -> IO[bytes]:
-        # The member stream keeps the archive's file open after the ZipFile itself is closed.
-        with zipfile.ZipFile(zpath) as zf:
-            return zf.open(member)
-    return File(f"{zpath}/{member}", opener, member.rsplit("/", 1)[-1])
+        lim = safeio.limits()
+        zf = safeio.open_zip(zpath, name=str(zpath))
+        try:
+            stream = zf.open(member)
+        except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
+            zf.close()
+            raise DataError(f"{name}: cannot read it from the zip ({exc})") from None
+        capped = safeio.Capped(_Unpacked(stream, name), cap=lim.part, name=name, line=lim.line, on_close=zf.close)
+        return io.BufferedReader(capped, 1 << 20)
+    return File(name, opener, member.rsplit("/", 1)[-1])
+
+
+class _Unpacked(io.RawIOBase):
+    """A zip member's stream whose unpacking errors (a bad checksum, a damaged stream) are one DataError line."""
+
+    def __init__(self, stream: IO[bytes], name: str) -> None:
+        super().__init__()
+        self.stream, self.name = stream, name
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        try:
+            data = self.stream.read(len(buffer))
+        except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
+            raise DataError(f"{self.name}: damaged inside the zip ({exc})") from None
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.stream.close()
+        super().close()
 
 
 def decode(data: bytes) -> str:
-    """UTF-8 (with or without BOM) when valid, else Latin-1 (ml-100k u.item, ml-1m movies.dat)."""
+    """UTF-8 (with or without BOM) when valid; otherwise each line on its own: UTF-8 where it is valid, Latin-1
+    where not (ml-100k u.item and ml-1m movies.dat are Latin-1; a UTF-8 file with one stray byte keeps the rest)."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return data.decode("latin-1")
+        return "".join(decode_line(line) for line in data.removeprefix(codecs.BOM_UTF8).splitlines(keepends=True))
+
+
+def decode_line(line: bytes) -> str:
+    """One line as UTF-8, or as Latin-1 when it is not valid UTF-8."""
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return line.decode("latin-1")
+
+
+class LinesAsUtf8(io.RawIOBase):
+    """A byte stream re-encoded line by line as UTF-8 (`decode_line`), for a file that is not UTF-8 throughout."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        super().__init__()
+        self.raw, self.pending, self.out = raw, b"", b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self.out:
+            chunk = self.raw.read(1 << 20)
+            if not chunk:
+                self.out, self.pending = decode_line(self.pending).encode(), b""
+                break
+            lines = (self.pending + chunk).split(b"\n")
+            self.pending = lines.pop()
+            self.out = "\n".join(decode_line(line) for line in lines).encode() + b"\n"
+        n = min(len(buffer), len(self.out))
+        buffer[:n], self.out = self.out[:n], self.out[n:]
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self.raw.close()
+        super().close()
 
 
 
@@ -77,11 +159,8 @@ def from_directory(path: Path) -> tuple[File, File | None]:
 
 
 def _from_zip(path: Path) -> tuple[File, File | None]:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            members = [m for m in zf.namelist() if not m.endswith("/")]
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise DataError(f"{path}: not a readable zip file ({exc})") from None
+    with safeio.open_zip(path, name=str(path)) as zf:
+        members = [m for m in zf.namelist() if not m.endswith("/")]
     folders: dict[str, dict[str, str]] = {}
     for m in members:
         folder, _, base = m.rpartition("/")
@@ -107,6 +186,7 @@ def locate(path: Path) -> tuple[File, File | None]:
         raise DataError(f"{path}: no such file or directory{hint}")
     if path.is_dir():
         return from_directory(path)
+    safeio.check_regular(path, what="ratings file")  # before anything opens it: a FIFO would block for ever
     if zipfile.is_zipfile(path):
         return _from_zip(path)
     titles = None

@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from xlcollab.core import data
+from xlcollab.core import data, readers, sources
 from xlcollab.errors import DataError, SettingsError
 
 # Bytes the in-memory path holds per rating: the DataFrame (user, item, rating, timestamp: 32), the codes (20),
@@ -129,7 +129,7 @@ def _blocks(file: Any, lay: Any, block_bytes: int) -> Iterator[tuple[np.ndarray,
     if lay.dat or len(lay.sep) != 1:
         raise DataError(f"{file.name}: streaming (--memory-budget) reads comma- or tab-separated files; this one is "
                         f"'::'-separated (ml-1m and ml-10m fit in memory: leave out --memory-budget)")
-    cols = [lay.columns[c] for c in data.COLUMNS]
+    cols = [lay.columns[c] for c in readers.COLUMNS]
     types = {cols[0]: pa.int64(), cols[1]: pa.int64(), cols[2]: pa.float64()}
     # headerless files (u.data and friends) name their fields user, item, rating[, timestamp] in file order
     names = None if lay.header else list(lay.columns.values())
@@ -141,7 +141,7 @@ def _blocks(file: Any, lay: Any, block_bytes: int) -> Iterator[tuple[np.ndarray,
                                    convert_options=pcsv.ConvertOptions(include_columns=cols, column_types=types))
             for batch in reader:
                 arrays = [batch.column(c) for c in cols]
-                for canon, arr in zip(data.COLUMNS, arrays):
+                for canon, arr in zip(readers.COLUMNS, arrays):
                     if arr.null_count:
                         at = done + int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
                         what = "no rating (blank or NaN)" if canon == "rating" else f"blank {canon} id"
@@ -152,10 +152,15 @@ def _blocks(file: Any, lay: Any, block_bytes: int) -> Iterator[tuple[np.ndarray,
                     at = int(np.flatnonzero(~np.isfinite(ratings))[0])
                     raise DataError(f"{file.name}: row {done + at + lay.first_line}, column {lay.labels['rating']}: "
                                     f"{float(ratings[at])!r} is not a finite number")
+                big = np.abs(ratings) > readers.RATING_LIMIT
+                if big.any():
+                    at = int(np.argmax(big))
+                    raise DataError(f"{file.name}: row {done + at + lay.first_line}, column {lay.labels['rating']}: "
+                                    f"{readers.too_large(float(ratings[at]))}")
                 yield users, items, ratings.astype(np.float32)
                 done += len(ratings)
     except pa.ArrowInvalid as exc:  # text in a number column, a row with too many fields: find the row in memory
-        data.load_ratings(file.name, sep=lay.sep, **{f"{c}_col": lay.columns[c] for c in data.COLUMNS})
+        data.load_ratings(file.name, sep=lay.sep, **{f"{c}_col": lay.columns[c] for c in readers.COLUMNS})
         raise DataError(f"{file.name}: cannot stream this file ({str(exc).splitlines()[0]}): streaming reads "
                         f"whole-number user and item ids and numeric ratings; leave out --memory-budget") from None
 
@@ -173,8 +178,8 @@ def spill(source: Any, folder: str | Path, *, valid_pct: float = 0.2, seed: int 
     """Read a ratings file in chunks into folder: codes in split order, as `data.encode` + `data.split_indices`."""
     folder = Path(folder)
     path = Path(source).expanduser()
-    rfile, tfile = data._locate(path)
-    lay = data._layout(rfile, sep, {"user": user_col, "item": item_col, "rating": rating_col})
+    rfile, tfile = sources.locate(path)
+    lay = readers.layout(rfile, sep, {"user": user_col, "item": item_col, "rating": rating_col})
     # pass 1: the file, once, in blocks -> raw ids and ratings on disk; the distinct ids in memory
     handles: dict = {}
     seen_u, seen_i, n = [], [], 0
@@ -234,7 +239,7 @@ def spill(source: Any, folder: str | Path, *, valid_pct: float = 0.2, seed: int 
         (folder / f"raw.{name}").unlink()
     for name in _PARTS[:2]:
         (folder / f"all.{name}").unlink()
-    titles = data._read_titles(tfile) if tfile is not None else None
+    titles = readers.read_titles(tfile) if tfile is not None else None
     return Spilled(folder, len(train_idx), len(valid_idx), uids, iids, titles, (lo, hi), total / len(train_idx),
                    seen_indptr, seen_items, item_counts, str(path))
 

@@ -32,13 +32,16 @@ MODEL_DOC = "optional: a model file; default <workbook>.xlcollab.pt beside the w
 
 
 def cell_error(udf: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a UDF so that an XlcollabError becomes the cell's text "#xlcollab: <first line of the reason>"."""
+    """Wrap a UDF so that it never raises: an XlcollabError becomes the cell's text "#xlcollab: <first line of the
+    reason>", and anything else (a bug, memory) "#xlcollab: internal error: <kind>: <first line>"."""
     @functools.wraps(udf)  # xlwings reads the signature and docstring through __wrapped__
     def in_cell(*args: Any, **kwargs: Any) -> Any:
         try:
             return udf(*args, **kwargs)
         except XlcollabError as exc:
             return ERROR_PREFIX + (str(exc).splitlines() or [type(exc).__name__])[0]
+        except Exception as exc:  # a worksheet function must answer in its cell, whatever happened
+            return f"{ERROR_PREFIX}internal error: {type(exc).__name__}: " + (str(exc).splitlines() or [""])[0]
     return in_cell
 
 
@@ -84,11 +87,15 @@ def model_path_for(workbook: str | Path) -> Path:
     return workbook.with_name(workbook.stem + MODEL_SUFFIX)
 
 
-_MODELS: dict[Path, tuple[tuple[int, int], CollabFit]] = {}
+_MODELS: dict[Path, tuple[tuple[int, int, int], CollabFit | XlcollabError]] = {}
 
 
 def load_model(path: str | Path) -> CollabFit:
-    """The fitted model saved at `path`, cached; reloaded when the file's mtime or size changes."""
+    """The fitted model saved at `path`, cached; reloaded when the file changes (inode, mtime or size).
+
+    A load that failed is cached too, until the file changes: a damaged model file is read once, not on
+    every recalculation of every cell that asks.
+    """
     from xlcollab.core.fit import CollabFit
 
     path = Path(path).resolve()
@@ -96,10 +103,16 @@ def load_model(path: str | Path) -> CollabFit:
         st = path.stat()
     except OSError:
         raise XlcollabError(f"no saved model at {path}: click Fit MovieLens (or run `xlcollab fit --save {path}`)") from None
-    stamp = (st.st_mtime_ns, st.st_size)
+    stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
     if path not in _MODELS or _MODELS[path][0] != stamp:
-        _MODELS[path] = (stamp, CollabFit.load(path))
-    return _MODELS[path][1]
+        try:
+            _MODELS[path] = (stamp, CollabFit.load(path))
+        except XlcollabError as exc:
+            _MODELS[path] = (stamp, exc)
+    found = _MODELS[path][1]
+    if isinstance(found, XlcollabError):
+        raise found
+    return found
 
 
 def model_for(model: Any, caller: Any) -> CollabFit:
@@ -157,17 +170,51 @@ def XC_PREDICT(user, movie, model=None, caller=None):
     return float(pred[0, 0]) if pred.size == 1 else pred.tolist()
 
 
+def _recommend(user: Any, n: Any, model: Any, caller: Any) -> list[list[Any]]:
+    """XC_RECOMMEND's answer: a header row, then title and predicted rating of the n best unseen movies."""
+    from xlcollab.core import interpret
+    top = interpret.recommend(model_for(model, caller), one(ids(user, "user"), "user"), checks.whole(n, "n", lo=1, hi=10_000))
+    return [["title", "predicted rating"]] + [[t, float(p)] for t, p in zip(top["title"], top["predicted"])]
+
+
+def _similar(movie: Any, n: Any, model: Any, caller: Any) -> list[list[Any]]:
+    """XC_SIMILAR's answer: a header row, then title and cosine similarity of the n nearest movies."""
+    from xlcollab.core import interpret
+    top = interpret.similar(model_for(model, caller), one(ids(movie, "movie"), "movie"), checks.whole(n, "n", lo=1, hi=10_000))
+    return [["title", "similarity"]] + [[t, float(s)] for t, s in zip(top["title"], top["similarity"])]
+
+
+@xw.func
+@xw.arg("user", doc="a user id")
+@xw.arg("n", doc="how many movies (default 10)")
+@xw.arg("model", doc=MODEL_DOC)
+@cell_error
+def XC_RECOMMEND(user, n=10, model=None, caller=None):
+    """The n movies the user has not rated with the highest predicted rating: title, predicted rating (spills)."""
+    return _recommend(user, n, model, caller)
+
+
+@xw.func
+@xw.arg("movie", doc="a movie id")
+@xw.arg("n", doc="how many movies (default 10)")
+@xw.arg("model", doc=MODEL_DOC)
+@cell_error
+def XC_SIMILAR(movie, n=10, model=None, caller=None):
+    """The n movies whose factors point most nearly the same way (cosine similarity): title, similarity (spills)."""
+    return _similar(movie, n, model, caller)
+
+
+# Excel without dynamic arrays (2019 and older): xlwings writes the result over the cells below and to the right
+# (`expand`), overwriting what is there. The add-in calls these there instead of the spilling ones.
 @xw.func
 @xw.arg("user", doc="a user id")
 @xw.arg("n", doc="how many movies (default 10)")
 @xw.arg("model", doc=MODEL_DOC)
 @xw.ret(expand="table")
 @cell_error
-def XC_RECOMMEND(user, n=10, model=None, caller=None):
-    """The n movies the user has not rated with the highest predicted rating: title, predicted rating."""
-    from xlcollab.core import interpret
-    top = interpret.recommend(model_for(model, caller), one(ids(user, "user"), "user"), checks.whole(n, "n", lo=1, hi=10_000))
-    return [["title", "predicted rating"]] + [[t, float(p)] for t, p in zip(top["title"], top["predicted"])]
+def XC_RECOMMEND_LEGACY(user, n=10, model=None, caller=None):
+    """XC_RECOMMEND for Excel without dynamic arrays: resized by xlwings over the cells below and right."""
+    return _recommend(user, n, model, caller)
 
 
 @xw.func
@@ -176,32 +223,31 @@ def XC_RECOMMEND(user, n=10, model=None, caller=None):
 @xw.arg("model", doc=MODEL_DOC)
 @xw.ret(expand="table")
 @cell_error
-def XC_SIMILAR(movie, n=10, model=None, caller=None):
-    """The n movies whose factors point most nearly the same way (cosine similarity): title, similarity."""
-    from xlcollab.core import interpret
-    top = interpret.similar(model_for(model, caller), one(ids(movie, "movie"), "movie"), checks.whole(n, "n", lo=1, hi=10_000))
-    return [["title", "similarity"]] + [[t, float(s)] for t, s in zip(top["title"], top["similarity"])]
+def XC_SIMILAR_LEGACY(movie, n=10, model=None, caller=None):
+    """XC_SIMILAR for Excel without dynamic arrays: resized by xlwings over the cells below and right."""
+    return _similar(movie, n, model, caller)
 
 
 @xw.func
 @xw.arg("ratings", np.array, doc="a crosstab: users in rows, movies in columns, blanks = not rated", **RANGE)
 @xw.arg("factors", doc="factors per user and movie (default 5)")
 @xw.arg("epochs", doc="full-batch Adam steps (default 300)")
+@xw.arg("device", doc='"auto" (default), "cpu" or "cuda"')
 @cell_error
-def XC_FIT(ratings, factors=5, epochs=300):
+def XC_FIT(ratings, factors=5, epochs=300, device="auto"):
     """Fit user and movie factors to a ratings crosstab; returns the sheet's layout as one block.
 
     The block is (factors + users) x (factors + movies): movie factors top right, user factors bottom
     left, the predicted ratings bottom right (the top-left corner is blank).
     """
     users, movies = fit_crosstab(numbers(ratings, "ratings", blanks=True), checks.whole(factors, "factors", lo=1, hi=100),
-                                 checks.whole(epochs, "epochs", lo=1, hi=100_000))
+                                 checks.whole(epochs, "epochs", lo=1, hi=100_000), "auto" if checks.is_blank(device) else device)
     k = users.shape[1]
     return [[""] * k + movies[:, f].tolist() for f in range(k)] + [
         users[i].tolist() + (users[i] @ movies.T).tolist() for i in range(len(users))]
 
 
-def fit_crosstab(r: np.ndarray, k: int, epochs: int) -> tuple[np.ndarray, np.ndarray]:
+def fit_crosstab(r: np.ndarray, k: int, epochs: int, device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """(user factors, movie factors) of a dot-product model fitted full-batch by Adam to a crosstab (NaN = blank)."""
     import pandas as pd
 
@@ -211,9 +257,13 @@ def fit_crosstab(r: np.ndarray, k: int, epochs: int) -> tuple[np.ndarray, np.nda
         raise checks.CheckError("the ratings range holds no ratings")
     frame = pd.DataFrame({"user": rows, "item": cols, "rating": r[rows, cols]})
     est = CollabFit(model="dot", n_factors=k, epochs=epochs, lr=0.05, wd=0.0, wd_bias=0.0, optimizer="adam",
-                    batch_size=None, schedule="constant", valid_pct=0.0, y_range=None, clip=False, device="cpu",
+                    batch_size=None, schedule="constant", valid_pct=0.0, y_range=None, clip=False, device=device,
                     progress=False).fit(frame)
     users, movies = np.zeros((r.shape[0], k)), np.zeros((r.shape[1], k))
     users[est.user_ids_.astype(int)] = est.model_.u_weight.weight.detach().cpu().numpy()
     movies[est.item_ids_.astype(int)] = est.model_.i_weight.weight.detach().cpu().numpy()
     return users, movies
+
+
+UDFS = (XC_DOT, XC_RMSE, XC_PREDICT, XC_RECOMMEND, XC_SIMILAR, XC_FIT, XC_RECOMMEND_LEGACY, XC_SIMILAR_LEGACY)
+SPILLING = {"XC_RECOMMEND": "XC_RECOMMEND_LEGACY", "XC_SIMILAR": "XC_SIMILAR_LEGACY"}  # native spill -> legacy resize

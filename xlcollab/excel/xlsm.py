@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from collections.abc import Mapping, Sequence
 from xml.sax.saxutils import escape
 
 from lxml import etree
@@ -19,7 +19,8 @@ from lxml import etree
 from xlcollab.book.ooxml import (CONTENT_TYPES, CT_NS, NS, PKG_NS, R_NS, WORKBOOK, WORKBOOK_RELS, WORKSHEET_CONTENT_TYPE,
                                  WORKSHEET_REL, Package, add_override, add_relationship, free_name, q, rels_of)
 from xlcollab.errors import WorkbookError, XlcollabError
-from xlcollab.excel.vba import workbook_project
+from xlcollab.excel.conf import conf_sheet_xml
+from xlcollab.excel.vba import MACROS, workbook_project
 
 CONF_SHEET = "xlwings.conf"
 CONF = (("UDF Modules", "xlcollab.excel"),)
@@ -37,23 +38,20 @@ _AFTER_LEGACY = {"legacyDrawingHF", "drawingHF", "picture", "oleObjects", "contr
                  "tableParts", "extLst"}
 
 
-def buttons_for(kind: str, sheets: list[str]) -> dict[str, list[str]]:
-    """Which Subs get a button on which tab: Solve on collab tabs (+ Fit MovieLens on the first), Run/Reset on optimizer tabs."""
-    if kind == "collab":
-        from xlcollab.sheets.collab import SHEETS as tabs
-        out = {s: ["XcSolve"] for s in sheets if s in tabs}
-        first = next((s for s in sheets if s in tabs), None)
-        if first:
-            out[first].append("XcFitMovielens")
-        return out
-    if kind == "graddesc":
-        from xlcollab.sheets.graddesc import OPTIMIZERS
-        return {s: ["XcRun", "XcReset"] for s in sheets if s in OPTIMIZERS}
-    raise XlcollabError(f"unknown workbook kind {kind!r} (collab or graddesc)")
+def button_subs(buttons: Mapping[str, Sequence[str]], sheets: list[str]) -> dict[str, list[str]]:
+    """{tab: [VBA Sub]} for the tabs of `sheets` that `buttons` ({tab: (macro, ...)}, as sheets/ declares it) names."""
+    subs = {macro: sub for sub, macro in MACROS.items()}
+    for tab, macros in buttons.items():
+        for macro in macros:
+            if macro not in subs:
+                raise XlcollabError(f"tab '{tab}' asks for a button for '{macro}', which is no macro of xlcollab.excel "
+                                    f"(buttons exist for {', '.join(subs)})")
+    return {s: [subs[m] for m in buttons[s]] for s in sheets if buttons.get(s)}
 
 
-def make_xlsm(xlsx_path: Path, xlsm_path: Path, kind: Literal["collab", "graddesc"]) -> Path:
-    """Write `xlsm_path`: the sheets of `xlsx_path` plus the VBA project, buttons and an xlwings.conf sheet."""
+def make_xlsm(xlsx_path: Path, xlsm_path: Path, buttons: Mapping[str, Sequence[str]]) -> Path:
+    """Write `xlsm_path`: the sheets of `xlsx_path` plus the VBA project, an xlwings.conf sheet and the buttons
+    `buttons` names per tab (macro names: `xlcollab.sheets.collab.BUTTONS`, `xlcollab.sheets.graddesc.BUTTONS`)."""
     xlsx_path, xlsm_path = Path(xlsx_path), Path(xlsm_path)
     with Package(xlsx_path) as pkg:
         if "xl/vbaProject.bin" in pkg:
@@ -83,24 +81,15 @@ def make_xlsm(xlsx_path: Path, xlsm_path: Path, kind: Literal["collab", "graddes
             anchor = workbook.find(q("fileVersion"))
             workbook.insert(0 if anchor is None else workbook.index(anchor) + 1, pr)
         pr.set("codeName", "ThisWorkbook")
-        buttons = buttons_for(kind, [name for name, _ in sheet_parts])
+        subs = button_subs(buttons, [name for name, _ in sheet_parts])
         anchors = {name: names["buttons"].split("!")[-1].split(":")[0].replace("$", "")
                    for name, names in book.local_names.items() if "buttons" in names}
         vml_n = 0
         for (name, part), codename in zip(sheet_parts, codenames):
             root = pkg.tree(part)
             _set_codename(root, codename)
-            if name in buttons:
-                vml_n += 1
-                vml_part = free_name(pkg, "xl/drawings/vmlDrawing{}.vml", start=vml_n)
-                vml_n = int(re.search(r"(\d+)\.vml$", vml_part)[1])
-                row, col = _button_anchor(root, anchors.get(name))
-                pkg.set(vml_part, _buttons_vml(buttons[name], row, col, shape_block=vml_n))
-                rel_part = rels_of(part)
-                if rel_part not in pkg:
-                    pkg.put_tree(rel_part, etree.Element(q("Relationships", PKG_NS), nsmap={None: PKG_NS}))
-                rid = add_relationship(pkg.tree(rel_part), VML_REL, "../drawings/" + vml_part.rsplit("/", 1)[1])
-                _add_legacy_drawing(root, rid, sheet=name, path=str(xlsx_path))
+            if name in subs:
+                vml_n = _add_buttons(pkg, name, part, root, subs[name], anchors.get(name), vml_n + 1)
 
         # the VBA project, and the workbook declared macro-enabled
         pkg.set("xl/vbaProject.bin", workbook_project(codenames))
@@ -116,6 +105,21 @@ def make_xlsm(xlsx_path: Path, xlsm_path: Path, kind: Literal["collab", "graddes
 
 
 # -- parts ------------------------------------------------------------------------------------------
+def _add_buttons(pkg: Package, sheet: str, part: str, root: etree._Element, subs: list[str], cell: str | None,
+                 block: int) -> int:
+    """Give a sheet its buttons: a VML drawing (shape block >= `block`), its relationship and <legacyDrawing>."""
+    vml_part = free_name(pkg, "xl/drawings/vmlDrawing{}.vml", start=block)
+    block = int(re.search(r"(\d+)\.vml$", vml_part)[1])
+    row, col = _button_anchor(root, cell)
+    pkg.set(vml_part, _buttons_vml(subs, row, col, shape_block=block))
+    rel_part = rels_of(part)
+    if rel_part not in pkg:
+        pkg.put_tree(rel_part, etree.Element(q("Relationships", PKG_NS), nsmap={None: PKG_NS}))
+    rid = add_relationship(pkg.tree(rel_part), VML_REL, "../drawings/" + vml_part.rsplit("/", 1)[1])
+    _add_legacy_drawing(root, rid, sheet=sheet, path=pkg.name)
+    return block
+
+
 def _set_codename(root: etree._Element, codename: str) -> None:
     pr = root.find(q("sheetPr"))
     if pr is None:
@@ -182,17 +186,6 @@ def _buttons_vml(subs: list[str], row: int, col: int, *, shape_block: int) -> by
 
 
 def _conf_sheet_xml() -> bytes:
-    """The xlwings.conf sheet: settings as key (column A) / value (column B) from A1, then a note after a gap."""
-    def cell(ref: str, text: str) -> str:
-        return f'<c r="{ref}" t="inlineStr"><is><t>{escape(text)}</t></is></c>'
-    rows = [f'<row r="{i}">{cell(f"A{i}", k)}{cell(f"B{i}", v)}</row>' for i, (k, v) in enumerate(CONF, start=1)]
-    note = len(CONF) + 5  # rows below the settings stay empty: `xlcollab addin --workbook` adds the interpreter there
-    rows.append(f'<row r="{note}">' + cell(f"A{note}", "xlwings reads the settings above (key in A, value in B, "
-                                           "from A1 down to the first empty row); they override the add-in's.") + "</row>")
-    return (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns="{NS}" xmlns:r="{R_NS}">'
-            f'<sheetPr/><dimension ref="A1:B{note}"/><sheetViews><sheetView workbookViewId="0"/></sheetViews>'
-            '<sheetFormatPr defaultRowHeight="15"/><cols><col min="1" max="1" width="22" customWidth="1"/>'
-            '<col min="2" max="2" width="22" customWidth="1"/></cols>'
-            f'<sheetData>{"".join(rows)}</sheetData>'
-            '<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/></worksheet>'
-            ).encode("utf-8")
+    """The xlwings.conf sheet: the settings, then a note on how xlwings reads them."""
+    return conf_sheet_xml(list(CONF), "xlwings reads the settings above (key in A, value in B, from A1 down to the "
+                                      "first empty row); they override the add-in's.")

@@ -7,12 +7,7 @@ parse to one tree (see `forms.py`, which groups them).
 """
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-
-import numpy as np
 
 from openpyxl.formula.tokenizer import Token, Tokenizer, TokenizerError
 

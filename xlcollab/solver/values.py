@@ -7,6 +7,7 @@ a formula whose type would flip with them is refused where it is built. G and B 
 """
 from __future__ import annotations
 
+import datetime
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import Any, Union
 
 import numpy as np
 import torch
+from openpyxl.utils.datetime import to_excel
 
 NUM, BOOL, TEXT, BLANK, ERR = 0, 1, 2, 3, 4
 ERROR_CODES = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#SPILL!", "#CALC!",
@@ -38,6 +40,7 @@ Num = Union[torch.Tensor, Thunk]
 
 @dataclass(frozen=True)
 class Val:
+    """The values of a block's cells (or of an array per cell): kinds and texts static, numbers maybe not."""
     kind: np.ndarray                  # int8, (G|1, h, w)
     num: Num                          # float64 (1, G|1, h, w) tensor, or a thunk giving (B, G|1, h, w)
     text: np.ndarray | None = None    # object array broadcastable to kind: the text / error code per element
@@ -103,6 +106,8 @@ def classify(v: Any) -> tuple[int, float, str]:
         return (NUM, x, "") if math.isfinite(x) else (ERR, math.nan, "#NUM!")
     if hasattr(v, "dtype") and np.issubdtype(v.dtype, np.number):
         return classify(float(v))
+    if isinstance(v, (datetime.date, datetime.time, datetime.timedelta)):  # Excel keeps dates as serial numbers
+        return NUM, float(to_excel(v)), ""
     s = str(v)
     if s in ERROR_CODES:
         return ERR, math.nan, s
