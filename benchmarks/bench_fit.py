@@ -134,8 +134,8 @@ def cpu_section(args: argparse.Namespace) -> None:
     tr, va = (torch.as_tensor(x) for x in data.split_indices(len(enc.ratings), 0.2, 42))
     train, valid = tuple(c[tr] for c in codes), tuple(c[va] for c in codes)
     scale = (float(enc.ratings.min()), float(enc.ratings.max()))
-    print(f"## {ratings.source}: 80/20 split (seed 42): {len(tr):,} train / {len(va):,} valid ratings; "
-          f"{args.cv_folds}-fold CV (seed 0) of all {len(enc.ratings):,}")
+    cv = f"{args.cv_folds}-fold CV (seed 0) of all {len(enc.ratings):,}" if args.cv_folds else "no CV"
+    print(f"## {ratings.source}: 80/20 split (seed 42): {len(tr):,} train / {len(va):,} valid ratings; {cv}")
     print(f"machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
           f"torch threads {torch.get_num_threads()} (xlcollab fits small problems on 1), load average before: {load()}")
     rows = []
