@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from xlcollab.core.settings import auto_epochs
 from xlcollab.errors import SettingsError, XlcollabError
 
 Kind = Callable[[str], XlcollabError]
@@ -97,8 +98,9 @@ def check_fit(n_ratings: int, n_users: int, n_items: int, s: dict, *, force: boo
                  f"{s['n_factors']:,} factors" + (", full batch" if s["batch_size"] is None else ""), force=force,
                  hint="use fewer factors or a smaller --batch-size")
     train = n_ratings * (1 - s["valid_pct"])
-    work = s["epochs"] * train * max(1.0, s["n_factors"] / 64)
-    check_time(work / FIT_RATINGS_PER_SECOND, f"{s['epochs']:,} epochs over {train:,.0f} training ratings with "
+    epochs = s["epochs"] if s["epochs"] is not None else auto_epochs(int(train), s["batch_size"])  # as fit resolves it
+    work = epochs * train * max(1.0, s["n_factors"] / 64)
+    check_time(work / FIT_RATINGS_PER_SECOND, f"{epochs:,} epochs over {train:,.0f} training ratings with "
                f"{s['n_factors']:,} factors", force=force, hint="use fewer epochs")
 
 
