@@ -75,25 +75,16 @@ def _finite(x: Any) -> Any:
 def run_fit(args: argparse.Namespace) -> int:
     """Load, fit, print the per-epoch table (or JSON), optionally save."""
     params = {name: getattr(args, name) for name in FIT}
-<<<<<<< HEAD
     settings = check_fit(params)  # bad settings fail before the data (or torch) is read
-    from xlcollab.core import budget, data, modelfile
-=======
-    check_fit(params)  # bad settings fail before the data (or torch) is read
->>>>>>> accuracy
+    from xlcollab.core import budget, modelfile
     from xlcollab.core.fit import CollabFit
 
     if args.save:
         modelfile.check_target(args.save)  # a path that cannot take the model fails now, not after training
     est = CollabFit(**params)
-<<<<<<< HEAD
-    ratings = data.load_ratings(args.ratings, user_col=args.user_col, item_col=args.item_col,
-                                rating_col=args.rating_col)
+    ratings = read_ratings(args)
     frame = ratings.frame
     budget.check_fit(len(frame), frame["user"].nunique(), frame["item"].nunique(), settings, force=args.force)
-=======
-    ratings = read_ratings(args)
->>>>>>> accuracy
     out = sys.stdout
     if not args.json:
         n = len(ratings.frame)
