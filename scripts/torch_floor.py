@@ -65,12 +65,12 @@ class Api:
 
 APIS = (
     Api("Adam(decoupled_weight_decay=...)", "2.7", "torch/optim/adam.py",
-        lambda s: "decoupled_weight_decay" in _init_params(s, "Adam"), "core.fit.torch_optimizer: --optimizer adam, "
+        lambda s: "decoupled_weight_decay" in _init_params(s, "Adam"), "core.updates.torch_optimizer: --optimizer adam, "
         "decoupled decay"),
     Api("Adam/AdamW/SGD(fused=...)", "2.3", "torch/optim/sgd.py",
-        lambda s: "fused" in _init_params(s, "SGD"), "core.fit.torch_optimizer"),
+        lambda s: "fused" in _init_params(s, "SGD"), "core.updates.torch_optimizer"),
     Api("fused optimizer kernels on the CPU", "2.4", "torch/utils/_foreach_utils.py",
-        lambda s: "cpu" in _fused_devices(s), "core.fit.torch_optimizer: fused=True for CPU parameters"),
+        lambda s: "cpu" in _fused_devices(s), "core.updates.torch_optimizer: fused=True for CPU parameters"),
     Api("torch.load(weights_only=...)", "2.2", "torch/serialization.py",
         lambda s: "weights_only" in _function_params(s, "load"), "core.modelfile.load"),
     Api("torch.random.fork_rng(devices=...)", "2.2", "torch/random.py",

@@ -15,11 +15,12 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")  # must precede triton's import: it fixes its library's mode
 
 from xlcollab.core import data, fused  # noqa: E402
-from xlcollab.core.fit import CollabFit, torch_optimizer  # noqa: E402
+from xlcollab.core.fit import CollabFit  # noqa: E402
 from xlcollab.core.models import EmbeddingDotBias  # noqa: E402
 from xlcollab.core.stream import Batch  # noqa: E402
 from xlcollab.core.settings import check_fit  # noqa: E402
 from xlcollab.core.train import train  # noqa: E402
+from xlcollab.core.updates import torch_optimizer  # noqa: E402
 from xlcollab.errors import SettingsError  # noqa: E402
 
 HAVE_TRITON = importlib.util.find_spec("triton") is not None
@@ -60,7 +61,7 @@ def steps(update, objective, batches: list[Batch], lrs: list[float]) -> list[flo
 
 
 def plain(model, s):
-    """The plain path's update and objective (fit's recipe: torch.optim from fit.torch_optimizer, L2 through
+    """The plain path's update and objective (fit's recipe: torch.optim from updates.torch_optimizer, L2 through
     forward_penalty), the reference."""
     l2 = s["wd_mode"] == "l2" and (s["wd"] > 0 or s["wd_bias"] > 0)
 

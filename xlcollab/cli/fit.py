@@ -9,16 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from xlcollab.core.safeio import printable
 from xlcollab.core.settings import FIT, check_fit
 from xlcollab.errors import SettingsError
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add fit, recommend and explain to the `xlcollab` command; fit's flags are core.settings.FIT, one per setting."""
-    p = sub.add_parser("fit", help="fit a collaborative-filtering model (default: the embedded ml-latest-small)",
-                       description="Fit a collaborative-filtering model by gradient descent; print the per-epoch "
-                                   "table and the validation RMSE. Every flag is a setting of "
-                                   "xlcollab.core.fit.CollabFit.")
+def add_fit_flags(p: argparse.ArgumentParser) -> None:
+    """RATINGS, one flag per setting of core.settings.FIT, and the CSV column names (fit, cv, tune)."""
     p.add_argument("ratings", nargs="?", metavar="RATINGS",
                    help="ratings file, MovieLens directory or .zip (default: the embedded ml-latest-small)")
     for name, setting in FIT.items():
@@ -32,8 +29,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--user-col", help="user column of a CSV with other names")
     p.add_argument("--item-col", help="movie/item column of a CSV with other names")
     p.add_argument("--rating-col", help="rating column of a CSV with other names")
+
+
+def read_ratings(args: argparse.Namespace) -> Any:
+    """The ratings RATINGS and the column flags name (data.Ratings)."""
+    from xlcollab.core import data
+
+    return data.load_ratings(args.ratings, user_col=args.user_col, item_col=args.item_col, rating_col=args.rating_col)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add fit, recommend and explain to the `xlcollab` command; fit's flags are core.settings.FIT, one per setting."""
+    p = sub.add_parser("fit", help="fit a collaborative-filtering model (default: the embedded ml-latest-small)",
+                       description="Fit a collaborative-filtering model (gradient descent; Gibbs sampling for "
+                                   "bmf); print the per-epoch table and the validation RMSE. Every flag is a "
+                                   "setting of xlcollab.core.fit.CollabFit.")
+    add_fit_flags(p)
     p.add_argument("--save", metavar="PATH", help="save the fitted model (for recommend and explain)")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end instead of the table")
+    p.add_argument("--force", action="store_true", help="run even when the estimated memory or time is more "
+                   "than this machine has (or than XLCOLLAB_MAX_HOURS)")
     p.set_defaults(run=run_fit)
 
     p = sub.add_parser("recommend", help="top-N unseen movies for a user (or movies like a movie), from a saved model")
@@ -63,38 +78,21 @@ def run_fit(args: argparse.Namespace) -> int:
     """Load, fit, print the per-epoch table (or JSON), optionally save; under torchrun with --distributed, every
     process fits its share and rank 0 alone prints and saves."""
     params = {name: getattr(args, name) for name in FIT}
-    s = check_fit(params)  # bad settings fail before the data (or torch) is read
-    from xlcollab.core import data, distributed, stream
+    settings = check_fit(params)  # bad settings fail before the data (or torch) is read
+    from xlcollab.core import distributed, modelfile
     from xlcollab.core.fit import CollabFit
 
-    leader = distributed.join(s["device"]).leader if s["distributed"] else True
+    if args.save:
+        modelfile.check_target(args.save)  # a path that cannot take the model fails now, not after training
+    leader = distributed.join(settings["device"]).leader if settings["distributed"] else True
     try:
         est = CollabFit(**params)
         out = sys.stdout if leader else open(os.devnull, "w")
-        if stream.needs_streaming(args.ratings, s["memory_budget"]):
-            if args.user_col or args.item_col or args.rating_col:
-                raise SettingsError("--memory-budget streams files whose columns are found by name; give the "
-                                    "columns MovieLens names or leave out --memory-budget")
-            ratings, source = args.ratings, args.ratings
-            if not args.json:
-                print(f"{source}: about {stream.estimated_ratings(Path(source).expanduser()):,} ratings, more than "
-                      f"the memory budget holds: streamed from disk", file=out)
-        else:
-            ratings = data.load_ratings(args.ratings, user_col=args.user_col, item_col=args.item_col,
-                                        rating_col=args.rating_col)
-            source = ratings.source
-            if not args.json:
-                n = len(ratings.frame)
-                n_valid = n - int(n * (1 - args.valid_pct))
-                print(f"{source}: {n:,} ratings, {ratings.frame['user'].nunique():,} users, "
-                      f"{ratings.frame['item'].nunique():,} movies; {n - n_valid:,} train / {n_valid:,} valid",
-                      file=out)
-        if not args.json:
-            print(f"{'epoch':>5}  {'train_rmse':>10}  {'valid_rmse':>10}  {'lr':>9}  {'seconds':>7}", file=out,
-                  flush=True)
+        ratings, source = _ratings_or_stream(args, settings, out)
 
         def show(row: dict[str, Any]) -> None:
-            print(f"{row['epoch']:>5}  {row['train_rmse']:>10.4f}  {row['valid_rmse']:>10.4f}  {row['lr']:>9.2e}  "
+            lr = "-" if math.isnan(row["lr"]) else f"{row['lr']:.2e}"  # bmf samples: no learning rate
+            print(f"{row['epoch']:>5}  {row['train_rmse']:>10.4f}  {row['valid_rmse']:>10.4f}  {lr:>9}  "
                   f"{row['seconds']:>7.2f}", file=out, flush=True)
 
         est.fit(ratings, callback=None if args.json else show)
@@ -106,26 +104,65 @@ def run_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ratings_or_stream(args: argparse.Namespace, settings: dict[str, Any], out: Any) -> tuple[Any, str]:
+    """(what fit takes, its name): the ratings read and checked against the machine's memory, or the path of a
+    file larger than --memory-budget, which fit streams from disk; prints the table's head."""
+    from xlcollab.core import budget, stream
+
+    if stream.needs_streaming(args.ratings, settings["memory_budget"]):
+        if args.user_col or args.item_col or args.rating_col:
+            raise SettingsError("--memory-budget streams files whose columns are found by name; give the columns "
+                                "MovieLens names or leave out --memory-budget")
+        if not args.json:
+            print(f"{args.ratings}: about {stream.estimated_ratings(Path(args.ratings).expanduser()):,} ratings, more "
+                  f"than the memory budget holds: streamed from disk", file=out)
+        ratings, source = args.ratings, str(args.ratings)
+    else:
+        ratings = read_ratings(args)
+        frame, source = ratings.frame, ratings.source
+        budget.check_fit(len(frame), frame["user"].nunique(), frame["item"].nunique(), settings, force=args.force)
+        if not args.json:
+            n = len(frame)
+            n_valid = n - int(n * (1 - args.valid_pct))
+            print(f"{source}: {n:,} ratings, {frame['user'].nunique():,} users, {frame['item'].nunique():,} movies; "
+                  f"{n - n_valid:,} train / {n_valid:,} valid", file=out)
+    if not args.json:
+        print(f"{'epoch':>5}  {'train_rmse':>10}  {'valid_rmse':>10}  {'lr':>9}  {'seconds':>7}", file=out, flush=True)
+    return ratings, source
+
+
 def _report(args: argparse.Namespace, est: Any, source: str, out: Any) -> None:
-    """The fit's summary: one JSON object, or the settings line and the RMSE."""
+    """The fit's summary: one JSON object, or the settings line, the RMSE and the ranking scores."""
     s = est.settings_
     if args.json:
         settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items() if k != "progress"}
         print(json.dumps({"valid_rmse": _finite(est.valid_rmse_), "train_rmse": _finite(est.train_rmse_),
+                          "valid_scores": {k: _finite(v) for k, v in est.valid_scores_.items()},
                           "fit_seconds": est.fit_seconds_, "epochs": s["epochs"], "device": est.device_,
-                          "fused": est.fused_,
-                          "n_ratings": est.n_ratings_, "source": source, "settings": settings,
+                          "fused": est.fused_, "n_ratings": est.n_ratings_, "source": source, "settings": settings,
                           "saved": args.save, "trace": [{k: _finite(v) for k, v in r.items()} for r in est.trace_]}),
               file=out)
         return
     batch = "full" if s["batch_size"] is None else s["batch_size"]
-    print(f"model {s['model']}, {s['n_factors']} factors, {s['optimizer']} lr {s['lr']:g}, wd {s['wd']:g} "
-          f"(biases {s['wd_bias']:g}, {s['wd_mode']}), batch {batch}, {s['schedule']}, {s['epochs']} epochs, "
-          f"seed {s['seed']}", file=out)
+    if s["model"] == "blend":
+        weights = ", ".join(f"{w:+.3f}" for w in est.model_.weights.tolist())
+        print(f"model blend of {', '.join(m['model'] for m in s['members'])} (intercept, weights {weights}: least "
+              f"squares on a held-out tenth of the training ratings), seed {s['seed']}", file=out)
+    elif s["model"] == "bmf":
+        print(f"model bmf, {s['n_factors']} factors per draw, {s['epochs']} Gibbs sweeps ({s['epochs'] // 4} burn-in), "
+              f"posterior mean kept as {s['kept_factors']} factors, seed {s['seed']}", file=out)
+    else:
+        print(f"model {s['model']}, {s['n_factors']} factors, {s['optimizer']} lr {s['lr']:g}, wd {s['wd']:g} "
+              f"(biases {s['wd_bias']:g}, {s['wd_mode']}), batch {batch}, {s['schedule']}, {s['epochs']} epochs, "
+              f"seed {s['seed']}", file=out)
     valid = "n/a (no validation set)" if math.isnan(est.valid_rmse_) else f"{est.valid_rmse_:.4f}"
     step = ", fused step" if est.fused_ else ""
     print(f"valid RMSE {valid}  (train {est.train_rmse_:.4f}; fit {est.fit_seconds_:.2f} s on {est.device_}{step})",
           file=out)
+    if est.valid_scores_:
+        v = est.valid_scores_
+        print(f"valid MAE {v['mae']:.4f}; ranking of each user's validation movies (k 10, relevant >= 4): "
+              f"precision {v['precision']:.4f}, recall {v['recall']:.4f}, NDCG {v['ndcg']:.4f}", file=out)
     if args.save:
         print(f"saved model to {args.save}", file=out)
 
@@ -137,7 +174,7 @@ def _positive(name: str, value: int) -> None:
 
 def _table(df: Any, cols: list[str], fmt: dict[str, str]) -> str:
     """A plain left-aligned text table (titles last, so they may be long)."""
-    rows = [[format(v, fmt[c]) if c in fmt else str(v) for c, v in zip(cols, r)]
+    rows = [[format(v, fmt[c]) if c in fmt else printable(v) for c, v in zip(cols, r)]
             for r in df[cols].itertuples(index=False)]
     widths = [max([len(c)] + [len(r[j]) for r in rows]) for j, c in enumerate(cols)]
     lines = ["  ".join(c.rjust(w) if c != "title" else c for c, w in zip(cols, widths)).rstrip()]
@@ -161,7 +198,7 @@ def run_recommend(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"movie": args.movie, "similar": _records(sims)}))
             return 0
-        title = fit.title(fit.item_ids_[fit.item_codes(args.movie)])
+        title = printable(fit.title(fit.item_ids_[fit.item_codes(args.movie)]))
         print(f"{len(sims)} movies most like {title} (cosine of factors):")
         print(_table(sims, ["movie", "similarity", "title"], {"similarity": "+.3f"}))
         return 0
@@ -169,7 +206,7 @@ def run_recommend(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"user": args.user, "recommendations": _records(recs)}))
         return 0
-    print(f"top {len(recs)} unseen movies for user {args.user} (predicted rating):")
+    print(f"top {len(recs)} unseen movies for user {printable(args.user)} (predicted rating):")
     print(_table(recs, ["movie", "predicted", "title"], {"predicted": ".2f"}))
     return 0
 

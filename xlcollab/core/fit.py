@@ -29,12 +29,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from xlcollab.core import data, distributed, fused, modelfile, stream
+from xlcollab.core import blend, bmf, data, distributed, evaluate, fused, modelfile, stream, svdpp, updates
 from xlcollab.core.device import pick_device, torch_threads
 from xlcollab.core.models import build_model
-from xlcollab.core.settings import FIT, check_fit, resolve_y_range
+from xlcollab.core.settings import FIT, auto_epochs, check_fit, resolve_y_range
 from xlcollab.core.train import schedule_lr, train
 from xlcollab.errors import DataError, SettingsError
 
@@ -44,6 +44,7 @@ from xlcollab.errors import DataError, SettingsError
 PARALLEL_MIN_RATINGS = 1_000_000
 EVAL_CHUNK = 1 << 20
 Codes = stream.Codes
+GRADIENT_MODELS = ("dotbias", "dot", "nn")  # the models that stream from disk and train across processes
 
 
 class CollabFit:
@@ -57,6 +58,8 @@ class CollabFit:
                                           before its step, like fastai's train loss; the data term only),
                                           valid_rmse (after the epoch), lr (of its last step), seconds.
     valid_rmse_, train_rmse_ : float      the last epoch's (valid: NaN when valid_pct is 0).
+    valid_scores_ : dict                  rmse, mae, precision, recall, ndcg (@10, relevant >= 4) on the validation
+                                          set (core.evaluate.scores); empty when valid_pct is 0.
     fit_seconds_ : float                  building the model + the loop + per-epoch validation; not reading or
                                           encoding the data, nor torch's one-time import of torch._dynamo.
     device_ : str                         where it ran; threads_: torch threads it ran on (CPU); fused_: whether
@@ -132,6 +135,9 @@ class CollabFit:
         torchrun run (core.distributed) and trains on its share of every batch.
         """
         s = check_fit(self.get_params())  # bad settings fail before the data is read
+        if (s["distributed"] or s["memory_budget"]) and s["model"] not in GRADIENT_MODELS:
+            raise SettingsError(f"memory_budget and distributed train the gradient models ({', '.join(GRADIENT_MODELS)}),"
+                                f" not {s['model']}")
         if s["distributed"]:
             distributed.join(s["device"])
         if stream.needs_streaming(ratings, s["memory_budget"]):
@@ -165,8 +171,10 @@ class CollabFit:
             self.n_ratings_ = sp.n_train + sp.n_valid
             device = distributed.group().device if s["distributed"] else pick_device(s["device"], sp.n_train)
             valid = (lambda: stream.chunks(sp, "valid", device)) if sp.n_valid else None
-            return self._fit(s, sp, valid, len(sp.user_ids), len(sp.item_ids), device, sp.rating_range,
-                             sp.train_mean, callback)
+            self._fit(s, sp, valid, n_users=len(sp.user_ids), n_items=len(sp.item_ids), device=device,
+                      rating_range=sp.rating_range, mean=sp.train_mean, callback=callback)
+        self.valid_scores_ = {"rmse": self.valid_rmse_} if sp.n_valid else {}  # the rest needs the set in memory
+        return self
 
     def _index_seen(self, enc: data.Encoded) -> None:
         """Which items each user rated (CSR: seen_indptr_, seen_items_) and each item's rating count."""
@@ -181,70 +189,83 @@ class CollabFit:
         benchmark's synthetic data starts here): model, optimizer, the training loop, one trace row per epoch."""
         s = check_fit(self.get_params())
         tr = train_codes[2]
-        valid = (lambda: [valid_codes]) if valid_codes is not None and len(valid_codes[2]) else None
-        return self._fit(s, train_codes, valid, n_users, n_items, tr.device, (float(tr.min()), float(tr.max())),
-                         float(tr.mean()), callback)
+        valid = valid_codes if valid_codes is not None and len(valid_codes[2]) else None
+        self._fit(s, train_codes, valid, n_users=n_users, n_items=n_items, device=tr.device,
+                  rating_range=(float(tr.min()), float(tr.max())), mean=float(tr.mean()), callback=callback)
+        self.valid_scores_ = {} if valid is None else evaluate.scores(*valid[:2], valid[2],
+                                                                        self.predict_codes(*valid[:2]))
+        return self
 
-    def _fit(self, s: dict[str, Any], train_data: Codes | stream.Spilled, valid: Callable[[], Any] | None,
+    def _fit(self, s: dict[str, Any], train_data: Codes | stream.Spilled, valid: Codes | Callable[[], Any] | None, *,
              n_users: int, n_items: int, device: torch.device, rating_range: tuple[float, float], mean: float,
-             callback: Callable[[dict[str, Any]], None] | None) -> CollabFit:
-        """Model, update (fused or torch.optim, DDP when distributed), the training loop over batches from memory
-        or disk; valid() yields the validation codes a chunk at a time."""
+             callback: Callable[[dict[str, Any]], None] | None) -> None:
+        """The model of s["model"] fitted on training codes in memory or spilled on disk; valid: codes in memory, a
+        callable giving them a chunk at a time from disk, or None."""
+        n_train = train_data.n_train if isinstance(train_data, stream.Spilled) else len(train_data[2])
+        if s["epochs"] is None:  # the gradient models' rule of the training set's size
+            s["epochs"] = auto_epochs(n_train, s["batch_size"])
         self.rating_range_ = rating_range
         s["y_range"] = resolve_y_range(s["y_range"], self.rating_range_)
-        self.settings_, self.device_ = s, str(device)
-        n_train = train_data.n_train if isinstance(train_data, stream.Spilled) else len(train_data[2])
+        self.settings_, self.device_, self.fused_ = s, str(device), False
         threads = s["threads"] or (1 if device.type == "cpu" and n_train < PARALLEL_MIN_RATINGS else None)
-        group = distributed.group() if s["distributed"] else None
         if not fused.chosen(s, device):  # torch.optim imports torch._dynamo on first use (1-5 s here): not timed
             with contextlib.suppress(ImportError):
                 importlib.import_module("torch._dynamo")
         start = time.perf_counter()
         devices = [device.index if device.index is not None else torch.cuda.current_device()] \
             if device.type == "cuda" else []
+        leader = not s["distributed"] or distributed.group().leader
         with torch_threads(threads), torch.random.fork_rng(devices=devices):
             torch.manual_seed(s["seed"])
-            self.model_ = model = build_model(s, n_users, n_items, mean).to(device)
             self.trace_ = []
-            batches, steps = stream.epochs(train_data, s["batch_size"], s["seed"], device, s["memory_budget"])
-            update, objective = self._update(s, model, group)
-            self.fused_ = isinstance(update, fused.FusedDotBias)
-            if group is not None:
-                batches = distributed.shares(batches, group)
 
-            def on_epoch(row: dict[str, Any]) -> None:
-                row = {"epoch": row["epoch"], "train_rmse": math.sqrt(row["loss"]),
-                       "valid_rmse": row.get("valid_rmse", math.nan), "lr": row["lr"], "seconds": row["seconds"]}
+            def record(row: dict[str, Any]) -> None:
                 self.trace_.append(row)
-                if callback is not None and (group is None or group.leader):
+                if callback is not None and leader:
                     callback(row)
 
-            model.train()
-            train(update, objective, s["epochs"], batches=batches,
-                  lr_at=lambda step: schedule_lr(s["schedule"], step / (s["epochs"] * steps), s["lr"]),
-                  evaluate=None if valid is None else lambda: {"valid_rmse": self._rmse_on(valid())},
-                  on_epoch=on_epoch, progress=s["progress"] if group is None or group.leader else False,
-                  lr_hint=s["lr"], reduce_total=None if group is None else distributed.sum_total)
+            if s["model"] == "bmf":  # sampled, not descended: core.bmf
+                self.model_ = bmf.fit(s, train_data, valid, n_users, n_items, record)
+                s["kept_factors"] = self.model_.u_weight.weight.shape[1]
+            elif s["model"] == "blend":  # members fitted by their own CollabFit, weights on a probe part
+                def member(name: str) -> CollabFit:
+                    return CollabFit(model=name, seed=s["seed"], threads=s["threads"], clip=s["clip"],
+                                     valid_pct=0.0, progress=False)
+                self.model_, s["members"] = blend.fit(s, train_data, valid, n_users, n_items, member, record)
+            elif s["model"] == "svdpp":  # trained with the implicit sum, kept folded into the user factors
+                self.model_ = svdpp.build(s, train_data, n_users, n_items, mean).to(device)
+                self._descend(s, train_data, valid, record)
+                self.model_ = self.model_.folded()
+            else:
+                self.model_ = build_model(s, n_users, n_items, mean).to(device)
+                self._descend(s, train_data, valid, record)
             self.threads_ = threads or torch.get_num_threads()
-        model.eval()
+        self.model_.eval()
         self.valid_rmse_ = self.trace_[-1]["valid_rmse"]
         self.train_rmse_ = self.trace_[-1]["train_rmse"]
         self.fit_seconds_ = time.perf_counter() - start
-        return self
 
-    @staticmethod
-    def _update(s: dict[str, Any], model: nn.Module, group: distributed.Group | None) -> tuple[Any, Callable]:
-        """(update, objective) for the loop: the fused Triton step where chosen, else torch.optim on the plain
-        model (wrapped in DistributedDataParallel when distributed); across processes each share's loss is weighted
-        so that the gradients add up to the whole batch's."""
-        if fused.chosen(s, next(model.parameters()).device):
-            step = fused.FusedDotBias(model, betas=(s["momentum"], s["beta2"]), wd=s["wd"], wd_bias=s["wd_bias"],
-                                      wd_mode=s["wd_mode"], lr=s["lr"],
-                                      reduce=None if group is None else distributed.all_sum)
-            return step, step.objective
-        if group is None:
-            return torch_optimizer(s, model), mse_objective(model, s)
-        return torch_optimizer(s, model), distributed.weighted(mse_objective(distributed.wrap(model, group), s), group)
+    def _descend(self, s: dict[str, Any], train_data: Codes | stream.Spilled, valid: Codes | Callable[[], Any] | None,
+                 record: Callable[[dict[str, Any]], None]) -> None:
+        """Gradient descent on model_ in core.train's loop, one trace row per epoch: batches from memory or disk
+        (chunked by a memory budget), the fused step or torch.optim, shares of each batch across processes."""
+        model, group = self.model_, distributed.group() if s["distributed"] else None
+        device = next(model.parameters()).device
+        batches, steps = stream.epochs(train_data, s["batch_size"], s["seed"], device, s["memory_budget"])
+        update, objective = updates.update_and_objective(s, model, group)
+        self.fused_ = isinstance(update, fused.FusedDotBias)
+        chunks = valid if callable(valid) else (lambda: [valid])
+
+        def on_epoch(row: dict[str, Any]) -> None:
+            record({"epoch": row["epoch"], "train_rmse": math.sqrt(row["loss"]),
+                    "valid_rmse": row.get("valid_rmse", math.nan), "lr": row["lr"], "seconds": row["seconds"]})
+
+        model.train()
+        train(update, objective, s["epochs"], batches=batches if group is None else distributed.shares(batches, group),
+              lr_at=lambda step: schedule_lr(s["schedule"], step / (s["epochs"] * steps), s["lr"]),
+              evaluate=None if valid is None else lambda: {"valid_rmse": self._rmse_on(chunks())},
+              on_epoch=on_epoch, progress=s["progress"] if group is None or group.leader else False, lr_hint=s["lr"],
+              reduce_total=None if group is None else distributed.sum_total)
 
     # -- predictions -----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -315,75 +336,6 @@ class CollabFit:
 CollabFit.__doc__ += "".join(f"\n    {name} : {s.help} (default {s.default!r})" for name, s in FIT.items()) + "\n"
 
 
-def mse_objective(model: nn.Module, s: dict[str, Any]) -> Callable[[stream.Batch], tuple[Tensor, Tensor]]:
-    """batch -> (loss, mean squared error): with wd_mode l2 the loss adds the penalty on the rows the batch uses."""
-    l2 = s["wd_mode"] == "l2" and (s["wd"] > 0 or s["wd_bias"] > 0)
-
-    def objective(batch: stream.Batch) -> tuple[Tensor, Tensor]:
-        u, i, r = batch.take()
-        if l2:
-            pred, pen = model.forward_penalty(u, i, s["wd"], s["wd_bias"])
-            mse = (pred - r).pow(2).mean()
-            return mse + pen, mse
-        mse = (model(u, i) - r).pow(2).mean()
-        return mse, mse
-    return objective
-
-
-def param_groups(model: nn.Module) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
-    """(factors, biases, free): factors and linear weights decay by wd, user/movie biases by wd_bias,
-    the global bias and the net's linear biases not at all."""
-    factors, biases, free = [], [], []
-    for name, p in model.named_parameters():
-        if name in ("u_bias.weight", "i_bias.weight"):
-            biases.append(p)
-        elif name == "global_bias" or name.endswith(".bias"):
-            free.append(p)
-        else:
-            factors.append(p)
-    return factors, biases, free
-
-
-def torch_optimizer(s: dict[str, Any], model: nn.Module) -> torch.optim.Optimizer | DecoupledSGD:
-    """The torch.optim optimizer for checked settings s; with decoupled decay, each group gets its own rate."""
-    factors, biases, free = param_groups(model)
-    decoupled = s["wd_mode"] == "decoupled"
-    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in model.parameters())
-    groups = [{"params": factors, "weight_decay": s["wd"] if decoupled else 0.0},
-              {"params": biases, "weight_decay": s["wd_bias"] if decoupled else 0.0},
-              {"params": free, "weight_decay": 0.0}]
-    groups = [g for g in groups if g["params"]]
-    name, lr, betas = s["optimizer"], s["lr"], (s["momentum"], s["beta2"])
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused)
-    if name == "adam":
-        return torch.optim.Adam(groups, lr=lr, betas=betas, decoupled_weight_decay=True, fused=fused)
-    for g in groups:  # SGD's own weight_decay is the coupled kind: kept aside for DecoupledSGD to apply
-        g["decoupled_wd"] = g.pop("weight_decay")
-    sgd = torch.optim.SGD(groups, lr=lr, momentum=s["momentum"] if name == "momentum" else 0.0, fused=fused)
-    return DecoupledSGD(sgd) if decoupled else sgd
-
-
-class DecoupledSGD:
-    """torch.optim.SGD with AdamW's decoupled decay: w <- w - lr * wd * w after the gradient, before SGD's step."""
-
-    def __init__(self, sgd: torch.optim.SGD) -> None:
-        self.sgd, self.param_groups = sgd, sgd.param_groups
-
-    def zero_grad(self) -> None:
-        self.sgd.zero_grad(set_to_none=True)
-
-    def step(self, closure: Callable[[], Tensor]) -> Tensor:
-        with torch.enable_grad():
-            loss = closure()
-        with torch.no_grad():
-            for g in self.param_groups:
-                if g["decoupled_wd"]:
-                    torch._foreach_mul_(g["params"], 1 - g["lr"] * g["decoupled_wd"])
-        self.sgd.step()
-        return loss
-
-
 def _codes(ids: np.ndarray, wanted: Any, what: str) -> np.ndarray:
     """Positions of wanted ids in the sorted id array; DataError 'unknown user 999999' for the first miss."""
     scalar = np.ndim(wanted) == 0
@@ -400,3 +352,16 @@ def _codes(ids: np.ndarray, wanted: Any, what: str) -> np.ndarray:
         miss = w[np.flatnonzero(idx < 0)[0]]
         raise DataError(f"unknown {what} {miss!s}: not in the ratings this model was fitted on")
     return idx[0] if scalar else idx.astype(np.int64)
+
+
+def fit_predict(**params: Any) -> evaluate.FitPredict:
+    """A FitPredict of CollabFit with these settings (valid_pct 0: the fold's training part is all it sees)."""
+    try:  # torch.optim's first use imports torch._dynamo (seconds): not part of any fold's fit time
+        import torch._dynamo  # noqa: F401
+    except ImportError:
+        pass
+
+    def fit_predict(train: Codes, users: Tensor, items: Tensor, n_users: int, n_items: int) -> Tensor:
+        est = CollabFit(**{"progress": False, **params, "valid_pct": 0.0}).fit_tensors(train, None, n_users, n_items)
+        return est.predict_codes(users, items)
+    return fit_predict

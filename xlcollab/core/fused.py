@@ -154,7 +154,7 @@ class _Done:
 class FusedDotBias:
     """Fused training of an EmbeddingDotBias with Adam or AdamW: state = the flat parameters, gradient and moments.
 
-    The settings are the plain path's (`fit.torch_optimizer` and `forward_penalty`): `l2` adds
+    The settings are the plain path's (`updates.torch_optimizer` and `forward_penalty`): `l2` adds
     wd * mean |factor rows|^2 + wd_bias * mean bias^2 over each batch to the loss; `decoupled` shrinks the factors
     by lr * wd and the biases by lr * wd_bias before each Adam step; the global bias is never decayed.
     For `train.train` it is both the update (torch.optim's face: param_groups[0]["lr"], zero_grad, step(closure))
