@@ -12,7 +12,8 @@ Sections (--sections, comma-separated):
              (sigmoid range, per-row L2, Adam 0.9/0.99, annealed lr), (f) and (g) the same two full batch (one
              step an epoch, as Excel Solver takes them); median of --epochs timed epochs after one
              warm-up (torch.compile's and Triton's compile times are printed apart); ratios in the same run.
-  tune       the fused recipe's epoch time for each block size x warps of the forward/backward kernel.
+  tune       the fused recipe's epoch time for each block size x warps of the forward/backward kernel, and at
+             popularity skews 1 (uniform) and 3 (8x MovieLens's hottest movie) to show the atomics' contention.
   accuracy   a low-rank-plus-noise set with MovieLens's skew (real-shaped; 80/20 split): valid RMSE of the fused and
              plain paths with the default recipe, beside the noise floor (the RMSE of the true signal).
   crossover  whole fits (CollabFit(device=...).fit on a DataFrame: reading, CUDA's start-up, compiling, the loop) on
@@ -67,12 +68,14 @@ def sync(device: torch.device) -> None:
 
 
 # -- data --------------------------------------------------------------------------------------------------------
-def shaped(scale: float, device: torch.device, seed: int = 0):
-    """Random ratings of ML-25M's shape: uniform users, skewed movies (code = n_items * u^3), half stars."""
+def shaped(scale: float, device: torch.device, seed: int = 0, skew: float = 2.0):
+    """Random ratings of ML-25M's shape: uniform users, skewed movies (code = n_items * u^skew), half stars.
+    skew 2 gives the most-rated movie 0.41 % of the ratings (ML-25M's, Forrest Gump: 81,491 of 25 M, 0.33 %);
+    skew 3, the earlier benchmark's, 2.6 %: eight times the contention on the hottest rows' atomic adds."""
     n_users, n_items, n = (max(2, int(round(x * scale))) for x in ML25M)
     g = torch.Generator(device=device).manual_seed(seed)
     users = torch.randint(0, n_users, (n,), generator=g, device=device)
-    items = (torch.rand(n, generator=g, device=device).pow(3) * n_items).long().clamp_(max=n_items - 1)
+    items = (torch.rand(n, generator=g, device=device).pow(skew) * n_items).long().clamp_(max=n_items - 1)
     ratings = torch.randint(1, 11, (n,), generator=g, device=device).float() / 2
     return n_users, n_items, users, items, ratings
 
@@ -94,7 +97,7 @@ def real_shaped(n: int, seed: int = 0, rank: int = 16, noise: float = 0.7, devic
     keys = torch.zeros(0, dtype=torch.long, device=device)
     while len(keys) < n:  # popularity: codes drawn as n * u^a, so low codes are the active users and famous movies
         m = int((n - len(keys)) * 1.3) + 16
-        drawn = (rand(m).pow(2) * n_users).long() * n_items + (rand(m).pow(3) * n_items).long()
+        drawn = (rand(m).pow(2) * n_users).long() * n_items + (rand(m).pow(2) * n_items).long()
         keys = torch.unique(torch.cat([keys, drawn]))
     keys = keys[torch.randperm(len(keys), generator=g, device=device)[:n]]
     users, items = keys // n_items, keys % n_items
@@ -186,7 +189,7 @@ class _fused_settings:
 
 # -- sections ----------------------------------------------------------------------------------------------------
 def speed(args, device) -> None:
-    problem = shaped(args.scale, device)
+    problem = shaped(args.scale, device, skew=args.skew)
     n, k, batch = len(problem[4]), 64, min(2 ** 20, len(problem[4]))
     print(f"## speed: ML-25M-shaped synthetic ratings on {card(device)}")
     print(f"{problem[0]:,} users x {problem[1]:,} movies, {n:,} ratings (scale {args.scale:g}), {k} factors, fp32, "
@@ -238,17 +241,21 @@ def tune(args, device) -> None:
     if not _fused_runs(device):
         print("## tune: needs CUDA and Triton\n")
         return
-    problem = shaped(args.scale, device)
+    problem = shaped(args.scale, device, skew=args.skew)
     n = len(problem[4])
-    print(f"## tune: the fused recipe's epoch by forward/backward block size and warps, on {card(device)}\n")
+    print(f"## tune: the fused recipe's epoch by forward/backward block size and warps, and by popularity skew "
+          f"(the hottest movie's share of the atomic adds), on {card(device)}\n")
     rows = []
-    for block in (32, 64, 128):
-        for warps in (4, 8):
-            with _fused_settings(block_rows=block, warps=warps):
-                times, _ = xlcollab_loop(problem, 64, min(2 ** 20, n), args.epochs, device, fused_step=True)
-            rows.append({"block rows": block, "warps": warps, "s / epoch": f"{statistics.median(times):.4f}",
-                         "M ratings / s": f"{n / statistics.median(times) / 1e6:,.0f}"})
-    print(table(rows, ["block rows", "warps", "s / epoch", "M ratings / s"]) + "\n")
+    configs = [(block, warps, args.skew) for block in (32, 64, 128) for warps in (4, 8)]
+    configs += [(fused.BLOCK_ROWS, fused.WARPS, skew) for skew in (1.0, 3.0) if skew != args.skew]
+    for block, warps, skew in configs:
+        data = problem if skew == args.skew else shaped(args.scale, device, skew=skew)
+        with _fused_settings(block_rows=block, warps=warps):
+            times, _ = xlcollab_loop(data, 64, min(2 ** 20, n), args.epochs, device, fused_step=True)
+        rows.append({"block rows": block, "warps": warps, "skew": f"u^{skew:g}",
+                     "s / epoch": f"{statistics.median(times):.4f}",
+                     "M ratings / s": f"{n / statistics.median(times) / 1e6:,.1f}"})
+    print(table(rows, ["block rows", "warps", "skew", "s / epoch", "M ratings / s"]) + "\n")
 
 
 def accuracy(args, device) -> None:
@@ -347,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)}")
     p.add_argument("--scale", type=float, default=1.0, help="shrink the speed/tune problem (e.g. 0.001 on a CPU)")
     p.add_argument("--epochs", type=int, default=3, help="timed epochs per path (default 3)")
+    p.add_argument("--skew", type=float, default=2.0, help="movie popularity skew of speed/tune (default 2: "
+                   "MovieLens's hottest movie; 3: eight times hotter)")
     p.add_argument("--paths", default=os.environ.get("BENCH_GPU_PATHS", "abcdefg"),
                    help="which rows of the speed table (default abcdefg; env BENCH_GPU_PATHS)")
     p.add_argument("--accuracy-scale", type=float, default=1.0, help="size of the real-shaped set, x 25M ratings")
