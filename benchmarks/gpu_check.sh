@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The GPU check, one command (~6 minutes on an H200): the card, `pytest -m cuda`, then benchmarks/bench_gpu.py's
-# sections (speed: plain PyTorch, torch.compile, xlcollab plain and fused, ratios; tune; accuracy; crossover).
+# The GPU check, one command (~6-8 minutes on an H200, under its 570 s of timeouts): the card, `pytest -m cuda`,
+# then benchmarks/bench_gpu.py's sections in this order: speed (plain PyTorch, torch.compile, xlcollab plain and
+# fused, ratios), accuracy (valid RMSE on real-shaped data), crossover (CPU vs CUDA whole fits), tune (kernel
+# block sizes, popularity skew). Arguments go to bench_gpu.py (e.g. --sections speed,tune).
 # Runs with the machine's own python3 (its CUDA torch and Triton; no install needed), from the repository root:
 #     bash benchmarks/gpu_check.sh            # logs under $OUT (or /tmp/gpu-check)
 # Test modules that need packages absent there (openpyxl, xlwings, ...) fail to collect and are listed; every
