@@ -156,7 +156,7 @@ def saved_model(tmp_path, small_ratings) -> Path:
     (["fit", "--valid-pct", "1.5"], "valid_pct must be a number in [0, 1), found 1.5"),
     (["fit", "--device", "tpu"], "device must be auto, cpu, cuda or cuda:N, found 'tpu'"),
     (["fit", "--batch-size", "-5"], "batch_size must be a whole number >= 1, found -5"),
-    (["fit", "--y-range", "5,1"], "y_range must be 'auto', None or (low, high) with low < high, found (5.0, 1.0)"),
+    (["fit", "--y-range", "5", "1"], "y_range must be 'auto', None or (low, high) with low < high, found (5.0, 1.0)"),
     (["fit", "--momentum", "1"], "momentum must be a number in [0, 1), found 1.0"),
     (["recommend", "--model", "{model}", "--user", "999999"], "unknown user 999999"),
     (["recommend", "--model", "{model}", "--user", "abc"], "unknown user abc"),

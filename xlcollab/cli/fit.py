@@ -20,10 +20,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("ratings", nargs="?", metavar="RATINGS",
                    help="ratings file, MovieLens directory or .zip (default: the embedded ml-latest-small)")
     for name, setting in FIT.items():
-        default = "" if setting.default is None else " (default: %(default)s)"
+        shown = " ".join(map(str, setting.default)) if isinstance(setting.default, tuple) else "%(default)s"
+        default = "" if setting.default is None else f" (default: {shown})"
         if setting.parse is None:
             p.add_argument(setting.flag, dest=name, action=argparse.BooleanOptionalAction, default=setting.default,
                            help=setting.help + default)
+        elif setting.nargs is not None:
+            p.add_argument(setting.flag, dest=name, nargs=setting.nargs, action=_words(setting.parse),
+                           metavar=setting.metavar, default=setting.default, help=setting.help + default)
         else:
             p.add_argument(setting.flag, dest=name, type=setting.parse, choices=setting.choices,
                            default=setting.default, help=setting.help + default)
@@ -50,6 +54,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--axes", type=int, default=3, help="principal axes to show (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(run=run_explain)
+
+
+def _words(parse: Any) -> type[argparse.Action]:
+    """An argparse action for a flag of several words (--y-range 1 5, --hidden 100 50): `parse` turns the words into
+    the setting's value; a ValueError is argparse's usage error naming the flag."""
+    class Words(argparse.Action):
+        def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                     option_string: str | None = None) -> None:
+            try:
+                setattr(namespace, self.dest, parse(values))
+            except ValueError as exc:
+                raise argparse.ArgumentError(self, str(exc)) from None
+    return Words
 
 
 def _finite(x: Any) -> Any:
