@@ -89,7 +89,8 @@ def run_fit(args: argparse.Namespace) -> int:
         n = len(ratings.frame)
         n_valid = n - int(n * (1 - args.valid_pct))
         print(f"{ratings.source}: {n:,} ratings, {ratings.frame['user'].nunique():,} users, "
-              f"{ratings.frame['item'].nunique():,} movies; {n - n_valid:,} train / {n_valid:,} valid", file=out)
+              f"{ratings.frame['item'].nunique():,} movies", file=out)
+        print(f"{n - n_valid:,} train / {n_valid:,} valid ratings (split seed {args.seed})", file=out)
         print(f"{'epoch':>5}  {'train_rmse':>10}  {'valid_rmse':>10}  {'lr':>9}  {'seconds':>7}", file=out, flush=True)
 
     def show(row: dict[str, Any]) -> None:
@@ -107,15 +108,43 @@ def run_fit(args: argparse.Namespace) -> int:
                           "n_ratings": est.n_ratings_, "source": ratings.source, "settings": settings,
                           "saved": args.save, "trace": [{k: _finite(v) for k, v in r.items()} for r in est.trace_]}))
         return 0
-    batch = "full" if s["batch_size"] is None else s["batch_size"]
-    print(f"model {s['model']}, {s['n_factors']} factors, {s['optimizer']} lr {s['lr']:g}, wd {s['wd']:g} "
-          f"(biases {s['wd_bias']:g}, {s['wd_mode']}), batch {batch}, {s['schedule']}, {s['epochs']} epochs, "
-          f"seed {s['seed']}", file=out)
+    print(describe(s), file=out)
     valid = "n/a (no validation set)" if math.isnan(est.valid_rmse_) else f"{est.valid_rmse_:.4f}"
     print(f"valid RMSE {valid}  (train {est.train_rmse_:.4f}; fit {est.fit_seconds_:.2f} s on {est.device_})", file=out)
     if args.save:
         print(f"saved model to {args.save}", file=out)
     return 0
+
+
+def describe(s: dict[str, Any], width: int = 80) -> str:
+    """What a fit ran with, for the terminal: the model, then the training, each part whole on lines of `width`."""
+    if s["model"] == "nn":
+        model = [f"model nn: {s['user_factors']} user / {s['item_factors']} movie factors",
+                 f"hidden {' '.join(map(str, s['hidden']))}", f"dropout {s['dropout'][0]:g} {s['dropout'][1]:g}"]
+    else:
+        model = [f"model {s['model']}: {s['n_factors']} factors"]
+    if s["model"] != "dot" and isinstance(s["y_range"], tuple):  # resolved (settings_): no "auto" left
+        model.append(f"y_range {s['y_range'][0]:g} to {s['y_range'][1]:g}")
+    if s["init"] == "kaiming":
+        model.append("He (kaiming) start")
+    schedule = s["schedule"]
+    if schedule == "sgdr":
+        schedule = f"sgdr (cycle_len {s['cycle_len']}, cycle_mult {s['cycle_mult']})"
+    training = [f"{s['optimizer']} lr {s['lr']:g} {schedule}", f"{s['epochs']} epochs",
+                "full batch" if s["batch_size"] is None else f"batches of {s['batch_size']}",
+                f"wd {s['wd']:g} (biases {s['wd_bias']:g}, {s['wd_mode']})"]
+    return "\n".join(_wrap(model, width) + _wrap(training, width))
+
+
+def _wrap(parts: list[str], width: int) -> list[str]:
+    """Parts joined by ", " into lines of at most `width` columns (a part is never split; next lines indented)."""
+    lines: list[str] = []
+    for part in parts:
+        if lines and len(lines[-1]) + 2 + len(part) <= width:
+            lines[-1] += ", " + part
+        else:
+            lines.append(("  " if lines else "") + part)
+    return lines
 
 
 def _positive(name: str, value: int) -> None:
