@@ -11,6 +11,7 @@ import pytest
 
 from xlcollab.cli import main
 from xlcollab.core.fit import CollabFit
+from xlcollab.core.settings import MAX_EPOCHS
 
 
 @pytest.fixture
@@ -121,6 +122,16 @@ def test_the_lessons_flags_reach_the_saved_model(capsys, tmp_path, sample_dir):
             "  y_range 0.5 to 5.5, He (kaiming) start\n"
             "adam lr 0.005 sgdr (cycle_len 1, cycle_mult 2), 3 epochs, batches of 1024\n"
             "  wd 0.1 (biases 0.01, l2)\n") in out  # whole parts on lines of 80 columns at most
+
+
+def test_fit_without_epochs_runs_the_rule(capsys, sample_dir):
+    """No --epochs: the rule of the training set's size (447 ratings, one step an epoch: MAX_EPOCHS), checked against
+    the time budget first; under sgdr the cycle end nearest it (cycles of 1, 2, 4, 8, 16 epochs end at 31)."""
+    for extra, epochs in (([], MAX_EPOCHS), (["--schedule", "sgdr", "--cycle-mult", "2"], 31)):
+        code, out, err = run(capsys, "fit", str(sample_dir), "--factors", "2", "--json", *extra)
+        assert code == 0, err
+        got = json.loads(out)
+        assert got["epochs"] == epochs and len(got["trace"]) == epochs
 
 
 def test_subprocess_end_to_end(tmp_path, sample_dir):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -15,6 +16,7 @@ def bench_collab():
     """benchmarks/bench_collab.py as a module (benchmarks/ is no package)."""
     spec = importlib.util.spec_from_file_location("bench_collab", REPO / "benchmarks" / "bench_collab.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 

@@ -62,6 +62,7 @@ def test_fit_table_and_progress_bar_share_a_terminal(tmp_path, small_ratings):
     assert [ROW.match(line).group(1) if ROW.match(line) else line for line in rows] == ["1", "2", "3", "4"]
     assert lines[header + 5:header + 7] == ["model dotbias: 3 factors, y_range 0 to 5.5",
                                             "adam lr 0.005 annealed, 4 epochs, batches of 64, wd 0.1 (biases 0.01, l2)"]
-    assert lines[header + 7].startswith("valid RMSE ") and len(lines) == header + 8
+    assert lines[header + 7].startswith("valid RMSE ") and lines[header + 8].startswith("valid MAE ")
+    assert lines[header + 9].startswith("  precision ") and len(lines) == header + 10
     assert not re.search(r"%\||epoch/s|\bfit:", text)  # nothing of the bar is left on the screen
     assert all(len(line) < COLUMNS for line in lines)  # no line ran into the edge and wrapped

@@ -209,14 +209,19 @@ class FileBook(Book):
         fresh = safeio.open_regular(self._source, kind=self._fail, what="workbook file")
         try:
             with Package(fresh, name=self.name) as now:
-                changed = sorted(p for p in self._used | touched if now.directory().get(p) != self._directory.get(p))
+                # workbook.xml by what it says (its recalc flag is every writer's to set), the rest by checksum
+                changed = sorted(p for p in (self._used | touched) - {WORKBOOK}
+                                 if now.directory().get(p) != self._directory.get(p))
+                if not changed and now.workbook() != self._book_map():
+                    changed = [WORKBOOK]
         except BaseException:
             fresh.close()
             raise
         if changed:
             fresh.close()
             sheets = [s for s, p in self._book_map().parts.items() if p in changed]
-            what = f"sheet '{sheets[0]}'" if sheets else changed[0]
+            what = (f"sheet '{sheets[0]}'" if sheets else "its sheets or defined names" if changed[0] == WORKBOOK
+                    else changed[0])
             raise self._fail(f"another program saved this workbook after xlcollab read it and changed {what}; "
                              "nothing was written, so its changes are kept: run again to work on the new file")
         return fresh

@@ -113,7 +113,9 @@ def refuse_dtd(tree: etree._ElementTree, *, part: str, path: str, sheet: str | N
 
 def xml_error(part: str, exc: etree.XMLSyntaxError, *, path: str, sheet: str | None = None) -> WorkbookError:
     """One line for a part lxml refused: malformed, truncated, an undefined entity, a text node over lxml's limit."""
-    reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+    first = next(iter(exc.error_log), None)  # the cause; lxml's own message may be a later, misleading error
+    reason = f"{first.message}, line {first.line}, column {first.column}" if first is not None else \
+        (str(exc).splitlines() or [type(exc).__name__])[0]
     return WorkbookError(f"corrupt workbook: {part} is not well-formed XML ({reason})", sheet=sheet, path=path)
 
 

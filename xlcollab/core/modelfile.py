@@ -49,7 +49,8 @@ def save(est: Any, path: str | Path, *, before_replace: Callable[[], None] | Non
         "trace": est.trace_, "valid_rmse": est.valid_rmse_, "train_rmse": est.train_rmse_,
         "fit_seconds": est.fit_seconds_, "device": est.device_,
     }
-    with safeio.atomic_write(path, kind=_error("cannot save the model", path), what="model file") as fh:
+    with safeio.atomic_write(path, kind=_error("cannot save the model", path), what="model file",
+                             make_folders=False) as fh:
         torch.save(blob, fh)
         if before_replace is not None:
             before_replace()
@@ -58,11 +59,11 @@ def save(est: Any, path: str | Path, *, before_replace: Callable[[], None] | Non
 
 def check_target(path: str | Path) -> Path:
     """Refuse, before any work, a model path that cannot be written (a folder, a device, an unwritable folder)."""
-    return safeio.write_target(path, kind=_error("cannot save the model", path), what="model file")
+    return safeio.write_target(path, kind=_error("cannot save the model", path), what="model file", make_folders=False)
 
 
 def _error(what: str, path: str | Path) -> safeio.Kind:
-    return lambda message: DataError(f"{what} to {path}: {message.removeprefix(f'{path}: ')}")
+    return lambda message: DataError(f"{what} at {path}: {message.removeprefix(f'{path}: ')}")
 
 
 def load(cls: type, path: str | Path, device: str = "cpu") -> Any:

@@ -42,7 +42,7 @@ except ImportError:  # Windows: msvcrt's byte-range locks instead
 
 Kind = Callable[[str], XlcollabError]
 MiB = 1 << 20
-LOCK_WAIT_S = 30.0  # how long a second writer waits for the first before refusing
+LOCK_WAIT_S = 30.0  # how long a second writer waits for the first before refusing (XLCOLLAB_LOCK_WAIT_S)
 TEMP_MARK = ".xlcollab-"
 
 
@@ -138,11 +138,11 @@ def open_regular(path: str | Path, *, kind: Kind = DataError, what: str = "file"
     return os.fdopen(fd, "rb")
 
 
-def write_target(path: str | Path, *, kind: Kind = DataError, what: str = "file") -> Path:
+def write_target(path: str | Path, *, kind: Kind = DataError, what: str = "file", make_folders: bool = True) -> Path:
     """The regular file a write to `path` lands in: a symlink's final target (the link itself is kept).
 
     Refuses a folder, device, FIFO or socket, and a path under something that is not a folder; the folder may be
-    missing (the write creates it), but the first existing one above must be a writable folder.
+    missing when `make_folders` (the write creates it), but the first existing one above must be a writable folder.
     """
     target = Path(os.path.realpath(os.fspath(path)))
     try:
@@ -154,13 +154,22 @@ def write_target(path: str | Path, *, kind: Kind = DataError, what: str = "file"
     if st is not None and not stat.S_ISREG(st.st_mode):
         raise kind(f"{path}: {describe_mode(st.st_mode)}, not a {what}; give a file name")
     folder = target.parent
+    if not make_folders and not folder.exists():
+        raise kind(f"{path}: cannot write it (the folder {folder} does not exist)")
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir():
         raise kind(f"{path}: cannot write it ({folder} is not a folder)")
     if not os.access(folder, os.W_OK):
-        raise kind(f"{path}: cannot write into {folder} (permission denied)")
+        raise kind(f"{path}: cannot write into {folder} ({'the file system is read-only' if _read_only(folder) else 'permission denied'})")
     return target
+
+
+def _read_only(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & getattr(os, "ST_RDONLY", 1))
+    except (OSError, AttributeError):
+        return False
 
 
 # -- zip archives -----------------------------------------------------------------------------------------------------
@@ -294,7 +303,11 @@ def locked(path: str | Path, *, kind: Kind = DataError, wait: float | None = Non
     """
     target = Path(os.path.realpath(os.fspath(path)))
     key = str(target)
-    wait = LOCK_WAIT_S if wait is None else wait
+    if wait is None:
+        try:
+            wait = float(os.environ.get("XLCOLLAB_LOCK_WAIT_S") or LOCK_WAIT_S)
+        except ValueError:
+            raise kind(f"XLCOLLAB_LOCK_WAIT_S must be a number of seconds, found {os.environ['XLCOLLAB_LOCK_WAIT_S']!r}") from None
     with _GUARD:
         entry = _HELD.setdefault(key, [threading.RLock(), 0, None])
     if not entry[0].acquire(timeout=wait):
@@ -390,14 +403,14 @@ def stale_temps(target: Path) -> list[Path]:
 
 @contextmanager
 def atomic_write(path: str | Path, *, kind: Kind = DataError, what: str = "file", new_mode: int = 0o644,
-                 keep_mode: bool = True) -> Iterator[BinaryIO]:
+                 keep_mode: bool = True, make_folders: bool = True) -> Iterator[BinaryIO]:
     """Write a file whole or not at all: yields a temporary file beside the target; on a clean exit it is
     fsynced and renamed over the target (a symlink's target), under the target's lock.
 
     On any failure the temporary file is removed and the target is untouched; an OSError (disk full,
     read-only file system, permission) becomes one `kind` line saying so.
     """
-    target = write_target(path, kind=kind, what=what)
+    target = write_target(path, kind=kind, what=what, make_folders=make_folders)
     with locked(target, kind=kind):
         for stale in stale_temps(target):
             stale.unlink(missing_ok=True)

@@ -84,8 +84,8 @@ def _y_range(value: Any, what: str) -> tuple[float, float] | str | None:
 
 
 def batch_size(text: str) -> int | None:
-    """--batch-size: a whole number, or 'full' for one step per epoch."""
-    return None if text.lower() in ("full", "none", "0") else int(text)
+    """--batch-size: a whole number, or 'full' for one step per epoch (0 is a number, which the check refuses)."""
+    return None if text.strip().lower() in ("full", "none") else int(text)
 
 
 def y_range(words: list[str]) -> tuple[float, float] | str | None:
@@ -113,7 +113,22 @@ def optional_number(text: str) -> float | None:
     return None if text.lower() == "none" else float(text)
 
 
-MODEL_NAMES = ("dotbias", "dot", "nn")  # core.models.MODELS maps these names to the classes
+MODEL_NAMES = ("dotbias", "dot", "nn", "bmf", "svdpp", "blend")  # core.models.MODELS maps these names to the classes
+# What n_factors and epochs None ("auto") become, per model (bmf: factors per draw, and Gibbs sweeps); the gradient
+# models' epochs None is the rule auto_epochs of the training set's size, resolved when the fit sees the data.
+AUTO: dict[str, dict[str, int | None]] = {"bmf": {"n_factors": 6, "epochs": 150}}
+AUTO_GRADIENT: dict[str, int | None] = {"n_factors": 64, "epochs": None}
+AUTO_STEPS = 560  # optimizer steps the epochs rule aims at: 7 epochs of 1,024-rating batches of ml-latest-small's 80 %
+MIN_EPOCHS, MAX_EPOCHS = 7, 30
+
+
+def auto_epochs(n_train: int, batch_size: int | None, steps: int = AUTO_STEPS) -> int:
+    """Epochs for about `steps` optimizer steps, between MIN_EPOCHS and MAX_EPOCHS: a small training set gets more
+    passes (cross-validation across data sets: README); full batch: MIN_EPOCHS."""
+    if batch_size is None:
+        return MIN_EPOCHS
+    per_epoch = -(-n_train // batch_size)
+    return max(MIN_EPOCHS, min(MAX_EPOCHS, round(steps / per_epoch)))
 FIT_OPTIMIZERS = ("adam", "adamw", "momentum", "sgd")
 SCHEDULES = ("annealed", "one-cycle", "constant", "sgdr")
 INITS = ("trunc-normal", "kaiming")
@@ -123,10 +138,16 @@ WD_MODES = ("l2", "decoupled")
 # 0.8366 on the seed-42 split of the embedded ml-latest-small).
 FIT: dict[str, Setting] = {
     "model": Setting("dotbias", _choice(MODEL_NAMES), "dotbias: dot product + biases in a sigmoid range; dot: dot "
-                     "product; nn: embedding net", "--model", str, MODEL_NAMES),
-    "n_factors": Setting(64, _whole(1), "factors per user and movie (the net: both embedding sizes)", "--factors",
-                         int),
-    "epochs": Setting(7, _whole(1), "passes over the training ratings", "--epochs", int),
+                     "product; nn: embedding net; bmf: Bayesian matrix factorisation by Gibbs sampling (core.bmf; "
+                     "lr, wd, optimizer, batch size and schedule do not apply); svdpp: dotbias with SVD++'s implicit "
+                     "feedback (core.svdpp); blend: bmf and svdpp with their defaults, weighted by least squares on "
+                     "a held-out tenth of the training ratings (core.blend)", "--model", str, MODEL_NAMES),
+    "n_factors": Setting(None, _optional(_whole(1)), "factors per user and movie (the net: both embedding sizes; "
+                         "bmf: per draw); default 64, bmf 6", "--factors", int),
+    "epochs": Setting(None, _optional(_whole(1)), "passes over the training ratings (bmf: Gibbs sweeps, the first "
+                      "quarter discarded); default: about 560 optimizer steps, 7 to 30 epochs (7 for 80 percent of the "
+                      "embedded ratings, more for smaller sets; sgdr: the cycle end nearest that); bmf 150", "--epochs",
+                      int),
     "lr": Setting(0.005, _number(lo=0, lo_open=True), "peak learning rate", "--lr", float),
     "wd": Setting(0.1, _number(lo=0), "weight decay of the factors (see --wd-mode)", "--wd", float),
     "wd_bias": Setting(0.01, _optional(_number(lo=0)), "weight decay of the user and movie biases ('none': as --wd)",
@@ -179,7 +200,8 @@ FIT: dict[str, Setting] = {
 
 def check_fit(params: dict[str, Any]) -> dict[str, Any]:
     """CollabFit's settings after checking each one, with the defaults that depend on others filled in
-    (wd_bias None -> wd; wd_mode None -> decoupled for adamw, else l2); SettingsError names the bad one."""
+    (n_factors, epochs None -> AUTO of the model; wd_bias None -> wd; wd_mode None -> decoupled for adamw, else l2);
+    SettingsError names the bad one."""
     unknown = sorted(set(params) - set(FIT))
     if unknown:
         raise SettingsError(f"unknown setting '{unknown[0]}'; the settings are {', '.join(FIT)}")
@@ -190,12 +212,15 @@ def check_fit(params: dict[str, Any]) -> dict[str, Any]:
             out[name] = setting.check(value, setting.label or name)
         except checks.CheckError as exc:
             raise SettingsError(str(exc)) from None
+    for name, value in AUTO.get(out["model"], AUTO_GRADIENT).items():
+        if out[name] is None:
+            out[name] = value
     if out["wd_bias"] is None:
         out["wd_bias"] = out["wd"]
     if out["wd_mode"] is None:
         out["wd_mode"] = "decoupled" if out["optimizer"] == "adamw" else "l2"
     _resolve_sizes(out)
-    if out["schedule"] == "sgdr":
+    if out["schedule"] == "sgdr" and out["epochs"] is not None:  # None: the fit takes the cycle end nearest the rule
         check_cycles(out["epochs"], out["cycle_len"], out["cycle_mult"])
     return out
 
@@ -221,6 +246,21 @@ def cycle_ends(cycle_len: int, cycle_mult: int, up_to: int) -> list[int]:
         length *= cycle_mult
         ends.append(ends[-1] + length)
     return ends
+
+
+def fit_epochs(s: dict[str, Any], n_train: int) -> int:
+    """The epochs a fit of checked settings s runs on n_train training ratings: the setting, else auto_epochs's rule
+    (sgdr: the cycle end nearest it, so the run ends a cycle)."""
+    if s["epochs"] is not None:
+        return s["epochs"]
+    epochs = auto_epochs(n_train, s["batch_size"])
+    return nearest_cycle_end(epochs, s["cycle_len"], s["cycle_mult"]) if s["schedule"] == "sgdr" else epochs
+
+
+def nearest_cycle_end(epochs: int, cycle_len: int, cycle_mult: int) -> int:
+    """The SGDR cycle end nearest `epochs` (the later one on a tie): what the epochs rule becomes under sgdr."""
+    ends = cycle_ends(cycle_len, cycle_mult, epochs)[-2:]
+    return min(ends, key=lambda end: (abs(end - epochs), -end))
 
 
 def check_cycles(epochs: int, cycle_len: int, cycle_mult: int) -> None:
