@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from xlcollab.core import data, evaluate  # noqa: E402
+from xlcollab.core import data, evaluate, fit  # noqa: E402
 from xlcollab.core.fit import CollabFit  # noqa: E402
 
 ML25M = (162_541, 59_047, 25_000_095)
@@ -61,12 +61,16 @@ def table(rows: list[dict], cols: list[str]) -> str:
 def xlcollab_method(**settings):
     """(holdout, fit_predict) of CollabFit with these settings (the defaults when none)."""
     def holdout(ratings: data.Ratings, train, valid) -> dict:
-        fit = CollabFit(**settings).fit(ratings)
-        return {"scores": fit.valid_scores_, "fit s": fit.fit_seconds_, "name": describe_fit(fit.settings_, settings)}
-    return holdout, evaluate.collab_fit_predict(**settings)
+        est = CollabFit(**settings).fit(ratings)
+        return {"scores": est.valid_scores_, "fit s": est.fit_seconds_, "name": describe_fit(est.settings_, settings)}
+    return holdout, fit.fit_predict(**settings)
 
 
 def describe_fit(s: dict, given: dict) -> str:
+    if s["model"] == "blend":
+        return f"xlcollab fit --model blend ({' + '.join(m['model'] for m in s['members'])}, probe-fitted weights)"
+    if s["model"] == "svdpp":
+        return f"xlcollab fit --model svdpp (dotbias + implicit feedback, {s['n_factors']} factors, {s['epochs']} epochs)"
     if s["model"] == "bmf":
         return (f"xlcollab fit --model bmf ({s['n_factors']} factors per draw, {s['epochs']} Gibbs sweeps, "
                 f"posterior mean as {s['kept_factors']} factors)")
@@ -102,8 +106,8 @@ def surprise_method(surprise, make, scale):
 
 def methods(args: argparse.Namespace, scale) -> list[tuple[str, object, object, int]]:
     """(name, holdout, fit_predict, runs) of every method in the table."""
-    rows = [("xlcollab fit defaults", *xlcollab_method(), args.runs),
-            ("xlcollab fit --model bmf", *xlcollab_method(model="bmf"), args.runs)]
+    rows = [("xlcollab fit defaults", *xlcollab_method(), args.runs)]
+    rows += [(f"xlcollab fit --model {m}", *xlcollab_method(model=m), args.runs) for m in args.models.split(",") if m]
     if args.skip_surprise:
         return rows
     try:
@@ -130,8 +134,8 @@ def cpu_section(args: argparse.Namespace) -> None:
     tr, va = (torch.as_tensor(x) for x in data.split_indices(len(enc.ratings), 0.2, 42))
     train, valid = tuple(c[tr] for c in codes), tuple(c[va] for c in codes)
     scale = (float(enc.ratings.min()), float(enc.ratings.max()))
-    print(f"## {ratings.source}: 80/20 split (seed 42): {len(tr):,} train / {len(va):,} valid ratings; "
-          f"{args.cv_folds}-fold CV (seed 0) of all {len(enc.ratings):,}")
+    cv = f"{args.cv_folds}-fold CV (seed 0) of all {len(enc.ratings):,}" if args.cv_folds else "no CV"
+    print(f"## {ratings.source}: 80/20 split (seed 42): {len(tr):,} train / {len(va):,} valid ratings; {cv}")
     print(f"machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
           f"torch threads {torch.get_num_threads()} (xlcollab fits small problems on 1), load average before: {load()}")
     rows = []
@@ -289,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ratings", help="ratings file, MovieLens directory or .zip for the CPU table (default: the "
                                      "embedded ml-latest-small; e.g. ml-100k.zip, ml-1m.zip)")
     p.add_argument("--cv-folds", type=int, default=5, help="folds of the CV columns; 0: none (default 5)")
+    p.add_argument("--models", default="bmf,svdpp,blend", help="xlcollab models beside the defaults (default "
+                                                               "bmf,svdpp,blend; '' for none)")
     p.add_argument("--gpu-only", action="store_true", help="only the GPU section")
     p.add_argument("--gpu", action="store_true", help="run the GPU section even without CUDA (on --device)")
     p.add_argument("--scale", type=float, default=1.0, help="shrink the synthetic problem (e.g. 0.01 on a CPU)")

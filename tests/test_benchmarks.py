@@ -69,7 +69,7 @@ def test_fit_benchmark_table_has_holdout_ranking_and_cv_columns(tmp_path) -> Non
     csv = tmp_path / "ratings.csv"
     small_ratings(40, 30).frame.to_csv(csv, index=False)
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_fit.py"), "--ratings", str(csv), "--runs",
-                           "1", "--cv-folds", "2", "--skip-surprise", "--import-runs", "1"],
+                           "1", "--cv-folds", "2", "--skip-surprise", "--import-runs", "1", "--models", "bmf"],
                           capture_output=True, text=True, timeout=600, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| xlcollab fit")]

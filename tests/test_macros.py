@@ -68,7 +68,7 @@ def test_solve_on_a_file_then_libreoffice_computes_torchs_rmse(copy, tmp_path):
     book = Recording(path)
     result = excel.solve(book, "bias")
     assert result["final_rmse"] < result["start_rmse"] and book.alerts == []
-    assert book.messages[-1] == (f"xlcollab: Solve done: {result['status']}, objective 'bias'!Z4: "
+    assert book.messages[-1] == (f"xlcollab: Solve done: {result['status']}, objective bias!Z4: "
                                  f"{result['start_rmse']:.6g} -> {result['final_rmse']:.6g}, grg (adam, 1000 epochs), "
                                  f"{result['seconds']:.2f} s on cpu")
     (out,) = libreoffice.recalc([path], tmp_path / "recalc")

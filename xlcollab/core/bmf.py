@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -45,7 +45,6 @@ class Chain:
     user_bias: Tensor | None = None
     item_bias: Tensor | None = None
     draws: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def add(self, u: Tensor, v: Tensor, bu: Tensor, bi: Tensor) -> None:
         """Add one draw (factors and biases)."""

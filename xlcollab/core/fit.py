@@ -397,3 +397,16 @@ def _codes(ids: np.ndarray, wanted: Any, what: str) -> np.ndarray:
         miss = w[np.flatnonzero(idx < 0)[0]]
         raise DataError(f"unknown {what} {miss!s}: not in the ratings this model was fitted on")
     return idx[0] if scalar else idx.astype(np.int64)
+
+
+def fit_predict(**params: Any) -> evaluate.FitPredict:
+    """A FitPredict of CollabFit with these settings (valid_pct 0: the fold's training part is all it sees)."""
+    try:  # torch.optim's first use imports torch._dynamo (seconds): not part of any fold's fit time
+        import torch._dynamo  # noqa: F401
+    except ImportError:
+        pass
+
+    def fit_predict(train: Codes, users: Tensor, items: Tensor, n_users: int, n_items: int) -> Tensor:
+        est = CollabFit(**{"progress": False, **params, "valid_pct": 0.0}).fit_tensors(train, None, n_users, n_items)
+        return est.predict_codes(users, items)
+    return fit_predict

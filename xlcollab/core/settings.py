@@ -118,13 +118,13 @@ MODEL_NAMES = ("dotbias", "dot", "nn", "bmf", "svdpp", "blend")  # core.models.M
 # models' epochs None is the rule auto_epochs of the training set's size, resolved when the fit sees the data.
 AUTO: dict[str, dict[str, int | None]] = {"bmf": {"n_factors": 6, "epochs": 150}}
 AUTO_GRADIENT: dict[str, int | None] = {"n_factors": 64, "epochs": None}
-AUTO_STEPS = 560  # optimizer steps the epochs rule aims at: 7 epochs of 1,024-rating batches of ml-latest-small's 80 %
+AUTO_STEPS = 400  # optimizer steps the epochs rule aims at (benchmarks/study_defaults.py chose 400 of 400, 560, 800)
 MIN_EPOCHS, MAX_EPOCHS = 7, 30
 
 
 def auto_epochs(n_train: int, batch_size: int | None, steps: int = AUTO_STEPS) -> int:
     """Epochs for about `steps` optimizer steps, between MIN_EPOCHS and MAX_EPOCHS: a small training set gets more
-    passes (cross-validation across data sets: README); full batch: MIN_EPOCHS."""
+    passes (cross-validation across six data sets, benchmarks/study_defaults.py: README); full batch: MIN_EPOCHS."""
     if batch_size is None:
         return MIN_EPOCHS
     per_epoch = -(-n_train // batch_size)
@@ -145,8 +145,8 @@ FIT: dict[str, Setting] = {
     "n_factors": Setting(None, _optional(_whole(1)), "factors per user and movie (the net: both embedding sizes; "
                          "bmf: per draw); default 64, bmf 6", "--factors", int),
     "epochs": Setting(None, _optional(_whole(1)), "passes over the training ratings (bmf: Gibbs sweeps, the first "
-                      "quarter discarded); default: about 560 optimizer steps, 7 to 30 epochs (7 for 80 percent of the "
-                      "embedded ratings, more for smaller sets; sgdr: the cycle end nearest that); bmf 150", "--epochs",
+                      "quarter discarded); default: at least 7 and about 400 optimizer steps, at most 30 (7 for the "
+                      "embedded ratings, more for small sets; sgdr: the cycle end nearest that); bmf 150", "--epochs",
                       int),
     "lr": Setting(0.005, _number(lo=0, lo_open=True), "peak learning rate", "--lr", float),
     "wd": Setting(0.1, _number(lo=0), "weight decay of the factors (see --wd-mode)", "--wd", float),

@@ -159,11 +159,12 @@ def fit_movielens(book: Book | None = None, *, model_path: str | Path | None = N
         est = CollabFit(**{"progress": False, **{k: v for k, v in settings.items() if v is not None}})
         start = time.perf_counter()
         b.status(f"xlcollab: fitting {len(rs.frame):,} ratings ({rs.source})")
-        est.fit(rs, callback=lambda row: b.status(f"xlcollab: epoch {row['epoch']}/{est.epochs}, "
+        # settings_ holds the epochs the fit resolved (epochs None: a rule of the data's size)
+        est.fit(rs, callback=lambda row: b.status(f"xlcollab: epoch {row['epoch']}/{est.settings_['epochs']}, "
                                                    f"validation RMSE {row['valid_rmse']:.4f}"))
         spec = results_sheet(est, rs)
         _save_then(est, path, lambda: b.put_sheet(spec))
-        return {"valid_rmse": est.valid_rmse_, "train_rmse": est.train_rmse_, "epochs": est.epochs,
+        return {"valid_rmse": est.valid_rmse_, "train_rmse": est.train_rmse_, "epochs": est.settings_["epochs"],
                 "seconds": time.perf_counter() - start, "device": str(est.device_), "model": str(path),
                 "sheet": spec.name}
     return run_macro(book, "Fit MovieLens", action, lambda r: (
