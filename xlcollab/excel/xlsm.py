@@ -246,7 +246,12 @@ def make_xlsm(xlsx_path: Path, xlsm_path: Path, kind: Literal["collab", "graddes
     for (name, part), codename in zip(sheet_parts, codenames):
         root = etree.fromstring(parts[part])
         _set_codename(root, codename)
-        if name in buttons:
+        legacy = root.find(f"{{{NS}}}legacyDrawing")
+        if name in buttons and legacy is not None:  # the sheet's cell comments: their drawing takes the buttons too
+            row, col = _button_anchor(root, anchors.get(name))
+            block = 100 + codenames.index(codename)  # shape ids clear of the comments' (openpyxl numbers from 1025)
+            _merge_buttons(parts, part, legacy, _buttons_vml(buttons[name], row, col, shape_block=block))
+        elif name in buttons:
             vml_n += 1
             vml_part = _free_name(parts, "xl/drawings/vmlDrawing{}.vml", start=vml_n)
             vml_n = int(re.search(r"(\d+)\.vml$", vml_part)[1])
@@ -322,6 +327,24 @@ def _add_legacy_drawing(root: etree._Element, rid: str, *, sheet: str, path: str
             root.insert(i, el)
             return
     root.append(el)
+
+
+def _merge_buttons(parts: dict[str, bytes], sheet_part: str, legacy: etree._Element, buttons_vml: bytes) -> None:
+    """Add the button shapes of `buttons_vml` to the sheet's existing legacy VML drawing (its comments): a sheet
+    has one legacy drawing. The buttons keep their own shape-id block, which the drawing's idmap then lists."""
+    rels = etree.fromstring(parts[_rels_of(sheet_part)])
+    target = next(r.get("Target") for r in rels if r.get("Id") == legacy.get(f"{{{R_NS}}}id"))
+    vml_part = target.lstrip("/") if target.startswith("/") else os.path.normpath(
+        f"xl/worksheets/{target}").replace(os.sep, "/")
+    drawing, extra = etree.fromstring(parts[vml_part]), etree.fromstring(buttons_vml)
+    o = "urn:schemas-microsoft-com:office:office"
+    idmap, new_map = drawing.find(f".//{{{o}}}idmap"), extra.find(f".//{{{o}}}idmap")
+    if idmap is not None and new_map is not None:
+        idmap.set("data", f"{idmap.get('data')},{new_map.get('data')}")
+    for child in extra:
+        if etree.QName(child).localname != "shapelayout":
+            drawing.append(child)
+    parts[vml_part] = etree.tostring(drawing)
 
 
 def _button_names(workbook: etree._Element, sheets: list[str]) -> dict[str, str]:
