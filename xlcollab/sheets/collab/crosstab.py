@@ -8,7 +8,7 @@ from openpyxl.styles import Alignment
 from openpyxl.utils.cell import get_column_letter as L
 from openpyxl.worksheet.worksheet import Worksheet
 
-import xlcollab.sheets.collab.blocks as b
+import xlcollab.sheets.collab.parts as b
 from xlcollab.sheets.collab.data import Data
 from xlcollab.sheets.common import HEADER_FONT, comment, define_block, heading, legend, note, print_one_page
 

@@ -13,7 +13,7 @@ from openpyxl.utils.cell import get_column_letter as L
 from openpyxl.worksheet.formula import ArrayFormula
 from openpyxl.worksheet.worksheet import Worksheet
 
-import xlcollab.sheets.collab.blocks as b
+import xlcollab.sheets.collab.parts as b
 from xlcollab.sheets.collab.data import Data
 from xlcollab.sheets.common import (FIX3, FIX4, INT, NOTE_FONT, comment, define_block, heading, legend, note,
                                     print_one_page)

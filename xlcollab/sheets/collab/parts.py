@@ -1,4 +1,4 @@
-"""What every collab_filter tab has: the RMSE and "last run" panel, the RMSE-by-epoch trace and its chart, Excel
+"""The parts every collab_filter tab is built from: the RMSE and "last run" panel, the RMSE-by-epoch trace and its
 Solver's model, and the small cell helpers the tab builders share."""
 from __future__ import annotations
 
