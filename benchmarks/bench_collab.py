@@ -1,11 +1,12 @@
 """Benchmark: `xlcollab solve` vs LibreOffice's own nonlinear Solver on the dotprod tab of collab_filter.xlsx.
 
 Both start from the same built workbook (seed 42) and minimise the same RMSE cell over the same 150
-factor cells. LibreOffice's solver is driven over UNO (python3-uno): soffice headless with a socket and a
-private profile, the workbook loaded hidden, `com.sun.star.comp.Calc.SwarmSolver` (Differential Evolution
-and Particle Swarm, LibreOffice's built-in nonlinear solvers) and, when the Java NLPSolver extension is
-installed (Debian: libreoffice-nlpsolver), DEPS and SCO too — each with a time limit. LibreOffice's RMSE
-is the objective cell as LibreOffice itself computes it after writing its solution.
+factor cells. LibreOffice's solver is driven over UNO (python3-uno): soffice headless, started by xlcollab's
+one launcher (`xlcollab.book.unobook.Office`) with a private profile, the workbook loaded hidden,
+`com.sun.star.comp.Calc.SwarmSolver` (Differential Evolution and Particle Swarm, LibreOffice's built-in
+nonlinear solvers) and, when the Java NLPSolver extension is installed (Debian: libreoffice-nlpsolver),
+DEPS and SCO too — each with a time limit. LibreOffice's RMSE is the objective cell as LibreOffice itself
+computes it after writing its solution.
 
 Ours is timed two ways: the solve itself in-process (read, fit, write, save; imports done, as in a warm
 Excel session) and the whole `python -m xlcollab solve` process.
@@ -32,14 +33,14 @@ import argparse
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+from xlcollab.book.unobook import Office as UnoOffice
 
 SHEET = "dotprod"
 REFERENCE = [  # published figures, for context (other data: fast.ai's sheet / a reference 15x15x5 problem)
@@ -110,53 +111,20 @@ def java_home() -> str | None:
     return str(Path(java).resolve().parent.parent) if java else None
 
 
-class Office:
-    """soffice headless with a UNO socket and a private profile; stopped on exit.
+class Office(UnoOffice):
+    """xlcollab's one LibreOffice launcher (unobook.Office) with this benchmark's extras; its profile in `work`.
 
     java_overlay: a folder made by get_nlpsolver.sh (symlinks to LibreOffice's program/ plus the Java-UNO
     runtime), put first on soffice's LD_LIBRARY_PATH so that Java components load without ure-java installed."""
 
     def __init__(self, work: Path, java_overlay: Path | None = None) -> None:
-        sys.path.append("/usr/lib/python3/dist-packages")  # python3-uno
-        from xlcollab.book.libreoffice import soffice_path
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.profile = work / "profile"
         env = dict(os.environ)
         if java_overlay is not None:
             env["LD_LIBRARY_PATH"] = os.pathsep.join(
                 [str(java_overlay.resolve())] + [p for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p])
             if java_home():
                 env["JAVA_HOME"] = java_home()
-        self.proc = subprocess.Popen(
-            [soffice_path() or "soffice", f"-env:UserInstallation={self.profile.resolve().as_uri()}", "--headless",
-             "--invisible", "--nologo", "--norestore", "--nodefault",
-             f"--accept=socket,host=127.0.0.1,port={self.port};urp;"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
-        import uno
-
-        local = uno.getComponentContext()
-        resolver = local.ServiceManager.createInstanceWithContext("com.sun.star.bridge.UnoUrlResolver", local)
-        for _ in range(120):
-            try:
-                self.ctx = resolver.resolve(f"uno:socket,host=127.0.0.1,port={self.port};urp;StarOffice.ComponentContext")
-                break
-            except Exception:
-                time.sleep(0.5)
-        else:
-            raise RuntimeError("soffice did not open its UNO socket")
-        self.smgr = self.ctx.ServiceManager
-        self.desktop = self.smgr.createInstanceWithContext("com.sun.star.frame.Desktop", self.ctx)
-
-    def load(self, path: Path):
-        import uno
-        from com.sun.star.beans import PropertyValue
-
-        hidden = PropertyValue()
-        hidden.Name, hidden.Value = "Hidden", True
-        return self.desktop.loadComponentFromURL(uno.systemPathToFileUrl(str(path.resolve())), "_blank", 0, (hidden,))
+        super().__init__(profile=work / "profile", env=env)
 
     def add_extension(self, oxt: Path) -> str:
         """Install an .oxt into this profile's "user" extensions (what `unopkg add` does without --shared; unopkg
@@ -203,22 +171,6 @@ class Office:
             if found:
                 return f"{found.group(1).removeprefix('file://')} ({found.group(2)})"
         return "unknown"
-
-    def kill(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # oosplash and soffice.bin
-        except ProcessLookupError:
-            pass
-
-    def close(self) -> None:
-        try:
-            self.desktop.terminate()
-        except Exception:
-            pass
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.kill()
 
 
 def bound_constraints(variables: list, bounds_: tuple[float, float]) -> list:

@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_fit.py                 # CPU table (+ GPU section when CUDA is present)
     .venv/bin/python benchmarks/bench_fit.py --gpu-only      # just the GPU section (the lead's H100/H200 run)
     .venv/bin/python benchmarks/bench_fit.py --gpu-only --scale 0.01 --device cpu   # the GPU code, tiny, on CPU
+    .venv/bin/python benchmarks/bench_fit.py --imports-only  # what importing torch._dynamo costs a process
 
 CPU section: the 80/20 seed-42 split of the embedded ml-latest-small (data.split_indices, the fast.ai
 protocol); every method gets exactly the same train and validation rows (Surprise's trainset is built from
@@ -20,6 +21,7 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from functools import partial
@@ -30,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from xlcollab.core import data  # noqa: E402
-from xlcollab.core.fit import CollabFit, resolve_y_range  # noqa: E402
+from xlcollab.core.fit import CollabFit  # noqa: E402
 
 ML25M = (162_541, 59_047, 25_000_095)
 
@@ -117,6 +119,33 @@ def cpu_section(args: argparse.Namespace) -> None:
     print()
 
 
+# -- import costs: what the sheet solves avoid by using no torch.optim --------------------------------------------
+IMPORTS = {"import torch": "import torch",
+           "import torch; import torch._dynamo (a torch.optim optimizer's first use)": "import torch, torch._dynamo",
+           "import xlcollab.sheets.collab.solve (the sheet solve's own imports)": "import xlcollab.sheets.collab.solve"}
+
+
+def import_section(args: argparse.Namespace) -> None:
+    """Wall seconds of fresh interpreters importing torch with and without torch._dynamo (median of --import-runs).
+
+    Creating a torch.optim optimizer imports torch._dynamo; the collab sheet solves run core.optim's rules and
+    L-BFGS through core.train instead, so `xlcollab solve` never pays it (tests/test_train.py checks that)."""
+    repo = str(Path(__file__).resolve().parents[1])
+    rows = []
+    for name, code in IMPORTS.items():
+        times = []
+        for _ in range(args.import_runs):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True, cwd=repo)
+            times.append(time.perf_counter() - t)
+        rows.append({"process": name, "seconds (median)": f"{statistics.median(times):.2f}",
+                     "runs": ", ".join(f"{x:.2f}" for x in times)})
+    extra = float(rows[1]["seconds (median)"]) - float(rows[0]["seconds (median)"])
+    print(f"## import costs (fresh interpreter each; load average {load()})\n")
+    print(table(rows, ["process", "seconds (median)", "runs"]))
+    print(f"\ntorch._dynamo adds {extra:.2f} s to a process; the sheet solves never import it\n")
+
+
 # -- GPU: MovieLens-25M-shaped synthetic problem ------------------------------------------------------------
 def synthetic(scale: float, device: torch.device, seed: int = 0):
     """Random ratings of ML-25M's shape: skewed (Zipf-like) item popularity, half-star ratings."""
@@ -173,11 +202,7 @@ def xlcollab_loop(n_users, n_items, users, items, ratings, k, batch, epochs, dev
     settings except factors, batch and wd (wd 0: no penalty term, the plain loop's maths)."""
     est = CollabFit(n_factors=k, epochs=epochs, batch_size=batch, optimizer="adam", device=str(device),
                     wd=wd, wd_bias=None if wd == 0 else 0.01, valid_pct=0.0, progress=False)
-    s = est.settings_ = est._checked()
-    est.rating_range_ = (0.5, 5.0)
-    s["y_range"] = resolve_y_range(s["y_range"], est.rating_range_)
-    empty = users[:0]
-    est._fit_tensors(s, (users, items, ratings), (empty, empty, ratings[:0]), n_users, n_items, device)
+    est.fit_tensors((users, items, ratings), None, n_users, n_items)
     return [row["seconds"] for row in est.trace_]
 
 
@@ -227,8 +252,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", type=float, default=1.0, help="shrink the synthetic problem (e.g. 0.01 on a CPU)")
     p.add_argument("--gpu-epochs", type=int, default=3, help="timed epochs per path (default 3)")
     p.add_argument("--device", help="device of the GPU section (default: cuda when present, else cpu)")
+    p.add_argument("--import-runs", type=int, default=3, help="fresh interpreters per import timing (default 3)")
+    p.add_argument("--imports-only", action="store_true", help="only the import costs")
     args = p.parse_args(argv)
+    if args.imports_only:
+        import_section(args)
+        return 0
     if not args.gpu_only:
+        import_section(args)
         cpu_section(args)
     if args.gpu_only or args.gpu or torch.cuda.is_available():
         if not torch.cuda.is_available() and args.scale >= 1 and (args.device or "cpu") == "cpu":

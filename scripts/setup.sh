@@ -20,10 +20,10 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 # torch 2.13.0: on the project's machines this is a CPU wheel from local disk. Elsewhere pip picks the
-# build for your platform (CUDA on Linux); the package itself accepts any torch >= 2.1.
-.venv/bin/python -m pip install -q "torch==2.13.0" 2>/dev/null || .venv/bin/python -m pip install -q "torch>=2.1"
+# build for your platform (CUDA on Linux); the package itself accepts any torch >= 2.7 (pyproject.toml).
+.venv/bin/python -m pip install -q "torch==2.13.0" 2>/dev/null || .venv/bin/python -m pip install -q "torch>=2.7"
 if [ "$want_test" = 1 ]; then
-  .venv/bin/python -m pip install -q -e ".[test]"
+  .venv/bin/python -m pip install -q -e ".[test,gpu]"  # gpu: triton, whose interpreter tests the fused kernels
 else
   .venv/bin/python -m pip install -q -e .
 fi

@@ -234,26 +234,14 @@ def test_encode_round_trip(embedded):
     assert np.array_equal(e.user_ids[e.users], f["user"]) and np.array_equal(e.item_ids[e.items], f["item"])
     assert (e.users.min(), e.users.max(), e.items.max()) == (0, 609, 9_723)
     assert np.array_equal(e.ratings, f["rating"].to_numpy(np.float32))
-    assert e.user_code(610) == 609 and e.item_code(193_609) == 9_723 and e.user_code("1") == 0
-    assert e.n_users == 610 and e.n_items == 9_724
+    assert len(e.user_ids) == 610 and len(e.item_ids) == 9_724
 
 
 def test_encode_text_ids():
     r = load_ratings(pd.DataFrame({"user": ["bob", "al", "bob"], "item": ["x", "y", "y"], "rating": [1, 2, 3]}))
     e = encode(r)
     assert e.user_ids.tolist() == ["al", "bob"] and e.users.tolist() == [1, 0, 1]
-    assert e.user_code("bob") == 1 and e.item_code("y") == 1
-    with pytest.raises(DataError, match="unknown item 'z'|unknown item z"):
-        e.item_code("z")
-
-
-@pytest.mark.parametrize("bad", [999_999, 0, "abc", 2.5])
-def test_unknown_ids(embedded, bad):
-    e = encode(embedded)
-    with pytest.raises(DataError, match=f"unknown user {bad}|unknown user '{bad}'"):
-        e.user_code(bad)
-    with pytest.raises(DataError, match="unknown item"):
-        e.item_code(-1)
+    assert e.item_ids.tolist() == ["x", "y"] and e.items.tolist() == [0, 1, 1]
 
 
 def test_split_protocol():

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -43,9 +45,9 @@ def test_dot_row_by_column_and_bad_input():
     assert excel.XC_DOT(as_xlwings(row), as_xlwings(col)) == excel.XC_DOT(row, col)
     assert excel.XC_DOT(2.0, 3.0) == 6.0  # single cells arrive as scalars
     assert excel.XC_DOT(row, [[1.0, 2.0]]) == ERR + "a has 3 cells but b has 2"
-    assert excel.XC_DOT([[1.0, None, 2.0]], col) == ERR + "a must hold numbers only; row 1, column 2 of it is blank"
-    assert excel.XC_DOT(row, [[4.0], ["x"], [1.0]]) == ERR + "b must hold numbers only; row 2, column 1 of it is 'x'"
-    assert excel.XC_DOT([[True, 1.0, 1.0]], col).startswith(ERR)  # a logical is not a number here
+    assert excel.XC_DOT([[1.0, None, 2.0]], col) == ERR + "a (row 1, column 2) must be a number, found blank"
+    assert excel.XC_DOT(row, [[4.0], ["x"], [1.0]]) == ERR + "b (row 2, column 1) must be a number, found 'x'"
+    assert excel.XC_DOT([[True, 1.0, 1.0]], col) == ERR + "a (row 1, column 1) must be a number, found True"
 
 
 def test_rmse_skips_blank_and_text_pairs_like_sumxmy2():
@@ -132,8 +134,8 @@ def test_recommend_and_similar(model_file):
     assert sim[0] == ["title", "similarity"]
     assert [r[0] for r in sim[1:]] == [est.title(est.item_ids_[c]) for c in order]
     np.testing.assert_allclose([r[1] for r in sim[1:]], cos[order], rtol=1e-6)
-    assert excel.XC_RECOMMEND(user, "ten", str(path)) == ERR + "n must be a whole number from 1 to 10000, got 'ten'"
-    assert excel.XC_RECOMMEND(user, 0, str(path)).startswith(ERR + "n must be a whole number")
+    assert excel.XC_RECOMMEND(user, "ten", str(path)) == ERR + "n must be a whole number in [1, 10000], found 'ten'"
+    assert excel.XC_RECOMMEND(user, 0, str(path)) == ERR + "n must be a whole number in [1, 10000], found 0"
     assert excel.XC_SIMILAR(123456789, 3, str(path)).startswith(ERR + "unknown movie 123456789")
     assert excel.XC_RECOMMEND([[user, user]], 3, str(path)) == ERR + "user must be one cell, got 1x2"
     assert excel.XC_SIMILAR(None, 3, str(path)) == ERR + "movie is blank"
@@ -160,10 +162,63 @@ def test_fit_recovers_a_rank_one_crosstab():
 
 
 def test_fit_bad_input():
-    assert excel.XC_FIT([[1.0, "five"]], 2, 10) == ERR + "ratings must be numbers or blanks; row 1, column 2 is 'five'"
+    assert excel.XC_FIT([[1.0, "five"]], 2, 10) == ERR + "ratings (row 1, column 2) must be a number, found 'five'"
     assert excel.XC_FIT([[None, None]], 2, 10) == ERR + "the ratings range holds no ratings"
-    assert excel.XC_FIT([[1.0]], 0, 10) == ERR + "factors must be a whole number from 1 to 100, got 0"
-    assert excel.XC_FIT([[1.0]], 2, 2.5) == ERR + "epochs must be a whole number from 1 to 100000, got 2.5"
+    assert excel.XC_FIT([[1.0]], 0, 10) == ERR + "factors must be a whole number in [1, 100], found 0"
+    assert excel.XC_FIT([[1.0]], 2, 2.5) == ERR + "epochs must be a whole number in [1, 100000], found 2.5"
+
+
+def test_a_bug_is_not_dressed_up_as_a_cell_message():
+    @excel.udfs.cell_error
+    def broken(x):
+        return x + "1"   # a TypeError: our bug, not the user's; xlwings shows it, it is not swallowed
+    with pytest.raises(TypeError):
+        broken(1)
+
+
+# -- what xlwings reads: metadata and the VBA wrappers Import Functions writes -----------------------------
+@pytest.fixture(scope="module")
+def recorded():
+    """xlcollab.excel imported with xlwings' recording decorators (what Windows gets), and the VBA they produce."""
+    from xlwings_udfs import import_with_metadata, metadata, vba_wrappers, windows_udfs
+    with windows_udfs() as udfs:
+        (module,) = import_with_metadata(udfs, ["xlcollab.excel.udfs", "xlcollab.excel"])[-1:]
+        meta = metadata(module)
+        return module, meta, vba_wrappers(udfs, module)
+
+
+def test_xlwings_reads_each_udf_as_before(recorded):
+    """The decorated UDFs give xlwings the same arguments, converters, docs and VBA as before the Excel layer was split,
+    apart from the changes made on purpose (listed here).
+
+    The reference files were written by xlwings 0.37.8's own `xlfunc`/`generate_vba_wrapper` from the UDFs as they
+    were before `cell_error` replaced the per-function wrapper (tests/data/, recorded by tests/xlwings_udfs.py).
+    """
+    import copy
+    import json
+    module, meta, vba = recorded
+    data = Path(__file__).parent / "data"
+    want = json.loads((data / "xlwings_udf_metadata.json").read_text())
+    # on purpose since: XC_RECOMMEND / XC_SIMILAR spill natively (no xlwings resize), their _LEGACY twins keep the
+    # resize for Excel without dynamic arrays; XC_FIT takes a device; the docstrings say so
+    for name in ("XC_RECOMMEND", "XC_SIMILAR"):
+        legacy = copy.deepcopy(want[name])
+        legacy["name"], legacy["ret"]["doc"] = f"{name}_LEGACY", meta[f"{name}_LEGACY"]["ret"]["doc"]
+        want[f"{name}_LEGACY"] = legacy
+        want[name]["ret"] = {"doc": want[name]["ret"]["doc"][:-1] + " (spills).", "options": {}}
+    want["XC_FIT"]["args"].append({"name": "device", "doc": '"auto" (default), "cpu" or "cuda"', "vba": None,
+                                   "optional": "auto", "options": {}})
+    assert meta == want
+    before = (data / "xlwings_udf_wrappers.bas").read_text()
+    before = before.replace("Optional factors, Optional epochs)", "Optional factors, Optional epochs, Optional device)")
+    before = before.replace("Array(ratings, factors, epochs)", "Array(ratings, factors, epochs, device)")
+    for name in ("XC_RECOMMEND", "XC_SIMILAR"):  # the twins: the same wrapper under another name
+        block = re.search(rf"^Function {name}\(.*?^End Function\n\n", before, re.M | re.S)[0]
+        before += block.replace(name, f"{name}_LEGACY")
+    blocks = lambda text: sorted(re.findall(r"^Function .*?^End Function\n", text, re.M | re.S))  # noqa: E731
+    assert blocks(vba) == blocks(before)
+    assert module.XC_DOT([[1.0, 2.0]], [[3.0, 4.0]]) == 11.0  # the recorded functions still run
+    assert module.XC_DOT.__xlfunc__["args"][0]["options"] == {"convert": np.array, "ndim": 2, "dtype": object}
 
 
 @pytest.mark.excel
@@ -174,5 +229,5 @@ def test_udfs_carry_xlwings_metadata():
         assert hasattr(f, "__xlfunc__"), f.__name__
     args = {a["name"]: a["options"] for a in excel.XC_DOT.__xlfunc__["args"]}
     assert args["a"]["convert"] is np.array and args["a"]["ndim"] == 2 and args["a"]["dtype"] is object
-    assert excel.XC_RECOMMEND.__xlfunc__["ret"]["options"]["expand"] == "table"
+    assert excel.XC_RECOMMEND_LEGACY.__xlfunc__["ret"]["options"]["expand"] == "table"
     assert xw.__version__

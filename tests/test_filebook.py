@@ -12,8 +12,10 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.chart import Reference
 
 from xlcollab.book import libreoffice
-from xlcollab.errors import WorkbookError
 from xlcollab.book.filebook import FileBook
+from xlcollab.book.ooxml import Package
+from xlcollab.book.spec import Chart, SheetSpec
+from xlcollab.errors import WorkbookError
 from xlcollab.sheets.common import define_block, force_full_recalc, store_solver_model, target, xy_chart
 
 
@@ -178,3 +180,115 @@ def test_libreoffice_recalculates_from_the_written_cells(book_path: Path, tmp_pa
     wb = load_workbook(again, data_only=True)
     assert wb["my sheet"]["C1"].value == pytest.approx(35.0, rel=1e-12)
     assert wb["other"]["B1"].value == pytest.approx(35.0, rel=1e-12)
+
+
+# -- writing cached results, whole sheets, and what is read from the file ---------------------------------
+def test_cached_results_are_written_beside_their_formulas(book_path: Path) -> None:
+    book = FileBook(book_path)
+    book.write_name("my sheet", "xs", [[2], [4], [6], [8], [10]])
+    book.write_cached("my sheet", {"B1": 4, "B2": 8.5, "C1": "#DIV/0!"})
+    book.write_cached("other", {"B1": "total"})
+    book.commit()
+    cached = load_workbook(book_path, data_only=True)
+    assert [cached["my sheet"].cell(i, 2).value for i in range(1, 6)] == [4, 8.5, None, None, None]
+    assert cached["my sheet"]["C1"].value == "#DIV/0!" and cached["other"]["B1"].value == "total"
+    formulas = load_workbook(book_path)
+    assert formulas["my sheet"]["B1"].value == "=A1*2" and formulas["other"]["B1"].value == "='my sheet'!C1"
+    assert formulas.calculation.fullCalcOnLoad  # Excel and LibreOffice still recompute on open
+
+
+def test_a_cached_result_for_a_cell_without_formula_writes_nothing(book_path: Path) -> None:
+    digest = sha(book_path)
+    book = FileBook(book_path)
+    book.write("my sheet", "A1", 3.0)
+    book.write_cached("my sheet", {"A2": 1.0})
+    with pytest.raises(WorkbookError, match="sheet 'my sheet', cell A2: holds no formula"):
+        book.commit()
+    assert sha(book_path) == digest and book.pending() == {}
+
+
+SPEC = SheetSpec("results", [["epoch", "loss"], [1, 0.5], [2, 0.25]],
+                 [Chart("line", "loss by epoch", "epoch", "loss", "A2:A3", [("loss", "B2:B3")], "D2")])
+
+
+def test_put_sheet_commits_the_writes_and_grafts_in_one_replace(book_path: Path, monkeypatch) -> None:
+    before = parts(book_path)
+    saves = []
+    save = Package.save
+    monkeypatch.setattr(Package, "save", lambda self, target, **kw: saves.append(target) or save(self, target, **kw))
+    book = FileBook(book_path)
+    book.write("my sheet", "A1", 100.0)
+    book.put_sheet(SPEC)
+    assert saves == [book_path] and book.pending() == {}
+    assert book.sheet_names() == ["my sheet", "other", "results"]  # the cached sheet list was dropped
+    assert book.read("results", "A1:B3") == SPEC.cells and book.read("my sheet", "A1") == [[100]]
+    after = parts(book_path)
+    assert {n for n in before if before[n] != after.get(n)} == {
+        "xl/worksheets/sheet1.xml", "xl/workbook.xml", "xl/_rels/workbook.xml.rels", "[Content_Types].xml"}
+    book.put_sheet(SheetSpec("results", [["again"]]))  # replaced, not duplicated
+    assert FileBook(book_path).sheet_names() == ["my sheet", "other", "results"]
+    assert FileBook(book_path).read("results", "A1:A2") == [["again"], [None]]
+
+
+def test_after_a_commit_to_out_the_book_is_out(book_path: Path, tmp_path: Path) -> None:
+    digest, out = sha(book_path), tmp_path / "out.xlsx"
+    book = FileBook(book_path, out=out)
+    book.write("my sheet", "A1", 7)
+    book.commit()
+    book.write("my sheet", "A2", 8)
+    book.put_sheet(SPEC)
+    assert sha(book_path) == digest
+    again = FileBook(out)
+    assert again.read("my sheet", "A1:A2") == [[7], [8]] and again.sheet_names()[-1] == "results"
+
+
+def test_names_and_sheets_are_read_once_per_change(book_path: Path, monkeypatch) -> None:
+    book = FileBook(book_path)
+    calls = {"_sheet_names": 0, "_names": 0}
+    for hook in calls:
+        original = getattr(book, hook)
+        monkeypatch.setattr(book, hook, lambda *a, _o=original, _h=hook: calls.__setitem__(_h, calls[_h] + 1) or _o(*a))
+    for _ in range(3):
+        book.read_name("my sheet", "xs")
+        book.ref_of("my sheet", "total")
+    assert calls == {"_sheet_names": 1, "_names": 1}
+    book.write("my sheet", "A1", 1.0)
+    book.commit()
+    book.read_name("my sheet", "xs")
+    assert calls == {"_sheet_names": 2, "_names": 2}
+
+
+def test_one_sheet_check_per_book_operation_in_a_solve(tmp_path: Path, monkeypatch) -> None:
+    """`solve --sheet dotprod` made 26 sheet checks for 7 data operations: now each Book call checks once."""
+    from xlcollab.book.base import Book
+    from xlcollab.cli import main
+    from xlcollab.sheets import collab
+
+    path = collab.build_workbook(tmp_path / "collab_filter.xlsx")
+    counts = {"checks": 0, "operations": 0, "data": 0, "backend": 0}
+    depth = [0]
+
+    def counted(name, method):
+        def wrapper(self, *args, **kwargs):
+            if depth[0] == 0:
+                counts["operations"] += 1
+                counts["data"] += name in ("read", "read_name", "write", "write_name")
+            counts["checks"] += name == "require_sheet"
+            depth[0] += 1
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                depth[0] -= 1
+        return wrapper
+
+    public = ["require_sheet", "names", "read", "ref_of", "read_name", "write", "write_name", "write_cached",
+              "array_formulas", "merged_cells", "used_range", "is_protected"]
+    for name in public:
+        monkeypatch.setattr(Book, name, counted(name, getattr(Book, name)))
+    for hook in ("_sheet_names", "_names"):
+        original = getattr(FileBook, hook)
+        monkeypatch.setattr(FileBook, hook, lambda self, *a, _o=original: counts.__setitem__("backend", counts["backend"] + 1) or _o(self, *a))
+    assert main(["solve", str(path), "--sheet", "dotprod", "--epochs", "2", "--out", str(tmp_path / "o.xlsx")]) == 0
+    assert counts["data"] >= 7
+    assert counts["checks"] == counts["operations"]  # no Book call checks the sheet twice
+    assert counts["backend"] == 2  # the sheet list and dotprod's names, each asked of the file once

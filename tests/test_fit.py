@@ -11,7 +11,9 @@ import torch
 
 from xlcollab.core import data, interpret
 from xlcollab.errors import DataError, DivergedError, SettingsError
-from xlcollab.core.fit import CUDA_MIN_RATINGS, CollabFit, one_cycle, pick_device, schedule_lr
+from xlcollab.core.device import CUDA_MIN_RATINGS, pick_device
+from xlcollab.core.fit import CollabFit
+from xlcollab.core.train import one_cycle, schedule_lr
 from xlcollab.core.models import EmbeddingDotBias, logit_range
 
 
@@ -181,6 +183,23 @@ def test_predict_is_pure_and_checks_ids(small_ratings):
         fit.predict([user], [-3])
     with pytest.raises(SettingsError, match="not fitted"):
         CollabFit().predict([1], [1])
+
+
+@pytest.mark.parametrize("bad", [999_999, 0, "abc", 2.5])
+def test_unknown_ids_are_named(small_ratings, bad):
+    fit = CollabFit(n_factors=2, epochs=1).fit(small_ratings)
+    with pytest.raises(DataError, match=f"unknown user {bad}: not in the ratings this model was fitted on"):
+        fit.user_codes(bad)
+    with pytest.raises(DataError, match="unknown movie -1"):
+        fit.item_codes([fit.item_ids_[0], -1])
+
+
+def test_text_ids_map_to_codes():
+    frame = pd.DataFrame({"user": ["bob", "al", "bob"], "item": ["x", "y", "y"], "rating": [1.0, 2.0, 3.0]})
+    fit = CollabFit(n_factors=2, epochs=1, valid_pct=0).fit(frame)
+    assert fit.user_codes("bob") == 1 and fit.item_codes(["y", "x"]).tolist() == [1, 0]
+    with pytest.raises(DataError, match="unknown movie z"):
+        fit.item_codes("z")
 
 
 def test_save_load_round_trip(tmp_path, small_ratings):

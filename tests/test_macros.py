@@ -1,6 +1,7 @@
 """The button macros end to end: on workbook files (FileBook) and on a live LibreOffice (UnoBook over UNO)."""
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from types import SimpleNamespace
@@ -10,7 +11,7 @@ import pytest
 
 from xlcollab import excel
 from xlcollab.book import libreoffice, unobook
-from xlcollab.excel import xlsm
+from xlcollab.excel import vba, xlsm
 from xlcollab.errors import WorkbookError, XlcollabError
 from xlcollab.book.filebook import FileBook
 from xlcollab.sheets import collab, graddesc
@@ -24,7 +25,7 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("macros")
     c = collab.build_workbook(root / "collab_filter.xlsx")
     g = graddesc.build_workbook(root / "graddesc.xlsx")
-    return {"collab": c, "graddesc": g, "collab_xlsm": xlsm.make_xlsm(c, root / "collab_filter.xlsm", "collab")}
+    return {"collab": c, "graddesc": g, "collab_xlsm": xlsm.make_xlsm(c, root / "collab_filter.xlsm", collab.BUTTONS)}
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,8 @@ def test_solve_on_a_file_then_libreoffice_computes_torchs_rmse(copy, tmp_path):
     book = Recording(path)
     result = excel.solve(book, "bias")
     assert result["final_rmse"] < result["start_rmse"] and book.alerts == []
-    assert book.messages[-1] == "xlcollab: Solve done"
+    assert book.messages[-1] == (f"xlcollab: Solve done: RMSE {result['start_rmse']:.4f} -> {result['final_rmse']:.4f}, "
+                                 f"adam 1000 epochs, {result['seconds']:.2f} s on cpu")
     (out,) = libreoffice.recalc([path], tmp_path / "recalc")
     ws = openpyxl.load_workbook(out, data_only=True)["bias"]
     cell = FileBook(path).ref_of("bias", "rmse")
@@ -148,7 +150,7 @@ def test_fit_movielens_on_a_macro_enabled_file(copy, slice_):
     udf = excel.XC_RECOMMEND(user, 1, str(model))
     assert udf[1] == [title, pytest.approx(pred, rel=1e-9)]
     code = olevba.VBA_Parser(str(path))
-    assert {name: c for _, _, name, c in code.extract_macros()}["xlcollab.bas"] == xlsm.vba_source()
+    assert {name: c for _, _, name, c in code.extract_macros()}["xlcollab.bas"] == vba.module_source()
     excel.fit_movielens(FileBook(path), ratings=slice_, **EPOCHS)  # again: results replaced, not duplicated
     assert openpyxl.load_workbook(path).sheetnames.count("results") == 1
 
@@ -161,6 +163,39 @@ def test_fit_movielens_to_out_keeps_the_original(copy, tmp_path, slice_):
     assert path.read_bytes() == before
     assert result["model"] == str(tmp_path / "fitted.xlcollab.pt")
     assert openpyxl.load_workbook(out).sheetnames[-1] == "results"
+
+
+def test_fit_movielens_that_cannot_put_its_sheet_keeps_the_earlier_model(copy, tmp_path, slice_):
+    path = copy("collab")
+    wb = openpyxl.load_workbook(path)
+    wb.create_sheet("results", 0)  # a 'results' sheet of the user's, not the last one: the sheet cannot be replaced
+    wb.save(path)
+    model = excel.model_path_for(path)
+    model.write_bytes(b"an earlier model")
+    before = path.read_bytes()
+    book = Recording(path)
+    with pytest.raises(WorkbookError, match="has a sheet 'results' that is not the last one"):
+        excel.fit_movielens(book, ratings=slice_, **EPOCHS)
+    assert path.read_bytes() == before and model.read_bytes() == b"an earlier model"
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted([path.name, model.name])  # no scratch file left
+    assert len(book.alerts) == 1 and "not the last one" in book.alerts[0]
+
+
+def test_fit_movielens_that_cannot_save_its_model_leaves_the_workbook(copy, tmp_path, slice_):
+    path = copy("collab")
+    before = path.read_bytes()
+    with pytest.raises(XlcollabError, match="cannot save the model at .*no_such_folder"):
+        excel.fit_movielens(FileBook(path), model_path=tmp_path / "no_such_folder" / "m.pt", ratings=slice_, **EPOCHS)
+    assert path.read_bytes() == before
+
+
+def test_a_file_has_no_active_sheet_to_guess(copy):
+    path = copy("graddesc")
+    before = path.read_bytes()
+    book = Recording(path)
+    with pytest.raises(NotImplementedError, match="active sheet"):
+        excel.run(book)
+    assert path.read_bytes() == before and "active sheet" in book.alerts[0]
 
 
 def _chart_title(chart):
@@ -181,7 +216,8 @@ def test_solve_the_active_sheet_live(office, copy):
         rmse = book.value("bias", book.ref_of("bias", "rmse"))
         assert rmse == pytest.approx(result["final_rmse"], rel=1e-9)  # LibreOffice's own formulas agree with torch
         assert book.read_name("dotprod", "movie_factors") == before    # only the active tab was solved
-        assert book.alerts == [] and book.messages[-1] == "xlcollab: Solve done"
+        assert book.alerts == [] and book.messages[-1].startswith(f"xlcollab: Solve done: RMSE {result['start_rmse']:.4f} -> "
+                                                                  f"{result['final_rmse']:.4f}, ")
     finally:
         book.close()
 
@@ -370,7 +406,8 @@ def test_xlwings_backend_runs_the_same_macro_as_the_file_backend(copy):
     assert live == pytest.approx({**on_file, "seconds": live["seconds"]})
     assert book.read_name("rmsprop", "trace")[:6] == FileBook(twin).read_name("rmsprop", "trace")[:6]
     assert book.read_name("rmsprop", "a") == FileBook(twin).read_name("rmsprop", "a")
-    assert fake.app.status_bar == "xlcollab: Run done" and fake.app.screen_updating is True
+    assert fake.app.status_bar.startswith(f"xlcollab: Run done: epoch {live['epoch']}: a = {live['a']:.6g}, ")
+    assert fake.app.screen_updating is True
     writes = fake.writes
     with pytest.raises(WorkbookError, match="Solve works on the collab_filter tabs"):
         excel.solve(book)                                    # rmsprop is not a collab tab
@@ -379,3 +416,45 @@ def test_xlwings_backend_runs_the_same_macro_as_the_file_backend(copy):
     with pytest.raises(WorkbookError, match="refusing to overwrite the formula"):
         book.commit()
     assert fake.writes == writes
+
+
+# -- settings in cells -------------------------------------------------------------------------------------------
+def _with_settings(path, sheet, rows):
+    """Give `sheet` a settings block (label | value rows) under the sheet-scoped name `settings`, far right."""
+    from openpyxl.workbook.defined_name import DefinedName
+    wb = openpyxl.load_workbook(path)
+    ws = wb[sheet]
+    for i, (label, value) in enumerate(rows, start=1):
+        ws.cell(i, 60, label), ws.cell(i, 61, value)
+    ws.defined_names["settings"] = DefinedName("settings", attr_text=f"'{sheet}'!$BH$1:$BI${len(rows)}")
+    wb.save(path)
+
+
+def test_the_buttons_read_the_tabs_settings_cells(copy):
+    path = copy("collab")
+    _with_settings(path, "bias", [("optimizer", "sgd"), ("lr", 0.01), ("epochs", 7), ("device", "cpu"),
+                                  ("multistart", None)])
+    result = excel.solve(Recording(path), "bias")
+    assert (result["optimizer"], result["lr"], result["epochs"], result["device"]) == ("sgd", 0.01, 7, "cpu")
+    again = excel.solve(Recording(path), "bias", optimizer="adam", epochs=3)  # a ribbon choice wins over the cell
+    assert (again["optimizer"], again["lr"], again["epochs"]) == ("adam", 0.01, 3)
+    path = copy("graddesc")
+    _with_settings(path, "adam", [("epochs", 3)])
+    assert excel.run(FileBook(path), "adam")["epoch"] == 3
+
+
+@pytest.mark.parametrize("rows, cell, message", [
+    ([("lr", -1)], "BI1", "the learning rate must be a number > 0, found -1"),
+    ([("optimizer", "adam"), ("device", "gpu")], "BI2", "the device must be one of auto, cpu, cuda, found 'gpu'"),
+    ([("speed", 3)], "BH1", "the settings block has a row 'speed'"),
+    ([("multistart", 4)], None, "engine 'auto' and multistart 4 apply to a sheet's Solver model"),
+])
+def test_a_bad_setting_names_its_cell_and_writes_nothing(copy, rows, cell, message):
+    path = copy("collab")
+    _with_settings(path, "dotprod", rows)
+    before = path.read_bytes()
+    book = Recording(path)
+    with pytest.raises(XlcollabError, match=re.escape(message)):
+        excel.solve(book, "dotprod")
+    assert path.read_bytes() == before
+    assert cell is None or f"sheet 'dotprod', cell {cell}: " in book.alerts[0]

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from xlcollab.core.models import (MODELS, EmbeddingDot, EmbeddingDotBias, EmbeddingNN, SigmoidRange, logit_range,
-                             sigmoid_range)
+from xlcollab.core.models import (MODELS, EmbeddingDot, EmbeddingDotBias, EmbeddingNN, build_model, logit_range,
+                                  sigmoid_range)
 
 N_USERS, N_ITEMS, BATCH = 7, 11, 64
 
@@ -22,7 +22,6 @@ def test_sigmoid_range_values_and_inverse():
     y = sigmoid_range(x, 0.0, 5.5)
     assert torch.allclose(y, torch.sigmoid(x) * 5.5)
     assert y[2] == 2.75 and y[0] == 0.0 and y[-1] == 5.5
-    assert torch.equal(SigmoidRange(0.0, 5.5)(x), y)
     for target in (0.5, 3.5, 5.0):
         assert math.isclose(float(sigmoid_range(torch.tensor(logit_range(target, 0.0, 5.5)), 0.0, 5.5)), target,
                             rel_tol=1e-6)
@@ -82,14 +81,14 @@ def test_embedding_nn_dropout_only_in_training():
     assert not torch.equal(a, m(u, i))
 
 
-def test_from_factors_uses_given_start_values():
+def test_explicit_start_values_are_used():
     users = torch.arange(12.0).reshape(4, 3) / 10
     items = -torch.arange(15.0).reshape(5, 3) / 10
-    m = EmbeddingDot.from_factors(users, items)
+    m = EmbeddingDot(4, 5, 3, user_factors=users, item_factors=items)
     u, i = torch.tensor([0, 3, 2]), torch.tensor([4, 0, 1])
     assert torch.allclose(m(u, i), (users @ items.T)[u, i])
-    b = EmbeddingDotBias.from_factors(users, items, user_bias=[0.1, 0.2, 0.3, 0.4], item_bias=torch.ones(5),
-                                      y_range=None, global_bias=2.0)
+    b = EmbeddingDotBias(4, 5, 3, user_factors=users, item_factors=items, user_bias=[0.1, 0.2, 0.3, 0.4],
+                         item_bias=torch.ones(5), y_range=None, global_bias=2.0)
     expected = (users @ items.T)[u, i] + torch.tensor([0.1, 0.4, 0.3]) + 1 + 2
     assert torch.allclose(b(u, i), expected, atol=1e-6)
 
@@ -107,15 +106,30 @@ def test_penalty_is_mean_squared_rows_used():
     u, i = batch(2)
     ref = (m.u_weight.weight[u] ** 2).sum(1) + (m.i_weight.weight[i] ** 2).sum(1) \
         + m.u_bias.weight[u, 0] ** 2 + m.i_bias.weight[i, 0] ** 2
-    assert torch.allclose(m.penalty(u, i), ref.mean(), rtol=1e-6)
+    assert torch.allclose(m.forward_penalty(u, i)[1], ref.mean(), rtol=1e-6)
     split = 0.3 * ((m.u_weight.weight[u] ** 2).sum(1) + (m.i_weight.weight[i] ** 2).sum(1)).mean() \
         + 0.02 * (m.u_bias.weight[u, 0] ** 2 + m.i_bias.weight[i, 0] ** 2).mean()
-    assert torch.allclose(m.penalty(u, i, 0.3, 0.02), split, rtol=1e-6)
     pred, pen = m.forward_penalty(u, i, 0.3, 0.02)
-    assert torch.equal(pred, m(u, i)) and torch.equal(pen, m.penalty(u, i, 0.3, 0.02))
+    assert torch.allclose(pen, split, rtol=1e-6)
+    assert torch.equal(pred, m(u, i))
     n = EmbeddingNN(N_USERS, N_ITEMS, 3, 5)
     ref = (n.u_weight.weight[u] ** 2).sum(1) + (n.i_weight.weight[i] ** 2).sum(1)
-    assert torch.allclose(n.penalty(u, i), ref.mean())
+    assert torch.allclose(n.forward_penalty(u, i)[1], ref.mean())
+
+
+def test_build_model_follows_the_settings():
+    """The class the settings name; the output starts at the mean rating (through the sigmoid range's inverse)."""
+    s = {"model": "dotbias", "n_factors": 3, "y_range": (0.0, 5.5), "n_hidden": 4}
+    m = build_model(s, N_USERS, N_ITEMS, 3.5)
+    assert type(m) is EmbeddingDotBias and m.u_weight.weight.shape == (N_USERS, 3)
+    assert float(sigmoid_range(m.global_bias.detach(), 0.0, 5.5)) == pytest.approx(3.5, rel=1e-6)
+    net = build_model({**s, "model": "nn"}, N_USERS, N_ITEMS, 3.5)
+    assert type(net) is EmbeddingNN and net.layers[1].out_features == 4
+    assert float(net.layers[-1].bias.detach()) == pytest.approx(logit_range(3.5, 0.0, 5.5), rel=1e-6)
+    plain = build_model({**s, "model": "nn", "y_range": None}, N_USERS, N_ITEMS, 3.5)
+    assert float(plain.layers[-1].bias.detach()) == 3.5
+    assert type(build_model({**s, "model": "dot"}, N_USERS, N_ITEMS, 3.5)) is EmbeddingDot
+    assert set(MODELS) == {"dotbias", "dot", "nn"}
 
 
 @pytest.mark.parametrize("bad", [torch.zeros(3, 3), torch.zeros(4, 2)])

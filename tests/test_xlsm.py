@@ -11,7 +11,7 @@ import openpyxl
 import pytest
 
 from xlcollab.book import unobook
-from xlcollab.excel import xlsm
+from xlcollab.excel import ovba, vba, xlsm
 from xlcollab.errors import WorkbookError, XlcollabError
 from xlcollab.sheets import collab, graddesc
 
@@ -25,7 +25,7 @@ def built(tmp_path_factory):
     out = {}
     for kind, module, stem in (("collab", collab, "collab_filter"), ("graddesc", graddesc, "graddesc")):
         xlsx = module.build_workbook(root / f"{stem}.xlsx")
-        out[kind] = (xlsx, xlsm.make_xlsm(xlsx, root / f"{stem}.xlsm", kind))
+        out[kind] = (xlsx, xlsm.make_xlsm(xlsx, root / f"{stem}.xlsm", module.BUTTONS))
     return out
 
 
@@ -43,21 +43,11 @@ def _cells(ws):
 
 
 def test_vba_module_runs_each_python_macro():
-    source = xlsm.vba_source()
+    source = vba.module_source()
     assert source.endswith("\r\n") and "\n" not in source.replace("\r\n", "")
-    for sub, macro in xlsm.MACROS.items():
+    for sub, macro in vba.MACROS.items():
         assert re.search(rf'Public Sub {sub}\(\)\r\n    RunXlcollab "import xlcollab.excel as x; x.{macro}\(\)"\r\nEnd Sub', source)
     assert 'Application.Run "xlwings.xlam!RunPython", command' in source
-
-
-@pytest.mark.parametrize("size", [0, 1, 100, 2047, 4096, 4097, 9000, 20000])
-def test_ovba_compression_round_trips_through_oletools(size):
-    rng = random.Random(size)
-    words = [b"Sheet", b"Attribute VB_", b"\x00\x01", b"xlcollab", bytes([rng.randrange(256)])]
-    data = b"".join(rng.choice(words) for _ in range(size))[:size]
-    assert bytes(olevba.decompress_stream(bytearray(xlsm.ovba_compress(data)))) == data
-    noise = bytes(rng.randrange(256) for _ in range(size))
-    assert bytes(olevba.decompress_stream(bytearray(xlsm.ovba_compress(noise)))) == noise
 
 
 @pytest.mark.parametrize("kind", ["collab", "graddesc"])
@@ -65,7 +55,7 @@ def test_vba_source_extracted_by_oletools_is_ours(built, kind):
     xlsx, path = built[kind]
     macros = _macros(path)
     n_sheets = len(openpyxl.load_workbook(xlsx, read_only=True).sheetnames) + 1  # + xlwings.conf
-    assert macros.pop("xlcollab.bas") == xlsm.vba_source()
+    assert macros.pop("xlcollab.bas") == vba.module_source()
     assert sorted(macros) == sorted(["ThisWorkbook.cls"] + [f"Sheet{i}.cls" for i in range(1, n_sheets + 1)])
     assert all('Attribute VB_Base = "0{00020820-0000-0000-C000-000000000046}"' in code
                for name, code in macros.items() if name.startswith("Sheet"))
@@ -97,22 +87,24 @@ def test_sheets_names_and_charts_survive(built, kind):
     assert conf["A2"].value is None  # xlwings reads keys from A1 down to the first empty cell
 
 
-def test_buttons_per_tab():
-    assert xlsm.buttons_for("graddesc", ["data", "basic SGD", "adam", "compare", "xlwings.conf"]) == {
+def test_buttons_per_tab_come_from_what_the_tabs_declare():
+    assert xlsm.button_subs(graddesc.BUTTONS, ["data", "basic SGD", "adam", "compare", "xlwings.conf"]) == {
         "basic SGD": ["XcRun", "XcReset"], "adam": ["XcRun", "XcReset"]}
-    got = xlsm.buttons_for("collab", list(collab.SHEETS) + ["xlwings.conf"])
+    got = xlsm.button_subs(collab.BUTTONS, list(collab.SHEETS) + ["xlwings.conf"])
     assert got == {s: ["XcSolve"] + (["XcFitMovielens"] if s == collab.SHEETS[0] else []) for s in collab.SHEETS}
+    with pytest.raises(XlcollabError, match="tab 'adam' asks for a button for 'fly', which is no macro"):
+        xlsm.button_subs({"adam": ("run", "fly")}, ["adam"])
 
 
 def test_bad_input(built, tmp_path):
     junk = tmp_path / "junk.xlsx"
     junk.write_bytes(b"not a zip")
     with pytest.raises(WorkbookError, match="cannot read the workbook"):
-        xlsm.make_xlsm(junk, tmp_path / "out.xlsm", "collab")
+        xlsm.make_xlsm(junk, tmp_path / "out.xlsm", collab.BUTTONS)
     with pytest.raises(WorkbookError, match="already holds a VBA project"):
-        xlsm.make_xlsm(built["collab"][1], tmp_path / "again.xlsm", "collab")
-    with pytest.raises(XlcollabError, match="unknown workbook kind"):
-        xlsm.make_xlsm(built["collab"][0], tmp_path / "k.xlsm", "solver")
+        xlsm.make_xlsm(built["collab"][1], tmp_path / "again.xlsm", collab.BUTTONS)
+    with pytest.raises(XlcollabError, match="no macro of xlcollab.excel"):
+        xlsm.make_xlsm(built["collab"][0], tmp_path / "k.xlsm", {"dotprod": ("solver",)})
     assert not (tmp_path / "out.xlsm").exists() and not (tmp_path / "k.xlsm").exists()
 
 
@@ -124,7 +116,7 @@ def test_libreoffice_binds_every_button_to_its_macro(built):
             book = office.open(path)
             try:
                 doc = book.doc
-                want = xlsm.buttons_for(kind, book.sheet_names())
+                want = xlsm.button_subs((collab if kind == "collab" else graddesc).BUTTONS, book.sheet_names())
                 assert want  # every kind has buttons somewhere
                 for sheet in book.sheet_names():
                     forms = doc.Sheets.getByName(sheet).DrawPage.Forms
@@ -141,35 +133,13 @@ def test_libreoffice_binds_every_button_to_its_macro(built):
                     assert found == expected, sheet
                 library = doc.BasicLibraries.getByName("VBAProject")
                 code = library.getByName("xlcollab")
-                for sub, macro in xlsm.MACROS.items():
+                for sub, macro in vba.MACROS.items():
                     assert f"Public Sub {sub}()" in code and f"x.{macro}()" in code
             finally:
                 book.close()
 
 
 # -- xlcollab addin ----------------------------------------------------------------------------------------
-def test_addin_prints_the_steps_and_installs_nothing_without_excel(capsys, monkeypatch):
-    from xlcollab.cli import addin, main
-    monkeypatch.setattr(addin, "find_excel", lambda platform=None: None)
-    monkeypatch.setattr(addin.subprocess, "run", lambda *a, **k: pytest.fail("must not install without Excel"))
-    assert main(["addin"]) == 0
-    out = capsys.readouterr().out
-    assert "xlwings addin install" in out and "Enable Content" in out and "Import Functions" in out
-    assert "Excel is not installed here, so nothing was installed" in out
-    assert "xlwings runpython install" in "\n".join(addin.steps("darwin"))  # macOS also needs RunPython's helper
-
-
-def test_addin_runs_the_xlwings_installer_where_excel_is(capsys, monkeypatch, tmp_path):
-    from xlcollab.cli import addin, main
-    ran = []
-    monkeypatch.setattr(addin, "find_excel", lambda platform=None: tmp_path / "EXCEL.EXE")
-    monkeypatch.setattr(addin.subprocess, "run", lambda cmd, check: ran.append(cmd) or SimpleNamespace(returncode=0))
-    assert main(["addin"]) == 0
-    assert ran and ran[0][1:] == ["-m", "xlwings.cli", "addin", "install"]
-    ran.clear()
-    assert main(["addin", "--dry-run"]) == 0 and ran == []
-
-
 def test_addin_writes_the_interpreter_into_xlwings_conf(built, tmp_path, capsys):
     from xlcollab.cli import addin, main
     path = tmp_path / "g.xlsm"
@@ -183,7 +153,7 @@ def test_addin_writes_the_interpreter_into_xlwings_conf(built, tmp_path, capsys)
             break
         keys.append(row[:2])
     assert keys == [("UDF Modules", "xlcollab.excel"), ("Interpreter_Win", r"C:\Py312\pythonw.exe")]
-    assert _macros(path)["xlcollab.bas"] == xlsm.vba_source()  # the VBA project is untouched
+    assert _macros(path)["xlcollab.bas"] == vba.module_source()  # the VBA project is untouched
     if not sys.platform.startswith("win") and sys.platform != "darwin":
         assert main(["addin", "--workbook", str(path)]) == 1
         assert "on the Windows or macOS machine that runs Excel" in capsys.readouterr().err
@@ -191,7 +161,7 @@ def test_addin_writes_the_interpreter_into_xlwings_conf(built, tmp_path, capsys)
 
 def test_same_input_same_bytes(built, tmp_path):
     xlsx, first = built["graddesc"]
-    again = xlsm.make_xlsm(xlsx, tmp_path / "again.xlsm", "graddesc")
+    again = xlsm.make_xlsm(xlsx, tmp_path / "again.xlsm", graddesc.BUTTONS)
     assert again.read_bytes() == first.read_bytes()
 
 
@@ -205,7 +175,7 @@ def test_buttons_sit_where_a_sheet_names_them(tmp_path):
     other = wb.create_sheet("momentum")
     other["A1"], other["D9"] = "b", 2
     wb.save(tmp_path / "g.xlsx")
-    out = xlsm.make_xlsm(tmp_path / "g.xlsx", tmp_path / "g.xlsm", "graddesc")
+    out = xlsm.make_xlsm(tmp_path / "g.xlsx", tmp_path / "g.xlsm", {"adam": ("run", "reset"), "momentum": ("run", "reset")})
     with zipfile.ZipFile(out) as zf:
         vml = sorted(n for n in zf.namelist() if n.endswith(".vml"))
         anchors = [re.findall(r"<x:Anchor>([^<]*)</x:Anchor>", zf.read(n).decode()) for n in vml]

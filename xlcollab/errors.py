@@ -27,3 +27,7 @@ class WorkbookError(XlcollabError):
 
 class DivergedError(XlcollabError):
     """A fit whose loss became NaN or infinite."""
+
+
+class SolveError(WorkbookError):
+    """A Solver model without an answer (infeasible, unbounded, node limit): names the sheet; nothing is written."""

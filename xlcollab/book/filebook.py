@@ -1,44 +1,45 @@
-"""The file backend of Book: a .xlsx/.xlsm on disk, read through openpyxl, written by patching cells.
+"""The file backend of Book: a .xlsx/.xlsm on disk, read through openpyxl, written by patching its XML.
 
 openpyxl's own save would drop what it does not model (charts it did not make, form controls, VBA
 signatures, extensions), so `commit` never re-saves the workbook through openpyxl: it edits only the
-written cells inside the sheets' XML and copies every other part of the zip unchanged, into a temporary
-file that replaces the original in one `os.replace` (or goes to `out`). Formula cells of the sheets it
-writes lose their cached values and the workbook asks for a full recalculation on load, so Excel and
-LibreOffice show values computed from the new inputs, never stale ones.
+written cells inside the sheets' XML (`sheetxml.patch_sheet_xml`) and copies every other part of the
+package unchanged, into a temporary file that replaces the target in one `os.replace` (`ooxml.Package`).
+Formula cells of the sheets it writes keep a cached result only where `write_cached` gave one, and the
+workbook asks for a full recalculation on load, so Excel and LibreOffice never show stale values.
+
+Reads: the file is opened once (a regular file only: `core.safeio`), and every read comes from that open
+file; each sheet's XML is checked whole (`read_sheet_facts`) before openpyxl's read-only mode reads its cells,
+so a malformed or hostile sheet is refused before any work starts. An array formula reads as "=..." at its
+anchor, and the other cells of its extent as their cached values (None where the file has none). After a
+commit to `out`, the book reads and writes `out`.
+
+No lost updates: a commit holds the target's write lock; when the file changed on disk since it was opened
+(another process saved it), the commit goes onto the new file only if none of the parts this book read or
+writes changed there (zip directory checksums), and otherwise refuses with one line, writing nothing.
 """
 from __future__ import annotations
 
-import functools
 import os
-import re
-import shutil
 import stat
-import tempfile
-import zipfile
-from pathlib import Path, PurePosixPath
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
-from lxml import etree
 from openpyxl import load_workbook
-from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
 from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
 
-from xlcollab.book.base import Book, Grid, bounds, range_name
+from xlcollab.book.base import Book, Cells, Grid, bounds
+from xlcollab.book.graft import graft_sheet
+from xlcollab.book.ooxml import (CONTENT_TYPES, WORKBOOK, WORKBOOK_RELS, Package, WorkbookMap, ask_full_recalc,
+                                 workbook_error)
+from xlcollab.book.sheetxml import SheetFacts, patch_sheet_xml, read_sheet_facts
+from xlcollab.book.spec import SheetSpec
+from xlcollab.core import budget, safeio
 from xlcollab.errors import WorkbookError
 
-NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
-REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
-PKG_REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
-_C = f"{{{NS}}}c"
-_ROW = f"{{{NS}}}row"
-_F = f"{{{NS}}}f"
-_V = f"{{{NS}}}v"
-_IS = f"{{{NS}}}is"
-
-
-def _q(tag: str) -> str:
-    return f"{{{NS}}}{tag}"
+#: parts openpyxl reads for the values of any sheet (besides the sheet itself and workbook.xml)
+_SHARED_PARTS = ("xl/sharedStrings.xml", "xl/styles.xml")
+#: memory lxml needs to patch a sheet, per byte of its XML (measured: ~20; a tree and its serialized copy)
+_PATCH_BYTES_PER_BYTE = 22
 
 
 def lock_files(path: Path) -> list[Path]:
@@ -52,117 +53,213 @@ def lock_files(path: Path) -> list[Path]:
 class FileBook(Book):
     """A workbook file. Reads are lazy and cached; `commit()` writes atomically to `out` or over `path`."""
 
+    keeps_cached_values = True
+
     def __init__(self, path: str | Path, out: str | Path | None = None) -> None:
-        super().__init__()
         self.path = Path(path)
         self.out = Path(out) if out is not None else None
         self.name = str(self.path)
-        self._check_readable()
+        self._source = self.path  # the file reads come from: `out` once a commit wrote it
         self._wb = None
-        self._sheet_parts, self._names = self._read_workbook_xml()
+        self._fh: IO[bytes] | None = None
+        super().__init__()
+        if self.out is not None:
+            safeio.write_target(self.out, kind=workbook_error(self.out), what="workbook file")
+        self._open()
+        self._map: WorkbookMap | None = None
+        self._book_map()
 
     # -- opening ------------------------------------------------------------------------
     def _fail(self, message: str, **where: Any) -> WorkbookError:
-        return WorkbookError(message, path=self.name, **where)
+        return WorkbookError(message.removeprefix(f"{self.name}: "), path=self.name, **where)
 
-    def _check_readable(self) -> None:
-        if not self.path.exists():
-            raise self._fail("no such file")
-        if self.path.is_dir():
-            raise self._fail("is a folder, not a workbook")
-        if not zipfile.is_zipfile(self.path):
-            raise self._fail("not an Excel workbook (.xlsx/.xlsm are zip files; this one is not, or it is truncated)")
+    def _open(self) -> None:
+        """Open the source once (a regular file), check its zip directory and every part's checksum."""
+        fh = safeio.open_regular(self._source, kind=self._fail, what="workbook file")
         try:
-            with zipfile.ZipFile(self.path) as zf:
-                bad = zf.testzip()
-                names = set(zf.namelist())
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise self._fail(f"corrupt workbook ({exc})") from None
-        if bad is not None:
-            raise self._fail(f"corrupt workbook: part {bad} fails its checksum")
-        if "xl/workbook.xml" not in names:
-            raise self._fail("not an Excel workbook (a zip file without xl/workbook.xml)")
+            with Package(fh, name=self.name) as pkg:
+                bad = pkg.first_corrupt_part()
+                if bad is not None:
+                    raise self._fail(f"corrupt workbook: part {bad} fails its checksum")
+                if WORKBOOK not in pkg:
+                    raise self._fail("not an Excel workbook (a zip file without xl/workbook.xml)")
+                pkg.refuse_dtds()
+                self._directory = pkg.directory()
+        except WorkbookError as exc:
+            fh.close()
+            if "not a readable zip file" in str(exc):
+                raise self._fail("not an Excel workbook (.xlsx/.xlsm are zip files; this one is not, or it is "
+                                 "truncated)") from None
+            raise
+        self._fh = fh
+        self._used: set[str] = {WORKBOOK, WORKBOOK_RELS}
 
-    def _read_workbook_xml(self) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
-        """Sheet name -> zip part, and sheet name -> {defined name: text}, straight from workbook.xml."""
-        with zipfile.ZipFile(self.path) as zf:
-            try:
-                book = etree.fromstring(zf.read("xl/workbook.xml"))
-                rels = etree.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
-            except (KeyError, etree.XMLSyntaxError) as exc:
-                raise self._fail(f"corrupt workbook ({exc})") from None
-        targets = {r.get("Id"): r.get("Target") for r in rels.iter(f"{{{PKG_REL_NS}}}Relationship")}
-        parts: dict[str, str] = {}
-        order: list[str] = []
-        for sheet in book.iter(_q("sheet")):
-            target = targets.get(sheet.get(f"{{{REL_NS}}}id"), "")
-            part = target.lstrip("/") if target.startswith("/") else str(PurePosixPath("xl") / target)
-            name = sheet.get("name")
-            order.append(name)
-            if "worksheets/" in part:  # chartsheets and dialog sheets have no cells
-                parts[name] = os.path.normpath(part).replace(os.sep, "/")
-        names: dict[str, dict[str, str]] = {name: {} for name in order}
-        for dn in book.iter(_q("definedName")):
-            local = dn.get("localSheetId")
-            if local is not None and int(local) < len(order):
-                names[order[int(local)]][dn.get("name")] = dn.text or ""
-        self._order = order
-        return parts, names
+    def _package(self) -> Package:
+        return Package(self._fh, name=self.name)
+
+    def _book_map(self) -> WorkbookMap:
+        if self._map is None:
+            with self._package() as pkg:
+                self._map = pkg.workbook()
+        return self._map
 
     def _workbook(self):
         if self._wb is None:
             try:
                 # read-only: sheets are parsed lazily, only those a solve reads (a tenth of a full load)
-                self._wb = load_workbook(self.path, read_only=True, data_only=False, keep_links=False)
+                self._wb = load_workbook(self._fh, read_only=True, data_only=False, keep_links=False)
             except Exception as exc:  # openpyxl raises many types on damaged files
-                raise self._fail(f"cannot read the workbook: {exc}") from None
+                raise self._fail(f"cannot read the workbook: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            self._used.update(_SHARED_PARTS)
         return self._wb
 
+    def _facts(self, sheet: str) -> SheetFacts:
+        """The sheet's structure, from one streaming pass over its whole XML (which refuses a bad sheet)."""
+        if sheet not in self._sheet_facts:
+            part = self._book_map().parts[sheet]
+            self._used.add(part)
+            with self._package() as pkg, pkg.open(part) as stream:
+                self._sheet_facts[sheet] = read_sheet_facts(stream, part=part, path=self.name, sheet=sheet)
+        return self._sheet_facts[sheet]
+
     # -- Book ---------------------------------------------------------------------------
-    def sheet_names(self) -> list[str]:
-        return [name for name in self._order if name in self._sheet_parts]
+    def _sheet_names(self) -> list[str]:
+        return self._book_map().worksheets()
 
-    def names(self, sheet: str) -> dict[str, str]:
-        self.require_sheet(sheet)
-        return dict(self._names.get(sheet, {}))
+    def _names(self, sheet: str) -> dict[str, str]:
+        return self._book_map().local_names.get(sheet, {})
 
-    def read(self, sheet: str, ref: str) -> Grid:
-        self.require_sheet(sheet)
+    def _global_names(self) -> dict[str, str]:
+        return self._book_map().global_names
+
+    def _read(self, sheet: str, ref: str) -> Grid:
+        self._facts(sheet)  # the whole sheet checked by lxml before openpyxl's parser reads it
         ws = self._workbook()[sheet]
         r0, c0, r1, c1 = bounds(ref)
-        grid = []
-        for row in ws.iter_rows(min_row=r0, max_row=r1, min_col=c0, max_col=c1, values_only=True):
-            grid.append([_formula_text(v) for v in row])
-        return grid
+        width = c1 - c0 + 1
+        grid = [[_formula_text(v) for v in row] + [None] * (width - len(row))
+                for row in ws.iter_rows(min_row=r0, max_row=r1, min_col=c0, max_col=c1, values_only=True)]
+        return grid + [[None] * width for _ in range(r1 - r0 + 1 - len(grid))]  # rows past the sheet's last
 
-    def _commit(self, writes: dict[str, dict[str, Any]]) -> None:
-        target = self.out or self.path
+    def _array_formulas(self, sheet: str) -> dict[str, str]:
+        return self._facts(sheet).arrays
+
+    def _merged_cells(self, sheet: str) -> list[str]:
+        return self._facts(sheet).merged
+
+    def _used_range(self, sheet: str) -> str:
+        return self._facts(sheet).used_range()
+
+    def _is_protected(self, sheet: str) -> bool:
+        return self._facts(sheet).protected
+
+    def location(self) -> Path:
+        """The file that commits write to: `out` when given, else the workbook itself."""
+        return self.out or self.path
+
+    def _commit(self, writes: Cells, cached: Cells) -> None:
+        self._write(writes, cached)
+
+    def _put_sheet(self, spec: SheetSpec) -> None:
+        """Commit the buffered writes and add the sheet in one atomic replace."""
+        writes, cached = self._writes, self._cached
+        self._write(writes, cached, spec)
+        self.discard()
+
+    def _buffer(self, into, sheet: str, ref: str, values: Any) -> None:
+        """Buffer as Book does, first checking that patching the sheet will fit in memory."""
+        if sheet not in self._writes and sheet not in self._cached:
+            part = self._book_map().parts[sheet]
+            size = self._directory.get(part, (0, 0))[1]
+            budget.check_memory(size * _PATCH_BYTES_PER_BYTE, f"writing into sheet '{sheet}' ({budget.size(size)} "
+                                f"of XML)", kind=lambda m: self._fail(m, sheet=sheet))
+        super()._buffer(into, sheet, ref, values)
+
+    def _write(self, writes: Cells, cached: Cells, spec: SheetSpec | None = None) -> None:
+        target = self.location()
         self._check_writable(target)
-        patched: dict[str, bytes] = {}
-        with zipfile.ZipFile(self.path) as zf:
-            for sheet, cells in writes.items():
-                part = self._sheet_parts[sheet]
-                patched[part] = patch_sheet_xml(zf.read(part), cells, sheet=sheet, path=self.name)
-            patched["xl/workbook.xml"] = _ask_full_recalc(zf.read("xl/workbook.xml"))
-            _write_zip_atomically(zf, patched, target)
-        if self.out is None:
-            self.close()  # the file changed: the next read loads it again
+        book = self._book_map()
+        touched = {book.parts[s] for s in {**writes, **cached}} | {WORKBOOK}
+        if spec is not None:
+            touched |= {WORKBOOK_RELS, CONTENT_TYPES}
+        with safeio.locked(target, kind=workbook_error(target)):
+            base = self._current_base(target, touched)
+            try:
+                with Package(base, name=self.name) as pkg:
+                    for sheet in {**writes, **cached}:
+                        part = book.parts[sheet]
+                        pkg.set(part, patch_sheet_xml(pkg.read(part), writes.get(sheet, {}), cached=cached.get(sheet),
+                                                      sheet=sheet, path=self.name, part=part))
+                    pkg.set(WORKBOOK, ask_full_recalc(pkg.read(WORKBOOK)))
+                    if spec is not None:
+                        graft_sheet(pkg, spec)
+                    pkg.save(target)
+            finally:
+                if base is not self._fh:
+                    base.close()
+        self.close()  # the file changed: the next read opens it again
+        self._source = target
+        self._open()
+
+    def _current_base(self, target: Path, touched: set[str]) -> IO[bytes]:
+        """The file to patch: the one read, or, if another process replaced it since, the new one provided no
+        part this book read or writes differs there; otherwise nothing is written (WorkbookError)."""
+        if not _same_file(target, self._source) or _unchanged(self._fh, self._source):
+            return self._fh
+        fresh = safeio.open_regular(self._source, kind=self._fail, what="workbook file")
+        try:
+            with Package(fresh, name=self.name) as now:
+                changed = sorted(p for p in self._used | touched if now.directory().get(p) != self._directory.get(p))
+        except BaseException:
+            fresh.close()
+            raise
+        if changed:
+            fresh.close()
+            sheets = [s for s, p in self._book_map().parts.items() if p in changed]
+            what = f"sheet '{sheets[0]}'" if sheets else changed[0]
+            raise self._fail(f"another program saved this workbook after xlcollab read it and changed {what}; "
+                             "nothing was written, so its changes are kept: run again to work on the new file")
+        return fresh
+
+    def _forget(self) -> None:
+        super()._forget()
+        self._map = None
+        self._sheet_facts: dict[str, SheetFacts] = {}
 
     def close(self) -> None:
-        """Release the file handle a read keeps open."""
+        """Release the file handles reads keep open."""
         if self._wb is not None:
             self._wb.close()
             self._wb = None
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
 
     def _check_writable(self, target: Path) -> None:
         for p in {self.path, target}:
             held = lock_files(p)
             if held:
                 raise self._fail(f"the workbook is open in another application (lock file {held[0].name}); close it first")
-        if target.exists() and not (target.stat().st_mode & stat.S_IWUSR):
+        real = safeio.write_target(target, kind=workbook_error(target), what="workbook file")
+        if real.exists() and not (real.stat().st_mode & stat.S_IWUSR):
             raise WorkbookError("the file is read-only", path=str(target))
-        if not os.access(target.parent, os.W_OK):
+        if real.parent.exists() and not os.access(real.parent, os.W_OK):
             raise WorkbookError("cannot write into its folder", path=str(target))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _unchanged(fh: IO[bytes], path: Path) -> bool:
+    """Whether `path` still is the file `fh` was opened on, unmodified (same inode, size and mtime)."""
+    try:
+        now = os.stat(path)
+    except OSError:
+        return False
+    then = os.fstat(fh.fileno())
+    return (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns) == (then.st_dev, then.st_ino, then.st_size,
+                                                                       then.st_mtime_ns)
 
 
 def _formula_text(value: Any) -> Any:
@@ -171,139 +268,3 @@ def _formula_text(value: Any) -> Any:
     if isinstance(value, DataTableFormula):
         return "=TABLE()"
     return value
-
-
-_CELL_RE = re.compile(r"^\$?([A-Z]{1,3})\$?(\d+)$")
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _col_row(cell: str) -> tuple[int, int]:
-    """(column, row) of "B3": cached, since a trace write touches tens of thousands of cells."""
-    m = _CELL_RE.match(cell)
-    if m is None:
-        letters, row = coordinate_from_string(cell)
-        return column_index_from_string(letters), row
-    return column_index_from_string(m[1]), int(m[2])
-
-
-def patch_sheet_xml(xml: bytes, cells: dict[str, Any], *, sheet: str, path: str) -> bytes:
-    """Set literal values into cells of one worksheet's XML; refuse formula cells; keep every style."""
-    root = etree.fromstring(xml)
-    data = root.find(_q("sheetData"))
-    if data is None:
-        raise WorkbookError("worksheet has no sheetData", sheet=sheet, path=path)
-    rows = {int(r.get("r")): r for r in data.iter(_ROW)}
-    known: dict[int, dict[str, etree._Element]] = {}  # row number -> {cell name: <c>}, built once per row
-    order = sorted(((row, col), cell) for cell in cells for col, row in [_col_row(cell)])
-    for (row_num, col), cell in order:
-        row = rows.get(row_num)
-        if row is None:
-            row = etree.Element(_ROW, r=str(row_num))
-            _insert_sorted(data, row, row_num, key=lambda e: int(e.get("r")))
-            rows[row_num] = row
-        row.attrib.pop("spans", None)  # an optional hint that new cells may contradict
-        in_row = known.get(row_num)
-        if in_row is None:
-            in_row = known[row_num] = {e.get("r"): e for e in row.iter(_C)}
-        c = in_row.get(cell)
-        if c is None:
-            c = in_row[cell] = etree.Element(_C, r=cell)
-            _insert_sorted(row, c, col, key=lambda e: _col_row(e.get("r"))[0])
-        elif c.find(_F) is not None:
-            raise WorkbookError("holds a formula; xlcollab only writes into input and parameter cells", sheet=sheet, cell=cell, path=path)
-        _set_value(c, cells[cell])
-    for f in data.iter(_F):  # cached results of formulas are stale now
-        c = f.getparent()
-        for v in c.findall(_V):
-            c.remove(v)
-        c.attrib.pop("t", None)
-    _widen_dimension(root, [rc for rc, _ in order])
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
-
-
-def _insert_sorted(parent: etree._Element, child: etree._Element, key_value: int, *, key) -> None:
-    tag = child.tag
-    if len(parent) and parent[-1].tag == tag and key(parent[-1]) < key_value:
-        parent.append(child)  # after the last one: the common case (appending rows or cells), O(1)
-        return
-    for i, sibling in enumerate(parent):
-        if sibling.tag == tag and key(sibling) > key_value:
-            parent.insert(i, child)
-            return
-    last = [i for i, s in enumerate(parent) if s.tag == tag]
-    parent.insert(last[-1] + 1 if last else len(parent), child)
-
-
-def _set_value(c: etree._Element, value: Any) -> None:
-    for child in c:
-        if child.tag == _V or child.tag == _IS:
-            c.remove(child)
-            break  # a cell holds one value
-    c.attrib.pop("t", None)
-    if value is None:
-        return
-    if isinstance(value, bool):
-        c.set("t", "b")
-        etree.SubElement(c, _V).text = "1" if value else "0"
-    elif isinstance(value, (int, float)):
-        etree.SubElement(c, _V).text = repr(value) if isinstance(value, float) else str(value)
-    else:
-        c.set("t", "inlineStr")
-        t = etree.SubElement(etree.SubElement(c, _IS), _q("t"))
-        t.text = str(value)
-        if t.text != t.text.strip():
-            t.set("{http://www.w3.org/XML/1998/namespace}space", "preserve")
-
-
-def _widen_dimension(root: etree._Element, written: list[tuple[int, int]]) -> None:
-    """Grow <dimension ref> to cover the written (row, col) cells."""
-    dim = root.find(_q("dimension"))
-    if dim is None or not written:
-        return
-    try:
-        r0, c0, r1, c1 = bounds(dim.get("ref", "A1"))
-    except Exception:
-        r0, c0, r1, c1 = written[0][0], written[0][1], written[0][0], written[0][1]
-    rows, cols = [r for r, _ in written], [c for _, c in written]
-    dim.set("ref", range_name(min(r0, min(rows)), min(c0, min(cols)), max(r1, max(rows)), max(c1, max(cols))))
-
-
-def _ask_full_recalc(xml: bytes) -> bytes:
-    """workbook.xml with <calcPr fullCalcOnLoad="1"/>; returned unchanged when it already says so."""
-    root = etree.fromstring(xml)
-    calc = root.find(_q("calcPr"))
-    if calc is not None and calc.get("fullCalcOnLoad") in ("1", "true"):
-        return xml
-    if calc is None:
-        calc = etree.Element(_q("calcPr"), calcId="191029")
-        anchor = next((e for e in root if e.tag in {_q(t) for t in ("oleSize", "customWorkbookViews", "pivotCaches",
-                      "smartTagPr", "smartTagTypes", "webPublishing", "fileRecoveryPr", "webPublishObjects", "extLst")}), None)
-        if anchor is None:
-            root.append(calc)
-        else:
-            anchor.addprevious(calc)
-    calc.set("fullCalcOnLoad", "1")
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
-
-
-def _write_zip_atomically(src: zipfile.ZipFile, replaced: dict[str, bytes], target: Path) -> None:
-    """Copy every part of `src` (replacing some) into a temp file beside `target`, then rename it over."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w") as out:
-            for info in src.infolist():
-                data = replaced.get(info.filename)
-                if data is None:
-                    data = src.read(info.filename)
-                out.writestr(info, data, compress_type=info.compress_type)
-            out.close()
-            fh.flush()
-            os.fsync(fh.fileno())
-        if target.exists():
-            shutil.copymode(target, tmp)
-        else:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

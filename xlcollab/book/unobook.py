@@ -1,12 +1,12 @@
-"""A Book over a workbook open in a running LibreOffice, driven over UNO: the live-application test path.
+"""A Book over a workbook open in a running LibreOffice, driven over UNO: the live-application backend.
 
-`Office()` starts one headless `soffice` with a private profile and a private pipe, and connects to it;
-`office.open(path)` loads a workbook into it as a `UnoBook`. Writes are buffered like every Book's and
-`commit()` sets them all, then recalculates the whole document, so reading a formula cell afterwards gives
-what LibreOffice computes from the new values. Debian: `apt-get install --no-install-recommends
-libreoffice-calc-nogui python3-uno`; python3-uno is imported from /usr/lib/python3/dist-packages, which
-is added to the end of sys.path only when `uno` is not importable otherwise (the venv must run the same
-Python minor version as the system's python3).
+`Office()` starts one headless `soffice` (through `libreoffice.soffice_command`, with a private profile
+that recalculates on load and a private pipe) and connects to it; `office.open(path)` loads a workbook
+into it as a `UnoBook`. Writes are buffered like every Book's and `commit()` sets them all, then
+recalculates the whole document, so reading a formula cell afterwards gives what LibreOffice computes
+from the new values. python3-uno is imported from /usr/lib/python3/dist-packages, which is added to the
+end of sys.path only when `uno` is not importable otherwise (the venv must run the same Python minor
+version as the system's python3).
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import atexit
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -22,17 +23,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from xlcollab.book.base import Book, Grid, cell_name
+from xlcollab.book import libreoffice, unosheet
+from xlcollab.book.base import Book, Cells, Grid, bounds, cell_name, range_name, union
+from xlcollab.book.spec import SheetSpec
 from xlcollab.errors import WorkbookError, XlcollabError
 
-INSTALL_HINT = ("install LibreOffice and its Python bridge: on Debian/Ubuntu "
-                "`apt-get install --no-install-recommends libreoffice-calc-nogui python3-uno` "
-                "(python3-uno must match this Python's version, here "
-                f"{sys.version_info.major}.{sys.version_info.minor})")
 SYSTEM_DIST_PACKAGES = "/usr/lib/python3/dist-packages"
-
-# File filters LibreOffice uses to save in Excel's formats.
-_FILTERS = {".xlsx": "Calc MS Excel 2007 XML", ".xlsm": "Calc MS Excel 2007 VBA XML", ".ods": "calc8"}
 
 
 def import_uno():
@@ -45,25 +41,14 @@ def import_uno():
         try:
             import uno
         except ImportError as exc:
-            raise XlcollabError(f"LibreOffice's Python bridge (uno) cannot be imported ({exc}); {INSTALL_HINT}") from None
+            raise XlcollabError(f"LibreOffice's Python bridge (uno) cannot be imported ({exc}); "
+                                f"{libreoffice.INSTALL_HINT}") from None
     return uno
-
-
-def soffice_path() -> str | None:
-    """The `soffice` executable, or None when LibreOffice is not installed."""
-    found = shutil.which("soffice") or shutil.which("libreoffice")
-    if found:
-        return found
-    for candidate in ("/usr/lib/libreoffice/program/soffice", "/opt/libreoffice/program/soffice",
-                      "/Applications/LibreOffice.app/Contents/MacOS/soffice"):
-        if os.path.exists(candidate):
-            return candidate
-    return None
 
 
 def available() -> bool:
     """True when both soffice and the uno module are there."""
-    if soffice_path() is None:
+    if not libreoffice.available():
         return False
     try:
         import_uno()
@@ -83,65 +68,85 @@ def _props(**values: Any) -> tuple:
 
 
 class Office:
-    """One headless LibreOffice process with a private profile, reachable over a private pipe."""
+    """One headless LibreOffice process with a private profile, reachable over a private pipe.
 
-    def __init__(self, *, timeout: float = 60.0) -> None:
+    `profile` (default: a fresh temporary folder, deleted on close) and `env` (the process environment)
+    let a caller keep extensions in a profile of its own or change how soffice loads its libraries.
+    """
+
+    def __init__(self, *, profile: str | Path | None = None, env: dict[str, str] | None = None,
+                 timeout: float = 60.0) -> None:
         uno = import_uno()
-        exe = soffice_path()
-        if exe is None:
-            raise XlcollabError(f"LibreOffice (soffice) is not installed; {INSTALL_HINT}")
-        self._profile = tempfile.mkdtemp(prefix="xlcollab-lo-")
+        libreoffice.require_soffice()
+        self._own_profile = profile is None
+        self.profile = libreoffice.profile_dir(tempfile.mkdtemp(prefix="xlcollab-lo-") if profile is None else profile)
         self.pipe = f"xlcollab-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._process = subprocess.Popen(
-            [exe, f"-env:UserInstallation={Path(self._profile).as_uri()}", "--headless", "--invisible",
-             "--nologo", "--norestore", "--nodefault", "--nolockcheck", f"--accept=pipe,name={self.pipe};urp;"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        cmd = libreoffice.soffice_command("--invisible", "--nodefault", "--nolockcheck",
+                                          f"--accept=pipe,name={self.pipe};urp;", profile=self.profile)
+        self.process: subprocess.Popen | None = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+            start_new_session=True)
         atexit.register(self.close)
         local = uno.getComponentContext()
         resolver = local.ServiceManager.createInstanceWithContext("com.sun.star.bridge.UnoUrlResolver", local)
         deadline = time.monotonic() + timeout
         while True:
             try:
-                self._ctx = resolver.resolve(f"uno:pipe,name={self.pipe};urp;StarOffice.ComponentContext")
+                self.ctx = resolver.resolve(f"uno:pipe,name={self.pipe};urp;StarOffice.ComponentContext")
                 break
             except Exception as exc:  # NoConnectException until soffice listens
-                if self._process.poll() is not None or time.monotonic() > deadline:
+                if self.process.poll() is not None or time.monotonic() > deadline:
                     self.close()
-                    raise XlcollabError(f"LibreOffice did not start ({type(exc).__name__}: {exc}); {INSTALL_HINT}") from None
+                    raise XlcollabError(f"LibreOffice did not start ({type(exc).__name__}: {exc}); "
+                                        f"{libreoffice.INSTALL_HINT}") from None
                 time.sleep(0.1)
-        self.desktop = self._ctx.ServiceManager.createInstanceWithContext("com.sun.star.frame.Desktop", self._ctx)
+        self.smgr = self.ctx.ServiceManager
+        self.desktop = self.smgr.createInstanceWithContext("com.sun.star.frame.Desktop", self.ctx)
+
+    def load(self, path: str | Path):
+        """Load a document hidden, macros not run; the raw UNO document (None when LibreOffice cannot)."""
+        uno = import_uno()
+        return self.desktop.loadComponentFromURL(uno.systemPathToFileUrl(str(Path(path).resolve())), "_blank", 0,
+                                                 _props(Hidden=True, ReadOnly=False, MacroExecutionMode=0))
 
     def open(self, path: str | Path) -> "UnoBook":
-        """Load a workbook (hidden, macros not run) and return it as a Book."""
-        uno = import_uno()
+        """Load a workbook and return it as a Book."""
         path = Path(path).resolve()
         if not path.is_file():
             raise WorkbookError("no such file", path=str(path))
-        doc = self.desktop.loadComponentFromURL(uno.systemPathToFileUrl(str(path)), "_blank", 0,
-                                                _props(Hidden=True, ReadOnly=False, MacroExecutionMode=0))
+        doc = self.load(path)
         if doc is None or not hasattr(doc, "Sheets"):
             if doc is not None:
                 doc.close(True)
             raise WorkbookError("LibreOffice cannot open it as a spreadsheet", path=str(path))
         return UnoBook(doc, path, self)
 
-    def close(self) -> None:
-        """Ask LibreOffice to quit, kill it if it does not, and delete the private profile."""
-        process = getattr(self, "_process", None)
+    def kill(self) -> None:
+        """Stop soffice at once (its whole process group: oosplash and soffice.bin)."""
+        if self.process is not None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def close(self, *, wait: float = 10.0) -> None:
+        """Ask LibreOffice to quit, kill it if it does not, and delete a temporary profile."""
+        process = getattr(self, "process", None)
         if process is None:
             return
-        self._process = None
         try:
             if getattr(self, "desktop", None) is not None:
                 self.desktop.terminate()
         except Exception:  # the bridge drops as soffice exits
             pass
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=wait)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        shutil.rmtree(self._profile, ignore_errors=True)
+            self.kill()
+            process.wait(timeout=wait)
+        self.process = None
+        if self._own_profile:
+            shutil.rmtree(self.profile, ignore_errors=True)
 
     def __enter__(self) -> "Office":
         return self
@@ -169,56 +174,117 @@ def _quoted(sheet: str) -> str:
     return sheet if sheet.startswith("'") else f"'{sheet}'"
 
 
+def _absolute(cell: str) -> str:
+    m = re.match(r"([A-Z]+)(\d+)", cell)
+    return f"${m[1]}${m[2]}"
+
+
+def _address(a: Any) -> str:
+    """"B3:D5" of a UNO CellRangeAddress."""
+    return range_name(a.StartRow + 1, a.StartColumn + 1, a.EndRow + 1, a.EndColumn + 1)
+
+
 class UnoBook(Book):
     """A workbook open in a live LibreOffice: reads what Calc shows, commits writes then recalculates."""
 
     def __init__(self, doc: Any, path: Path, office: Office) -> None:
-        super().__init__()
         self.doc, self.path, self.office = doc, path, office
         self.name = path.name
         self.messages: list[str] = []  # status-bar texts (headless: nowhere to show them)
         self.alerts: list[str] = []    # message-box texts
+        super().__init__()
+
+    def _forget(self) -> None:
+        super()._forget()
+        self._arrays: dict[str, dict[str, str]] = {}
 
     # -- reading ---------------------------------------------------------------------------
-    def sheet_names(self) -> list[str]:
+    def _sheet_names(self) -> list[str]:
         return list(self.doc.Sheets.ElementNames)
 
     def _sheet(self, sheet: str):
-        self.require_sheet(sheet)
         return self.doc.Sheets.getByName(sheet)
 
-    def names(self, sheet: str) -> dict[str, str]:
-        named = self._sheet(sheet).NamedRanges
-        out = {}
-        for name in named.ElementNames:
-            item = named.getByName(name)
-            cells = item.getReferredCells()
-            if cells is None:  # a constant, or several ranges ("$s.$A$1:$B$2;$s.$C$3")
-                out[name] = excel_formula(item.Content)
-                continue
-            a = cells.getRangeAddress()
-            target = self.doc.Sheets.getByIndex(a.Sheet).Name
-            first = _absolute(cell_name(a.StartRow + 1, a.StartColumn + 1))
-            last = _absolute(cell_name(a.EndRow + 1, a.EndColumn + 1))
-            ref = first if first == last else f"{first}:{last}"
-            out[name] = f"'{target.replace(chr(39), chr(39) * 2)}'!{ref}"
-        return out
+    def _name_text(self, item: Any) -> str:
+        """A named range as Excel writes it: "'s'!$A$1:$B$2", or the content of a constant or a multi-range name."""
+        cells = item.getReferredCells()
+        if cells is None:  # a constant, or several ranges ("$s.$A$1:$B$2;$s.$C$3")
+            return excel_formula(item.Content)
+        a = cells.getRangeAddress()
+        target = self.doc.Sheets.getByIndex(a.Sheet).Name
+        first = _absolute(cell_name(a.StartRow + 1, a.StartColumn + 1))
+        last = _absolute(cell_name(a.EndRow + 1, a.EndColumn + 1))
+        ref = first if first == last else f"{first}:{last}"
+        return f"'{target.replace(chr(39), chr(39) * 2)}'!{ref}"
 
-    def read(self, sheet: str, ref: str) -> Grid:
-        rng = self._sheet(sheet).getCellRangeByName(ref.replace("$", ""))
+    def _names(self, sheet: str) -> dict[str, str]:
+        named = self._sheet(sheet).NamedRanges
+        return {name: self._name_text(named.getByName(name)) for name in named.ElementNames}
+
+    def _global_names(self) -> dict[str, str]:
+        named = self.doc.NamedRanges
+        return {name: self._name_text(named.getByName(name)) for name in named.ElementNames}
+
+    def _read(self, sheet: str, ref: str) -> Grid:
+        rng = self._sheet(sheet).getCellRangeByName(ref)
         data, formulas = rng.getDataArray(), rng.getFormulaArray()
+        r0, c0, _, _ = bounds(ref)
         grid = []
-        for data_row, formula_row in zip(data, formulas):
+        for i, (data_row, formula_row) in enumerate(zip(data, formulas)):
             row = []
-            for value, formula in zip(data_row, formula_row):
+            for j, (value, formula) in enumerate(zip(data_row, formula_row)):
                 if formula == "":
                     row.append(None)
                 elif formula.startswith("="):
                     row.append(excel_formula(formula))
+                elif formula.startswith("{=") and cell_name(r0 + i, c0 + j) in self._array_formulas(sheet):
+                    row.append(excel_formula(formula[1:-1]))  # an array formula, at its anchor
                 else:
                     row.append(value)
             grid.append(row)
         return grid
+
+    def _array_formulas(self, sheet: str) -> dict[str, str]:
+        if sheet not in self._arrays:
+            from com.sun.star.sheet.CellFlags import FORMULA  # type: ignore[import-not-found]
+            sh, found = self._sheet(sheet), {}
+            covered: list[tuple[int, int, int, int]] = []
+            for a in sh.queryContentCells(FORMULA).getRangeAddresses():
+                block = sh.getCellRangeByPosition(a.StartColumn, a.StartRow, a.EndColumn, a.EndRow).getFormulaArray()
+                for i, row in enumerate(block):
+                    for j, formula in enumerate(row):
+                        r, c = a.StartRow + i + 1, a.StartColumn + j + 1
+                        if formula.startswith("{=") and not any(b[0] <= r <= b[2] and b[1] <= c <= b[3] for b in covered):
+                            cursor = sh.createCursorByRange(sh.getCellByPosition(c - 1, r - 1))
+                            cursor.collapseToCurrentArray()
+                            extent = _address(cursor.getRangeAddress())
+                            found[extent.split(":")[0]] = extent
+                            covered.append(bounds(extent))
+            self._arrays[sheet] = found
+        return self._arrays[sheet]
+
+    def _merged_cells(self, sheet: str) -> list[str]:
+        sh, out = self._sheet(sheet), []
+        groups = sh.getUniqueCellFormatRanges()  # a merged area's anchor carries its span as a format attribute
+        for i in range(groups.Count):
+            anchors = groups.getByIndex(i).getRangeAddresses()
+            first = anchors[0]
+            if not sh.getCellRangeByPosition(first.StartColumn, first.StartRow, first.EndColumn, first.EndRow).getIsMerged():
+                continue
+            for a in anchors:
+                cursor = sh.createCursorByRange(sh.getCellByPosition(a.StartColumn, a.StartRow))
+                cursor.collapseToMergedArea()
+                out.append(_address(cursor.getRangeAddress()))
+        return out
+
+    def _used_range(self, sheet: str) -> str:
+        cursor = self._sheet(sheet).createCursor()
+        cursor.gotoStartOfUsedArea(False)
+        cursor.gotoEndOfUsedArea(True)
+        return union([_address(cursor.getRangeAddress()), *self._merged_cells(sheet)]) or "A1"
+
+    def _is_protected(self, sheet: str) -> bool:
+        return bool(self._sheet(sheet).isProtected())
 
     def value(self, sheet: str, ref: str) -> Any:
         """What LibreOffice computes for one cell (a formula's result, not its text)."""
@@ -226,12 +292,26 @@ class UnoBook(Book):
 
     def values(self, sheet: str, ref: str) -> Grid:
         """The computed values of a range (formulas evaluated), None for empty cells."""
+        self.require_sheet(sheet)
         rng = self._sheet(sheet).getCellRangeByName(ref.replace("$", ""))
         data, formulas = rng.getDataArray(), rng.getFormulaArray()
         return [[None if f == "" else v for v, f in zip(dr, fr)] for dr, fr in zip(data, formulas)]
 
+    def active_sheet(self) -> str:
+        """The sheet the document's view shows (the one a button would sit on)."""
+        return self.doc.getCurrentController().getActiveSheet().Name
+
+    def activate(self, sheet: str) -> None:
+        """Show `sheet`, as clicking its tab does."""
+        self.require_sheet(sheet)
+        self.doc.getCurrentController().setActiveSheet(self._sheet(sheet))
+
+    def location(self) -> Path:
+        return self.path
+
     # -- writing ---------------------------------------------------------------------------
-    def _commit(self, writes: dict[str, dict[str, Any]]) -> None:
+    def _commit(self, writes: Cells, cached: Cells) -> None:
+        """Set every written cell, then recalculate (cached results are LibreOffice's own to compute)."""
         from com.sun.star.table.CellContentType import FORMULA  # type: ignore[import-not-found]
         cells = []
         for sheet, values in writes.items():  # check everything before changing anything
@@ -257,98 +337,19 @@ class UnoBook(Book):
             self.doc.unlockControllers()
         self.doc.calculateAll()
 
-    def recalc(self) -> None:
-        """Recalculate every formula now."""
-        self.doc.calculateAll()
-
-    def save(self, path: str | Path | None = None) -> Path:
-        """Save the document (to `path` in the format its suffix names, else where it came from)."""
-        uno = import_uno()
-        target = Path(path).resolve() if path else self.path
-        flt = _FILTERS.get(target.suffix.lower())
-        if flt is None:
-            raise WorkbookError(f"cannot save as {target.suffix!r} (use one of {', '.join(_FILTERS)})", path=str(target))
-        self.doc.storeToURL(uno.systemPathToFileUrl(str(target)), _props(FilterName=flt, Overwrite=True))
-        return target
-
     def close(self) -> None:
         """Close the document without saving."""
         if self.doc is not None:
             self.doc.close(True)
             self.doc = None
 
-    def active_sheet(self) -> str:
-        """The sheet the document's view shows (the one a button would sit on)."""
-        return self.doc.getCurrentController().getActiveSheet().Name
-
-    def activate(self, sheet: str) -> None:
-        """Show `sheet`, as clicking its tab does."""
-        self.doc.getCurrentController().setActiveSheet(self._sheet(sheet))
-
-    def put_sheet(self, spec: Any) -> None:
-        """Create or replace sheet `spec.name` with its values and native charts (see xlcollab.excel.SheetSpec).
-
-        A chart's series names come from the row above its ranges (the header row of the table).
-        """
-        from com.sun.star.awt import Rectangle  # type: ignore[import-not-found]
-        from com.sun.star.table import CellRangeAddress  # type: ignore[import-not-found]
-
-        from xlcollab.book.base import bounds
-
-        sheets = self.doc.Sheets
-        if sheets.hasByName(spec.name):
-            sheets.removeByName(spec.name)
-        sheets.insertNewByName(spec.name, sheets.Count)
-        sh = sheets.getByName(spec.name)
-        index = list(sheets.ElementNames).index(spec.name)
-        width = max((len(r) for r in spec.cells), default=0)
-        if width:
-            rows = tuple(tuple("" if v is None else (v if isinstance(v, str) else float(v)) for v in row)
-                         + ("",) * (width - len(row)) for row in spec.cells)
-            sh.getCellRangeByPosition(0, 0, width - 1, len(rows) - 1).setDataArray(rows)
-            for r, row in enumerate(spec.cells):  # setDataArray leaves "" as empty text: clear those cells
-                for c, v in enumerate(row):
-                    if v is None or v == "":
-                        sh.getCellByPosition(c, r).setString("")
-        for letter, chars in spec.widths.items():
-            from openpyxl.utils import column_index_from_string
-            sh.Columns.getByIndex(column_index_from_string(letter) - 1).Width = int(chars * 200)
-        for i, ch in enumerate(spec.charts):
-            x0r, x0c, x1r, _ = bounds(ch.x)
-            last_col = max(bounds(ref)[3] for _, ref in ch.series)
-            first_col = x0c if ch.kind == "line" else min(x0c, min(bounds(ref)[1] for _, ref in ch.series))
-            addr = CellRangeAddress()
-            addr.Sheet, addr.StartColumn, addr.StartRow = index, first_col - 1, x0r - 2  # - 2: the header row
-            addr.EndColumn, addr.EndRow = last_col - 1, x1r - 1
-            pos = sh.getCellRangeByName(ch.anchor).Position
-            rect = Rectangle(pos.X, pos.Y, int(ch.width_cm * 1000), int(ch.height_cm * 1000))
-            name = f"xlcollab_chart_{i + 1}"
-            sh.Charts.addNewByName(name, rect, (addr,), True, ch.kind == "line")
-            chart = sh.Charts.getByName(name).EmbeddedObject
-            diagram = chart.createInstance("com.sun.star.chart.LineDiagram" if ch.kind == "line"
-                                           else "com.sun.star.chart.XYDiagram")
-            chart.setDiagram(diagram)
-            if ch.kind != "line":
-                diagram.Lines = False  # points only
-            chart.HasMainTitle = True
-            chart.Title.String = ch.title
-            diagram.HasXAxisTitle = diagram.HasYAxisTitle = True
-            diagram.XAxisTitle.String, diagram.YAxisTitle.String = ch.x_title, ch.y_title
-        self.doc.calculateAll()
+    def _put_sheet(self, spec: SheetSpec) -> None:
+        unosheet.put_sheet(self.doc, spec)
 
     def charts(self, sheet: str) -> list[dict[str, Any]]:
         """What LibreOffice shows as charts on `sheet`: type, title, axis titles, series count (for tests)."""
-        out = []
-        charts = self._sheet(sheet).Charts
-        for name in charts.ElementNames:
-            chart = charts.getByName(name).EmbeddedObject
-            diagram = chart.getDiagram()
-            out.append({"type": diagram.getDiagramType(),
-                        "title": chart.Title.String if chart.HasMainTitle else None,
-                        "x_title": diagram.XAxisTitle.String if diagram.HasXAxisTitle else None,
-                        "y_title": diagram.YAxisTitle.String if diagram.HasYAxisTitle else None,
-                        "series": len(chart.getFirstDiagram().getCoordinateSystems()[0].getChartTypes()[0].getDataSeries())})
-        return out
+        self.require_sheet(sheet)
+        return unosheet.charts(self._sheet(sheet))
 
     # -- feedback --------------------------------------------------------------------------
     def status(self, message: str) -> None:
@@ -356,8 +357,3 @@ class UnoBook(Book):
 
     def alert(self, message: str) -> None:
         self.alerts.append(message)
-
-
-def _absolute(cell: str) -> str:
-    m = re.match(r"([A-Z]+)(\d+)", cell)
-    return f"${m[1]}${m[2]}"

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from xlcollab.errors import XlcollabError
 
 # Each module defines `register(subparsers)`, which adds its commands with set_defaults(run=fn).
-COMMAND_MODULES = ("fit", "workbook", "collab", "graddesc", "addin")
+COMMAND_MODULES = ("fit", "workbook", "solve", "graddesc", "addin")
 
 
 def build_parser() -> argparse.ArgumentParser:

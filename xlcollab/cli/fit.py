@@ -7,59 +7,26 @@ import math
 import sys
 from typing import Any
 
+from xlcollab.core.settings import FIT, check_fit
 from xlcollab.errors import SettingsError
-
-# Defaults of `xlcollab fit`, equal to CollabFit's (kept here so `xlcollab --help` needs no torch import;
-# tests/test_cli_fit.py checks the two agree).
-FIT_DEFAULTS: dict[str, Any] = {
-    "model": "dotbias", "n_factors": 64, "epochs": 7, "lr": 0.005, "wd": 0.1, "wd_bias": 0.01, "wd_mode": None,
-    "optimizer": "adam", "batch_size": 1024, "schedule": "annealed", "device": "auto", "valid_pct": 0.2,
-    "seed": 42,
-}
-
-
-def _batch(text: str) -> int | None:
-    """--batch-size: a positive integer, or 'full' for one step per epoch."""
-    if text.lower() in ("full", "none", "0"):
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid batch size {text!r} (a whole number, or 'full')") from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add fit, recommend and explain to the `xlcollab` command."""
-    d = FIT_DEFAULTS
+    """Add fit, recommend and explain to the `xlcollab` command; fit's flags are core.settings.FIT, one per setting."""
     p = sub.add_parser("fit", help="fit a collaborative-filtering model (default: the embedded ml-latest-small)",
                        description="Fit a collaborative-filtering model by gradient descent; print the per-epoch "
-                                   "table and the validation RMSE.")
+                                   "table and the validation RMSE. Every flag is a setting of "
+                                   "xlcollab.core.fit.CollabFit.")
     p.add_argument("ratings", nargs="?", metavar="RATINGS",
                    help="ratings file, MovieLens directory or .zip (default: the embedded ml-latest-small)")
-    p.add_argument("--model", choices=("dotbias", "dot", "nn"), default=d["model"],
-                   help="dotbias: dot product + biases in a sigmoid range; dot; nn: embedding net "
-                        "(default: %(default)s)")
-    p.add_argument("--factors", type=int, default=d["n_factors"],
-                   help="factors per user and movie (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=d["epochs"], help="(default: %(default)s)")
-    p.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate (default: %(default)s)")
-    p.add_argument("--wd", type=float, default=d["wd"], help="weight decay of the factors (default: %(default)s)")
-    p.add_argument("--wd-bias", type=float, default=d["wd_bias"],
-                   help="weight decay of the user and movie biases (default: %(default)s)")
-    p.add_argument("--wd-mode", choices=("l2", "decoupled"), default=d["wd_mode"],
-                   help="l2: penalty in the loss; decoupled: AdamW-style shrink "
-                        "(default: decoupled for adamw, else l2)")
-    p.add_argument("--optimizer", choices=("adamw", "adam", "momentum", "sgd"), default=d["optimizer"],
-                   help="(default: %(default)s)")
-    p.add_argument("--batch-size", type=_batch, default=d["batch_size"],
-                   help="ratings per step, or 'full' for full batch like Excel Solver (default: %(default)s)")
-    p.add_argument("--schedule", choices=("one-cycle", "annealed", "constant"), default=d["schedule"],
-                   help="learning-rate schedule; annealed = cosine from --lr down to 0 (default: %(default)s)")
-    p.add_argument("--device", default=d["device"], help="auto, cpu or cuda (default: %(default)s)")
-    p.add_argument("--valid-pct", type=float, default=d["valid_pct"], help="held-out share (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=d["seed"], help="(default: %(default)s)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch threads during the fit (default: 1 for small CPU fits, else torch's own)")
+    for name, setting in FIT.items():
+        default = "" if setting.default is None else " (default: %(default)s)"
+        if setting.parse is None:
+            p.add_argument(setting.flag, dest=name, action=argparse.BooleanOptionalAction, default=setting.default,
+                           help=setting.help + default)
+        else:
+            p.add_argument(setting.flag, dest=name, type=setting.parse, choices=setting.choices,
+                           default=setting.default, help=setting.help + default)
     p.add_argument("--user-col", help="user column of a CSV with other names")
     p.add_argument("--item-col", help="movie/item column of a CSV with other names")
     p.add_argument("--rating-col", help="rating column of a CSV with other names")
@@ -92,14 +59,12 @@ def _finite(x: Any) -> Any:
 
 def run_fit(args: argparse.Namespace) -> int:
     """Load, fit, print the per-epoch table (or JSON), optionally save."""
+    params = {name: getattr(args, name) for name in FIT}
+    check_fit(params)  # bad settings fail before the data (or torch) is read
     from xlcollab.core import data
     from xlcollab.core.fit import CollabFit
 
-    est = CollabFit(model=args.model, n_factors=args.factors, epochs=args.epochs, lr=args.lr, wd=args.wd,
-                    wd_bias=args.wd_bias, wd_mode=args.wd_mode, optimizer=args.optimizer, batch_size=args.batch_size,
-                    schedule=args.schedule, device=args.device, valid_pct=args.valid_pct, seed=args.seed,
-                    threads=args.threads)
-    est._checked()  # bad settings fail before the data is read
+    est = CollabFit(**params)
     ratings = data.load_ratings(args.ratings, user_col=args.user_col, item_col=args.item_col,
                                 rating_col=args.rating_col)
     out = sys.stdout

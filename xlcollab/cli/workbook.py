@@ -38,8 +38,8 @@ def build_all(out: Path, *, seed: int = 42, xlsm: bool = True, ratings: Path | N
     if xlsm and importlib.util.find_spec("xlcollab.excel.xlsm") is not None:
         from xlcollab.excel.xlsm import make_xlsm
 
-        built += [make_xlsm(built[0], out / "collab_filter.xlsm", "collab"),
-                  make_xlsm(built[1], out / "graddesc.xlsm", "graddesc")]
+        built += [make_xlsm(built[0], out / "collab_filter.xlsm", collab.BUTTONS),
+                  make_xlsm(built[1], out / "graddesc.xlsm", graddesc.BUTTONS)]
     return built
 
 

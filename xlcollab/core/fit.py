@@ -1,8 +1,10 @@
-"""The training loop as a scikit-learn-style estimator: settings in __init__, `fit` returns self, `predict` is pure.
+"""Collaborative filtering as a scikit-learn-style estimator: settings in __init__, `fit` returns self, `predict`
+is pure.
 
 `CollabFit(...).fit(ratings)` encodes the ratings, splits off a seeded validation set (the fast.ai lesson
-protocol), and minimises the mean squared error of one of `models.MODELS` with a torch.optim optimizer,
-full-batch (what Excel Solver does) or in shuffled minibatches, recording one trace row per epoch.
+protocol), and minimises the mean squared error of one of `models.MODELS` with a torch.optim optimizer in
+core.train's loop, full-batch (what Excel Solver does) or in shuffled minibatches, one trace row per epoch.
+The settings, their defaults and their checks are `core.settings.FIT`; `save`/`load` are `core.modelfile`.
 
 Weight decay, `wd_mode`:
   "l2"        loss += mean over the batch's ratings of wd * (squared factor rows they use)
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,85 +29,28 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from xlcollab.core import data
-from xlcollab.core.device import CUDA_MIN_RATINGS, pick_device  # noqa: F401  (part of fit's API)
-from xlcollab.errors import DataError, DivergedError, SettingsError
-from xlcollab.core.models import MODELS, logit_range
+from xlcollab.core import data, modelfile
+from xlcollab.core.device import pick_device, torch_threads
+from xlcollab.core.models import build_model
+from xlcollab.core.settings import FIT, check_fit, resolve_y_range
+from xlcollab.core.train import schedule_lr, train
+from xlcollab.errors import DataError, SettingsError
 
-OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
-SCHEDULES = ("one-cycle", "annealed", "constant")
-WD_MODES = ("l2", "decoupled")
 # threads=None runs CPU fits under this many training ratings on one intra-op thread: their tensors are too
 # small to split, and with other processes on the cores OpenMP's waiting threads made 2 threads 5x slower
 # than 1 on the 2-core build machine (ml-latest-small defaults: 24 s vs 5 s at load average 3).
 PARALLEL_MIN_RATINGS = 1_000_000
 EVAL_CHUNK = 1 << 20
-FORMAT = "xlcollab-fit/1"
-
-
-def one_cycle(pct: float, lr: float, pct_start: float = 0.25, div: float = 25.0, div_final: float = 1e5) -> float:
-    """fastai's one-cycle: cosine from lr/div up to lr over pct_start, then cosine down to lr/div_final."""
-    def cos(a: float, b: float, p: float) -> float:
-        return b + (a - b) * (1 + math.cos(math.pi * p)) / 2
-    if pct < pct_start:
-        return cos(lr / div, lr, pct / pct_start)
-    return cos(lr, lr / div_final, (pct - pct_start) / (1 - pct_start))
-
-
-def schedule_lr(schedule: str, pct: float, lr: float) -> float:
-    """Learning rate at fraction pct (0 <= pct < 1) of the run."""
-    if schedule == "one-cycle":
-        return one_cycle(pct, lr)
-    if schedule == "annealed":
-        return lr * (1 + math.cos(math.pi * pct)) / 2
-    return lr
-
-
-def resolve_y_range(y_range: Any, rating_range: tuple[float, float]) -> tuple[float, float] | None:
-    """"auto": fastai's (0, 5.5) for MovieLens scales, else the data's range widened by a ninth each side."""
-    if y_range == "auto":
-        lo, hi = rating_range
-        pad = (hi - lo) / 9 or 0.5
-        return (0.0, 5.5) if 0.0 <= lo and hi <= 5.5 else (lo - pad, hi + pad)
-    return None if y_range is None else (float(y_range[0]), float(y_range[1]))
-
-
-def _rmse(sse: float, n: int) -> float:
-    return math.sqrt(sse / n) if n else float("nan")
+Codes = tuple[Tensor, Tensor, Tensor]  # user codes, item codes, ratings (float32), on one device
 
 
 class CollabFit:
     """Collaborative filtering fitted by gradient descent; flags of `xlcollab fit` map one-to-one to these settings.
 
-    Parameters
-    ----------
-    model : "dotbias" | "dot" | "nn"      EmbeddingDotBias, EmbeddingDot or EmbeddingNN.
-    n_factors : int                       factors per user and movie (the net: both embedding sizes).
-    epochs : int                          passes over the training ratings.
-    lr : float                            peak learning rate.
-    wd : float                            weight decay of the factors (see wd_mode).
-    wd_bias : float | None                weight decay of the user and movie biases; None: wd.
-    wd_mode : "l2" | "decoupled" | None   where the decay goes; None: decoupled for adamw, l2 otherwise.
-    optimizer : "adamw" | "adam" | "momentum" | "sgd"   torch.optim.AdamW / Adam / SGD(momentum) / SGD.
-    batch_size : int | None               ratings per step; None = full batch (one step per epoch, like Solver).
-    schedule : "one-cycle" | "annealed" | "constant"   learning-rate schedule over the run.
-    device : "auto" | "cpu" | "cuda"      see pick_device.
-    valid_pct : float                     share of ratings held out for validation (0 <= valid_pct < 1).
-    seed : int                            split, start values and shuffling.
-    y_range : (low, high) | None | "auto" sigmoid output range of dotbias/nn; "auto": fastai's (0, 5.5) when
-                                          every training rating lies in it (MovieLens), else the ratings' own
-                                          range widened by a ninth of its span at each end (as 0.5-5 -> 0-5.5).
-    n_hidden : int                        hidden units of the net.
-    momentum : float                      momentum of "momentum", beta1 of adam/adamw.
-    beta2 : float                         beta2 of adam/adamw (fastai's 0.99 rather than torch's 0.999).
-    clip : bool                           clip predictions to the training ratings' range (like Surprise).
-    threads : int | None                  torch intra-op threads during the fit; None: 1 for small CPU fits
-                                          (see PARALLEL_MIN_RATINGS), else torch's setting.
-    progress : bool | None                tqdm bar over epochs; None: only when stderr is a terminal.
-
     Attributes after fit
     --------------------
     model_ : nn.Module                    the fitted model (eval mode).
+    settings_ : dict                      the settings as checked (wd_bias, wd_mode and y_range resolved).
     trace_ : list of dict                 per epoch: epoch, train_rmse (over the epoch's batches, each taken
                                           before its step, like fastai's train loss; the data term only),
                                           valid_rmse (after the epoch), lr (of its last step), seconds.
@@ -114,16 +58,23 @@ class CollabFit:
     fit_seconds_ : float                  building the model + the loop + per-epoch validation; not reading or
                                           encoding the data, nor torch's one-time import of torch._dynamo.
     device_ : str                         where it ran; threads_: torch threads it ran on (CPU).
+    rating_range_ : (low, high)           of the training ratings (predictions are clipped to it).
     user_ids_, item_ids_, titles_         original ids of the codes, movie titles (or None).
+
+    Parameters (core.settings.FIT: default, check, help)
+    ----------
     """
 
-    def __init__(self, model: str = "dotbias", n_factors: int = 64, epochs: int = 7, lr: float = 0.005,
-                 wd: float = 0.1, wd_bias: float | None = 0.01, wd_mode: str | None = None, optimizer: str = "adam",
-                 batch_size: int | None = 1024, schedule: str = "annealed", device: str = "auto",
-                 valid_pct: float = 0.2, seed: int = 42, y_range: tuple[float, float] | str | None = "auto",
-                 n_hidden: int = 10, momentum: float = 0.9, beta2: float = 0.99, clip: bool = True,
-                 threads: int | None = None,
-                 progress: bool | None = None):
+    def __init__(self, model: str = FIT["model"].default, n_factors: int = FIT["n_factors"].default,
+                 epochs: int = FIT["epochs"].default, lr: float = FIT["lr"].default, wd: float = FIT["wd"].default,
+                 wd_bias: float | None = FIT["wd_bias"].default, wd_mode: str | None = FIT["wd_mode"].default,
+                 optimizer: str = FIT["optimizer"].default, batch_size: int | None = FIT["batch_size"].default,
+                 schedule: str = FIT["schedule"].default, device: str = FIT["device"].default,
+                 valid_pct: float = FIT["valid_pct"].default, seed: int = FIT["seed"].default,
+                 y_range: tuple[float, float] | str | None = FIT["y_range"].default,
+                 n_hidden: int = FIT["n_hidden"].default, momentum: float = FIT["momentum"].default,
+                 beta2: float = FIT["beta2"].default, clip: bool = FIT["clip"].default,
+                 threads: int | None = FIT["threads"].default, progress: bool | None = FIT["progress"].default):
         self.model = model
         self.n_factors = n_factors
         self.epochs = epochs
@@ -161,111 +112,8 @@ class CollabFit:
         return self
 
     def __repr__(self) -> str:
-        defaults = type(self)().get_params()
-        changed = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if v != defaults[k])
+        changed = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if v != FIT[k].default)
         return f"CollabFit({changed})"
-
-    # -- settings ------------------------------------------------------------------------------------------
-    def _checked(self) -> dict[str, Any]:
-        """The settings after checking each one; SettingsError quotes the bad value."""
-        s = self.get_params()
-
-        def bad(name: str, need: str) -> SettingsError:
-            return SettingsError(f"{name} must be {need}, got {s[name]!r}")
-
-        def is_int(v: Any) -> bool:
-            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-        def is_num(v: Any) -> bool:
-            return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
-
-        if s["model"] not in MODELS:
-            raise bad("model", f"one of {', '.join(MODELS)}")
-        for name in ("n_factors", "epochs", "n_hidden"):
-            if not is_int(s[name]) or s[name] < 1:
-                raise bad(name, "a positive integer")
-        if not is_num(s["lr"]) or s["lr"] <= 0:
-            raise bad("lr", "a positive number")
-        if not is_num(s["wd"]) or s["wd"] < 0:
-            raise bad("wd", "a number >= 0")
-        if s["wd_bias"] is not None and (not is_num(s["wd_bias"]) or s["wd_bias"] < 0):
-            raise bad("wd_bias", "a number >= 0 or None (same as wd)")
-        if s["wd_bias"] is None:
-            s["wd_bias"] = s["wd"]
-        if s["optimizer"] not in OPTIMIZERS:
-            raise bad("optimizer", f"one of {', '.join(OPTIMIZERS)}")
-        if s["wd_mode"] is None:
-            s["wd_mode"] = "decoupled" if s["optimizer"] == "adamw" else "l2"
-        if s["wd_mode"] not in WD_MODES:
-            raise bad("wd_mode", f"one of {', '.join(WD_MODES)} (or None)")
-        if s["batch_size"] is not None and (not is_int(s["batch_size"]) or s["batch_size"] < 1):
-            raise bad("batch_size", "a positive integer or None (full batch)")
-        if s["schedule"] not in SCHEDULES:
-            raise bad("schedule", f"one of {', '.join(SCHEDULES)}")
-        if not isinstance(s["device"], str) or not (s["device"] in ("auto", "cpu") or s["device"].startswith("cuda")):
-            raise bad("device", "auto, cpu or cuda")
-        if not is_num(s["valid_pct"]) or not 0 <= s["valid_pct"] < 1:
-            raise bad("valid_pct", "a number in [0, 1)")
-        if not is_int(s["seed"]):
-            raise bad("seed", "an integer")
-        yr = s["y_range"]
-        pair = isinstance(yr, (tuple, list)) and len(yr) == 2 and all(is_num(v) for v in yr) and yr[0] < yr[1]
-        if yr is not None and yr != "auto" and not pair:
-            raise bad("y_range", "'auto', None or (low, high) with low < high")
-        if s["threads"] is not None and (not is_int(s["threads"]) or s["threads"] < 1):
-            raise bad("threads", "a positive integer or None")
-        for name in ("momentum", "beta2"):
-            if not is_num(s[name]) or not 0 <= s[name] < 1:
-                raise bad(name, "a number in [0, 1)")
-        return s
-
-    # -- building blocks -------------------------------------------------------------------------------
-    def _build_model(self, s: dict[str, Any], n_users: int, n_items: int, mean: float) -> nn.Module:
-        cls = MODELS[s["model"]]
-        if s["model"] == "dot":
-            return cls.from_counts(n_users, n_items, s["n_factors"])
-        yr = s["y_range"]
-        start = mean if yr is None else logit_range(mean, *yr)
-        if s["model"] == "dotbias":
-            return cls.from_counts(n_users, n_items, s["n_factors"], y_range=yr, global_bias=start)
-        model = cls.from_counts(n_users, n_items, s["n_factors"], n_hidden=s["n_hidden"], y_range=yr)
-        with torch.no_grad():
-            model.layers[-1].bias.fill_(start)
-        return model
-
-    @staticmethod
-    def param_groups(model: nn.Module) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
-        """(factors, biases, free): factors and linear weights decay by wd, user/movie biases by wd_bias,
-        the global bias and the net's linear biases not at all."""
-        factors, biases, free = [], [], []
-        for name, p in model.named_parameters():
-            if name in ("u_bias.weight", "i_bias.weight"):
-                biases.append(p)
-            elif name == "global_bias" or name.endswith(".bias"):
-                free.append(p)
-            else:
-                factors.append(p)
-        return factors, biases, free
-
-    @staticmethod
-    def make_optimizer(s: dict[str, Any], model: nn.Module) -> torch.optim.Optimizer:
-        """The torch.optim optimizer for checked settings s; with decoupled decay, each group gets its own rate."""
-        factors, biases, free = CollabFit.param_groups(model)
-        decoupled = s["wd_mode"] == "decoupled"
-        fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in model.parameters())
-        groups = [{"params": factors, "weight_decay": s["wd"] if decoupled else 0.0},
-                  {"params": biases, "weight_decay": s["wd_bias"] if decoupled else 0.0},
-                  {"params": free, "weight_decay": 0.0}]
-        groups = [g for g in groups if g["params"]]
-        name, lr, betas = s["optimizer"], s["lr"], (s["momentum"], s["beta2"])
-        if name == "adamw":
-            return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused)
-        if name == "adam":
-            return torch.optim.Adam(groups, lr=lr, betas=betas, decoupled_weight_decay=True, fused=fused)
-        # SGD: torch's weight_decay is the coupled (L2) kind, so decoupled decay is applied by hand in _step.
-        for g in groups:  # SGD's own weight_decay is the coupled kind: kept aside for _fit_tensors to apply
-            g["decoupled_wd"] = g.pop("weight_decay")
-        return torch.optim.SGD(groups, lr=lr, momentum=s["momentum"] if name == "momentum" else 0.0, fused=fused)
 
     # -- fit -----------------------------------------------------------------------------------------------
     def fit(self, ratings: Any = None, *, callback: Callable[[dict[str, Any]], None] | None = None) -> CollabFit:
@@ -273,11 +121,7 @@ class CollabFit:
 
         callback, if given, receives each trace row as soon as its epoch ends.
         """
-        s = self._checked()
-        try:  # torch.optim imports torch._dynamo on first use (1-5 s here): keep that out of fit_seconds_
-            import torch._dynamo  # noqa: F401
-        except ImportError:
-            pass
+        s = check_fit(self.get_params())  # bad settings fail before the data is read
         if not isinstance(ratings, data.Ratings):
             ratings = data.load_ratings(ratings)
         enc = data.encode(ratings)
@@ -286,119 +130,72 @@ class CollabFit:
         if len(train_idx) == 0:
             raise DataError(f"{ratings.source}: no ratings left to train on ({n} ratings, valid_pct {s['valid_pct']})")
         device = pick_device(s["device"], len(train_idx))
-        self.settings_ = s
-        self.device_ = str(device)
         self.user_ids_, self.item_ids_ = np.asarray(enc.user_ids), np.asarray(enc.item_ids)
         self.titles_ = ratings.titles
         self.n_ratings_ = n
-        train_r = enc.ratings[train_idx]
-        self.rating_range_ = (float(train_r.min()), float(train_r.max()))
-        s["y_range"] = resolve_y_range(s["y_range"], self.rating_range_)
         self._index_seen(enc)
 
-        def on(idx: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
+        def on(idx: np.ndarray) -> Codes:
             return (torch.as_tensor(enc.users[idx]).to(device=device, dtype=torch.long),
                     torch.as_tensor(enc.items[idx]).to(device=device, dtype=torch.long),
                     torch.as_tensor(enc.ratings[idx]).to(device=device, dtype=torch.float32))
 
-        threads = s["threads"] or (1 if device.type == "cpu" and len(train_idx) < PARALLEL_MIN_RATINGS else None)
-        before = torch.get_num_threads()
-        try:
-            if threads:
-                torch.set_num_threads(threads)
-            self._fit_tensors(s, on(train_idx), on(valid_idx), len(enc.user_ids), len(enc.item_ids), device, callback)
-        finally:
-            torch.set_num_threads(before)
-        self.threads_ = threads or before
-        return self
+        return self.fit_tensors(on(train_idx), on(valid_idx), len(enc.user_ids), len(enc.item_ids), callback=callback)
 
-    def _index_seen(self, enc: Any) -> None:
+    def _index_seen(self, enc: data.Encoded) -> None:
         """Which items each user rated (CSR: seen_indptr_, seen_items_) and each item's rating count."""
         order = np.argsort(enc.users, kind="stable")
         self.seen_items_ = enc.items[order].astype(np.int32)
         self.seen_indptr_ = np.concatenate([[0], np.cumsum(np.bincount(enc.users, minlength=len(enc.user_ids)))])
         self.item_counts_ = np.bincount(enc.items, minlength=len(enc.item_ids))
 
-    def _fit_tensors(self, s: dict[str, Any], train: tuple[Tensor, Tensor, Tensor],
-                     valid: tuple[Tensor, Tensor, Tensor], n_users: int, n_items: int, device: torch.device,
-                     callback: Callable[[dict[str, Any]], None] | None = None) -> None:
-        """The loop itself, on tensors already on `device`: forward -> backward -> update, one trace row per epoch."""
-        tu, ti, tr = train
-        n_train = len(tr)
+    def fit_tensors(self, train_codes: Codes, valid_codes: Codes | None, n_users: int, n_items: int, *,
+                    callback: Callable[[dict[str, Any]], None] | None = None) -> CollabFit:
+        """Fit on code tensors already on one device, no reading, encoding or splitting (`fit` ends here; the
+        benchmark's synthetic data starts here): model, optimizer, the training loop, one trace row per epoch."""
+        s = check_fit(self.get_params())
+        tr = train_codes[2]
+        valid = valid_codes if valid_codes is not None and len(valid_codes[2]) else None
+        device = tr.device
+        self.rating_range_ = (float(tr.min()), float(tr.max()))
+        s["y_range"] = resolve_y_range(s["y_range"], self.rating_range_)
+        self.settings_, self.device_ = s, str(device)
+        threads = s["threads"] or (1 if device.type == "cpu" and len(tr) < PARALLEL_MIN_RATINGS else None)
+        try:  # torch.optim imports torch._dynamo on first use (1-5 s here): keep that out of fit_seconds_
+            import torch._dynamo  # noqa: F401
+        except ImportError:
+            pass
         start = time.perf_counter()
-        devices = []
-        if device.type == "cuda":
-            devices = [device.index if device.index is not None else torch.cuda.current_device()]
-        with torch.random.fork_rng(devices=devices):
+        devices = [device.index if device.index is not None else torch.cuda.current_device()] \
+            if device.type == "cuda" else []
+        with torch_threads(threads), torch.random.fork_rng(devices=devices):
             torch.manual_seed(s["seed"])
-            model = self._build_model(s, n_users, n_items, float(tr.mean())).to(device)
-            opt = self.make_optimizer(s, model)
-            gen = torch.Generator(device=device).manual_seed(s["seed"])  # shuffles where the data lives
-            bs = n_train if s["batch_size"] is None else min(s["batch_size"], n_train)
-            steps_per_epoch = math.ceil(n_train / bs)
-            total = s["epochs"] * steps_per_epoch
-            sgd_decoupled = [g for g in opt.param_groups if g.get("decoupled_wd")]
-            l2 = s["wd_mode"] == "l2" and (s["wd"] > 0 or s["wd_bias"] > 0)
-            self.model_, self.trace_ = model, []
-            bar = None
-            if s["progress"] or (s["progress"] is None and sys.stderr.isatty()):
-                from tqdm.auto import tqdm
-                bar = tqdm(total=s["epochs"], desc="fit", unit="epoch", leave=False, file=sys.stderr)
-            step = 0
-            for epoch in range(s["epochs"]):
-                t0 = time.perf_counter()
-                model.train()
-                sse = torch.zeros((), device=device)
-                perm = None if bs == n_train else torch.randperm(n_train, generator=gen, device=device)
-                for b in range(steps_per_epoch):
-                    lr = schedule_lr(s["schedule"], step / total, s["lr"])
-                    for g in opt.param_groups:
-                        g["lr"] = lr
-                    if perm is None:
-                        u, i, r = tu, ti, tr
-                    else:
-                        idx = perm[b * bs:(b + 1) * bs]
-                        u, i, r = tu[idx], ti[idx], tr[idx]
-                    if l2:
-                        pred, pen = model.forward_penalty(u, i, s["wd"], s["wd_bias"])
-                        mse = (pred - r).pow(2).mean()
-                        loss = mse + pen
-                    else:
-                        loss = mse = (model(u, i) - r).pow(2).mean()
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    with torch.no_grad():
-                        for g in sgd_decoupled:  # w <- w - lr * wd * w, then the SGD step: AdamW's order
-                            torch._foreach_mul_(g["params"], 1 - lr * g["decoupled_wd"])
-                    opt.step()
-                    sse += mse.detach() * len(r)
-                    step += 1
-                train_rmse = _rmse(float(sse), n_train)
-                valid_rmse = self._rmse_on(*valid)
-                if not math.isfinite(train_rmse) or not (math.isfinite(valid_rmse) or len(valid[2]) == 0):
-                    if bar is not None:
-                        bar.close()
-                    bad = train_rmse if not math.isfinite(train_rmse) else valid_rmse
-                    raise DivergedError(f"the loss became {bad} in epoch {epoch + 1} (lr {s['lr']:g}); "
-                                        f"try a lower learning rate, e.g. --lr {s['lr'] / 10:g}")
-                row = {"epoch": epoch + 1, "train_rmse": train_rmse, "valid_rmse": valid_rmse, "lr": lr,
-                       "seconds": time.perf_counter() - t0}
+            self.model_ = model = build_model(s, n_users, n_items, float(tr.mean())).to(device)
+            self.trace_ = []
+            batches, steps = shuffled_batches(train_codes, s["batch_size"], s["seed"])
+
+            def on_epoch(row: dict[str, Any]) -> None:
+                row = {"epoch": row["epoch"], "train_rmse": math.sqrt(row["loss"]),
+                       "valid_rmse": row.get("valid_rmse", math.nan), "lr": row["lr"], "seconds": row["seconds"]}
                 self.trace_.append(row)
-                if bar is not None:
-                    bar.set_postfix(train=f"{train_rmse:.4f}", valid=f"{valid_rmse:.4f}")
-                    bar.update()
-                    if epoch + 1 == s["epochs"]:
-                        bar.close()
                 if callback is not None:
                     callback(row)
+
+            model.train()
+            train(torch_optimizer(s, model), mse_objective(model, s), s["epochs"], batches=batches,
+                  lr_at=lambda step: schedule_lr(s["schedule"], step / (s["epochs"] * steps), s["lr"]),
+                  evaluate=None if valid is None else lambda: {"valid_rmse": self._rmse_on(*valid)},
+                  on_epoch=on_epoch, progress=s["progress"], lr_hint=s["lr"])
+            self.threads_ = threads or torch.get_num_threads()
         model.eval()
         self.valid_rmse_ = self.trace_[-1]["valid_rmse"]
         self.train_rmse_ = self.trace_[-1]["train_rmse"]
         self.fit_seconds_ = time.perf_counter() - start
+        return self
 
     # -- predictions -----------------------------------------------------------------------------------
     @torch.no_grad()
-    def _predict_codes(self, users: Tensor, items: Tensor) -> Tensor:
+    def predict_codes(self, users: Tensor, items: Tensor) -> Tensor:
         """Predictions for code tensors (on the model's device), in eval mode, clipped if `clip`."""
         model = self.model_
         was_training = model.training
@@ -413,10 +210,7 @@ class CollabFit:
         return out
 
     def _rmse_on(self, users: Tensor, items: Tensor, ratings: Tensor) -> float:
-        if len(ratings) == 0:
-            return float("nan")
-        pred = self._predict_codes(users, items)
-        return math.sqrt(float((pred - ratings).pow(2).mean()))
+        return math.sqrt(float((self.predict_codes(users, items) - ratings).pow(2).mean()))
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
@@ -437,7 +231,7 @@ class CollabFit:
         if u.shape != i.shape:
             raise DataError(f"predict needs as many users as movies, got {len(u)} users and {len(i)} movies")
         dev = next(self.model_.parameters()).device
-        return self._predict_codes(torch.as_tensor(u, device=dev), torch.as_tensor(i, device=dev)).cpu().numpy()
+        return self.predict_codes(torch.as_tensor(u, device=dev), torch.as_tensor(i, device=dev)).cpu().numpy()
 
     def seen(self, user_code: int) -> np.ndarray:
         """Codes of the movies user_code rated (in the whole data set, training and validation)."""
@@ -449,66 +243,105 @@ class CollabFit:
             return str(self.titles_[item_id])
         return str(item_id)
 
-    # -- persistence -----------------------------------------------------------------------------------
+    # -- persistence (core.modelfile) --------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """One file (torch.save): state dict, settings, id maps, titles, seen movies, trace."""
         self._check_fitted()
-        path = Path(path)
-        titles = None
-        if self.titles_ is not None:
-            titles = {"ids": self.titles_.index.tolist(), "titles": [str(t) for t in self.titles_.tolist()]}
-        blob = {
-            "format": FORMAT,
-            "settings": self.settings_,
-            "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()},
-            "state_dict": {k: v.detach().cpu() for k, v in self.model_.state_dict().items()},
-            "n_users": len(self.user_ids_), "n_items": len(self.item_ids_),
-            "user_ids": self.user_ids_.tolist(), "item_ids": self.item_ids_.tolist(), "titles": titles,
-            "seen_indptr": torch.as_tensor(self.seen_indptr_), "seen_items": torch.as_tensor(self.seen_items_),
-            "item_counts": torch.as_tensor(self.item_counts_),
-            "rating_range": list(self.rating_range_), "n_ratings": self.n_ratings_,
-            "trace": self.trace_, "valid_rmse": self.valid_rmse_, "train_rmse": self.train_rmse_,
-            "fit_seconds": self.fit_seconds_, "device": self.device_,
-        }
-        try:
-            torch.save(blob, path)
-        except OSError as exc:
-            raise DataError(f"cannot write model file {path}: {exc.strerror or exc}") from None
-        return path
+        return modelfile.save(self, path)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> CollabFit:
         """A fitted CollabFit from a file written by save (weights_only: loading runs no code)."""
-        path = Path(path)
-        if not path.is_file():
-            raise DataError(f"model file {path} does not exist")
-        try:
-            blob = torch.load(path, map_location=device, weights_only=True)
-        except Exception as exc:  # torch raises many kinds for a file that is not ours
-            raise DataError(f"{path} is not an xlcollab model file ({type(exc).__name__})") from None
-        if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-            raise DataError(f"{path} is not an xlcollab model file (saved by `xlcollab fit --save`)")
-        params = dict(blob["params"])
-        if isinstance(params.get("y_range"), list):
-            params["y_range"] = tuple(params["y_range"])
-        est = cls(**params)
-        s = dict(blob["settings"])
-        s["y_range"] = None if s["y_range"] is None else tuple(s["y_range"])
-        est.settings_ = s
-        model = est._build_model(s, blob["n_users"], blob["n_items"], 3.0)
-        model.load_state_dict(blob["state_dict"])
-        est.model_ = model.to(device).eval()
-        est.user_ids_, est.item_ids_ = np.asarray(blob["user_ids"]), np.asarray(blob["item_ids"])
-        t = blob["titles"]
-        est.titles_ = None if t is None else pd.Series(t["titles"], index=t["ids"], dtype=object)
-        est.seen_indptr_ = blob["seen_indptr"].numpy()
-        est.seen_items_ = blob["seen_items"].numpy()
-        est.item_counts_ = blob["item_counts"].numpy()
-        est.rating_range_ = tuple(blob["rating_range"])
-        est.n_ratings_ = blob["n_ratings"]
-        est.trace_, est.valid_rmse_, est.train_rmse_ = blob["trace"], blob["valid_rmse"], blob["train_rmse"]
-        est.fit_seconds_, est.device_ = blob["fit_seconds"], blob["device"]
-        return est
+        return modelfile.load(cls, path, device)
+
+
+CollabFit.__doc__ += "".join(f"\n    {name} : {s.help} (default {s.default!r})" for name, s in FIT.items()) + "\n"
+
+
+def shuffled_batches(codes: Codes, batch_size: int | None, seed: int) -> tuple[Callable[[int], Any], int]:
+    """(batches, steps per epoch) for the loop: each epoch a fresh seeded permutation cut into batch_size pieces
+    (drawn where the data lives); None or a batch as large as the data: the full batch, unshuffled."""
+    u, i, r = codes
+    n = len(r)
+    bs = n if batch_size is None else min(batch_size, n)
+    steps = math.ceil(n / bs)
+    gen = torch.Generator(device=r.device).manual_seed(seed)
+
+    def batches(epoch: int) -> Any:
+        if bs == n:
+            return [(codes, n)]
+        perm = torch.randperm(n, generator=gen, device=r.device)
+        return (((u[idx], i[idx], r[idx]), len(idx)) for idx in (perm[b * bs:(b + 1) * bs] for b in range(steps)))
+    return batches, steps
+
+
+def mse_objective(model: nn.Module, s: dict[str, Any]) -> Callable[[Codes], tuple[Tensor, Tensor]]:
+    """batch -> (loss, mean squared error): with wd_mode l2 the loss adds the penalty on the rows the batch uses."""
+    l2 = s["wd_mode"] == "l2" and (s["wd"] > 0 or s["wd_bias"] > 0)
+
+    def objective(batch: Codes) -> tuple[Tensor, Tensor]:
+        u, i, r = batch
+        if l2:
+            pred, pen = model.forward_penalty(u, i, s["wd"], s["wd_bias"])
+            mse = (pred - r).pow(2).mean()
+            return mse + pen, mse
+        mse = (model(u, i) - r).pow(2).mean()
+        return mse, mse
+    return objective
+
+
+def param_groups(model: nn.Module) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+    """(factors, biases, free): factors and linear weights decay by wd, user/movie biases by wd_bias,
+    the global bias and the net's linear biases not at all."""
+    factors, biases, free = [], [], []
+    for name, p in model.named_parameters():
+        if name in ("u_bias.weight", "i_bias.weight"):
+            biases.append(p)
+        elif name == "global_bias" or name.endswith(".bias"):
+            free.append(p)
+        else:
+            factors.append(p)
+    return factors, biases, free
+
+
+def torch_optimizer(s: dict[str, Any], model: nn.Module) -> torch.optim.Optimizer | DecoupledSGD:
+    """The torch.optim optimizer for checked settings s; with decoupled decay, each group gets its own rate."""
+    factors, biases, free = param_groups(model)
+    decoupled = s["wd_mode"] == "decoupled"
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in model.parameters())
+    groups = [{"params": factors, "weight_decay": s["wd"] if decoupled else 0.0},
+              {"params": biases, "weight_decay": s["wd_bias"] if decoupled else 0.0},
+              {"params": free, "weight_decay": 0.0}]
+    groups = [g for g in groups if g["params"]]
+    name, lr, betas = s["optimizer"], s["lr"], (s["momentum"], s["beta2"])
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused)
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=lr, betas=betas, decoupled_weight_decay=True, fused=fused)
+    for g in groups:  # SGD's own weight_decay is the coupled kind: kept aside for DecoupledSGD to apply
+        g["decoupled_wd"] = g.pop("weight_decay")
+    sgd = torch.optim.SGD(groups, lr=lr, momentum=s["momentum"] if name == "momentum" else 0.0, fused=fused)
+    return DecoupledSGD(sgd) if decoupled else sgd
+
+
+class DecoupledSGD:
+    """torch.optim.SGD with AdamW's decoupled decay: w <- w - lr * wd * w after the gradient, before SGD's step."""
+
+    def __init__(self, sgd: torch.optim.SGD) -> None:
+        self.sgd, self.param_groups = sgd, sgd.param_groups
+
+    def zero_grad(self) -> None:
+        self.sgd.zero_grad(set_to_none=True)
+
+    def step(self, closure: Callable[[], Tensor]) -> Tensor:
+        with torch.enable_grad():
+            loss = closure()
+        with torch.no_grad():
+            for g in self.param_groups:
+                if g["decoupled_wd"]:
+                    torch._foreach_mul_(g["params"], 1 - g["lr"] * g["decoupled_wd"])
+        self.sgd.step()
+        return loss
 
 
 def _codes(ids: np.ndarray, wanted: Any, what: str) -> np.ndarray:

@@ -86,7 +86,7 @@ def recommend(fit: CollabFit, user: Any, n: int = 10, include_seen: bool = False
     code = int(fit.user_codes(user))
     dev = next(fit.model_.parameters()).device
     items = torch.arange(len(fit.item_ids_), device=dev)
-    pred = fit._predict_codes(torch.full_like(items, code), items).cpu().numpy().astype(np.float64)
+    pred = fit.predict_codes(torch.full_like(items, code), items).cpu().numpy().astype(np.float64)
     if not include_seen:
         pred[fit.seen(code)] = -np.inf
     order = np.lexsort((np.arange(len(pred)), -pred))

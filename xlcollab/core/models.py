@@ -1,11 +1,11 @@
 """Collaborative-filtering models in fastai's economy: a dot product, a biased dot product, an embedding net.
 
 Each model maps (user codes, item codes) -> predicted ratings, takes explicit start values where that
-makes sense (the sheets' literal factors) and has `from_...` classmethods that work out the sizes.
-`penalty(users, items)` is the L2 term that `fit` adds to the loss: the mean, over the batch's ratings,
-of the squared embedding rows those ratings use (Funk-SVD / Surprise style). Each model splits its work
-into `rows` (the embedding look-ups), `combine` (rows -> predictions) and `l2` (rows -> penalty), so that
-`forward_penalty` looks every row up once per batch (half the embedding backward work of two passes).
+makes sense and has a `from_counts` classmethod that works out the sizes; `build_model` makes the one a fit's
+settings name. The L2 term `fit` adds to the loss is the mean, over the batch's ratings, of the squared
+embedding rows those ratings use (Funk-SVD / Surprise style). Each model splits its work into `rows` (the
+embedding look-ups), `combine` (rows -> predictions) and `l2` (rows -> penalty), so that `forward_penalty`
+looks every row up once per batch (half the embedding backward work of two passes).
 """
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from xlcollab.core.settings import MODEL_NAMES
 
 YRange = tuple[float, float] | None
 
@@ -29,20 +31,6 @@ def logit_range(y: float, low: float, high: float) -> float:
     return float(torch.logit(torch.tensor(p, dtype=torch.float64)))
 
 
-class SigmoidRange(nn.Module):
-    """sigmoid_range as a layer."""
-
-    def __init__(self, low: float, high: float):
-        super().__init__()
-        self.low, self.high = float(low), float(high)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return sigmoid_range(x, self.low, self.high)
-
-    def extra_repr(self) -> str:
-        return f"low={self.low}, high={self.high}"
-
-
 def embedding(n: int, k: int, weight: Any = None, std: float = 0.01) -> nn.Embedding:
     """An n x k embedding: the given start values, or truncated-normal(0, std) like fastai."""
     emb = nn.Embedding(n, k)
@@ -53,15 +41,6 @@ def embedding(n: int, k: int, weight: Any = None, std: float = 0.01) -> nn.Embed
             w = torch.as_tensor(weight, dtype=emb.weight.dtype).reshape(n, k)
             emb.weight.copy_(w)
     return emb
-
-
-def _rows(x: Any) -> int:
-    return int(torch.as_tensor(x).shape[0])
-
-
-def _width(x: Any) -> int:
-    t = torch.as_tensor(x)
-    return int(t.shape[1]) if t.dim() > 1 else 1
 
 
 class EmbeddingDot(nn.Module):
@@ -77,12 +56,6 @@ class EmbeddingDot(nn.Module):
     def from_counts(cls, n_users: int, n_items: int, n_factors: int = 50, **kwargs: Any) -> EmbeddingDot:
         """Random start values for n_users x n_items."""
         return cls(n_users, n_items, n_factors, **kwargs)
-
-    @classmethod
-    def from_factors(cls, user_factors: Any, item_factors: Any) -> EmbeddingDot:
-        """Start from given factor blocks (n_users x k, n_items x k), e.g. a sheet's literal values."""
-        return cls(_rows(user_factors), _rows(item_factors), _width(user_factors),
-                   user_factors=user_factors, item_factors=item_factors)
 
     def rows(self, users: Tensor, items: Tensor) -> tuple[Tensor, ...]:
         """The embedding rows a batch uses."""
@@ -103,10 +76,6 @@ class EmbeddingDot(nn.Module):
 
     def forward(self, users: Tensor, items: Tensor) -> Tensor:
         return self.combine(self.rows(users, items))
-
-    def penalty(self, users: Tensor, items: Tensor, wd: float = 1.0, wd_bias: float | None = None) -> Tensor:
-        """The L2 term for a batch: mean over its ratings of the squared rows they use, weighted (see l2)."""
-        return self.l2(self.rows(users, items), wd, wd_bias)
 
     def forward_penalty(self, users: Tensor, items: Tensor, wd: float = 1.0,
                         wd_bias: float | None = None) -> tuple[Tensor, Tensor]:
@@ -130,14 +99,6 @@ class EmbeddingDotBias(EmbeddingDot):
         self.i_bias = embedding(n_items, 1, item_bias, std)
         self.global_bias = nn.Parameter(torch.tensor(float(global_bias)))
         self.y_range = None if y_range is None else (float(y_range[0]), float(y_range[1]))
-
-    @classmethod
-    def from_factors(cls, user_factors: Any, item_factors: Any, user_bias: Any = None, item_bias: Any = None,
-                     *, y_range: YRange = (0.0, 5.5), global_bias: float = 0.0) -> EmbeddingDotBias:
-        """Start from given factor and bias blocks, e.g. the bias sheet's literal values."""
-        return cls(_rows(user_factors), _rows(item_factors), _width(user_factors), y_range=y_range,
-                   user_factors=user_factors, item_factors=item_factors, user_bias=user_bias,
-                   item_bias=item_bias, global_bias=global_bias)
 
     def rows(self, users: Tensor, items: Tensor) -> tuple[Tensor, ...]:
         return self.u_weight(users), self.i_weight(items), self.u_bias(users).squeeze(1), self.i_bias(items).squeeze(1)
@@ -173,8 +134,8 @@ class EmbeddingNN(nn.Module):
         kwargs.setdefault("user_size", n_factors)
         return cls(n_users, n_items, **kwargs)
 
-    rows, l2, forward, penalty, forward_penalty = (EmbeddingDot.rows, EmbeddingDot.l2, EmbeddingDot.forward,
-                                                   EmbeddingDot.penalty, EmbeddingDot.forward_penalty)
+    rows, l2, forward = EmbeddingDot.rows, EmbeddingDot.l2, EmbeddingDot.forward
+    forward_penalty = EmbeddingDot.forward_penalty
 
     def combine(self, rows: tuple[Tensor, ...]) -> Tensor:
         x = self.layers(torch.cat(rows, 1)).squeeze(1)
@@ -183,4 +144,20 @@ class EmbeddingNN(nn.Module):
     item_factors = EmbeddingDot.item_factors
 
 
-MODELS: dict[str, type[nn.Module]] = {"dot": EmbeddingDot, "dotbias": EmbeddingDotBias, "nn": EmbeddingNN}
+# The settings' model names (core.settings.MODEL_NAMES: dotbias, dot, nn), in that order, to the classes.
+MODELS: dict[str, type[nn.Module]] = dict(zip(MODEL_NAMES, (EmbeddingDotBias, EmbeddingDot, EmbeddingNN)))
+
+
+def build_model(s: dict[str, Any], n_users: int, n_items: int, mean: float) -> nn.Module:
+    """The model checked fit settings s name (resolved y_range), random start; output starts at the `mean` rating."""
+    cls = MODELS[s["model"]]
+    if s["model"] == "dot":
+        return cls.from_counts(n_users, n_items, s["n_factors"])
+    yr = s["y_range"]
+    start = mean if yr is None else logit_range(mean, *yr)
+    if s["model"] == "dotbias":
+        return cls.from_counts(n_users, n_items, s["n_factors"], y_range=yr, global_bias=start)
+    model = cls.from_counts(n_users, n_items, s["n_factors"], n_hidden=s["n_hidden"], y_range=yr)
+    with torch.no_grad():
+        model.layers[-1].bias.fill_(start)
+    return model

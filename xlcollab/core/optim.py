@@ -4,25 +4,28 @@ Each rule takes one parameter and its gradient, updates the named buffers in `st
 torch.optim uses: `momentum_buffer`, `sum`, `square_avg`, `exp_avg`, `exp_avg_sq`, `step`) and
 returns the new parameter. The arithmetic is written once, in the order the sheets' formulas compute
 it, and runs unchanged on torch tensors of any shape and on Python floats. Float64 tensors and floats
-give bit-identical results (+ - * / are correctly rounded on both, and `_sqrt` makes the tensors' sqrt
-so too), which lets the graddesc sheets run their long scalar traces on plain floats, far cheaper per
+give bit-identical results (+ - * / are correctly rounded on both, and `exact_sqrt` makes the tensors'
+sqrt so too), which lets the graddesc sheets run their long scalar traces on plain floats, far cheaper per
 step than 0-d tensors, without changing a bit.
 
-Buffers start at zero, as the sheets' top cells do. `make_optimizer` returns torch.optim's own class
-wherever the maths is the same, and `SheetOptimizer` (our rule, in place) where it is not. torch is
-imported only where a torch optimizer is made, so `xlcollab run` never pays for it.
+Buffers start at zero, as the sheets' top cells do. `Rule` runs a rule as an update of core.train's loop
+(torch.optim's step(closure) protocol, without torch.optim), and `LBFGS` is the sheet solves' quasi-Newton
+method. This module never imports torch, so `xlcollab run` (plain floats) never pays for it.
 """
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
+
+import numpy as np
+
+from xlcollab.core import checks
 
 Number = Any  # a float or a torch.Tensor: the rules use only + - * / and sqrt
 
 
-def _sqrt(x: Number) -> Number:
+def exact_sqrt(x: Number) -> Number:
     """Correctly rounded sqrt of a float (math.sqrt, as Excel and LibreOffice) or a tensor.
 
     torch's CPU sqrt (SLEEF) is within one ulp but not always correctly rounded (about 1 value in 80
@@ -82,7 +85,7 @@ def adagrad(param: Number, grad: Number, state: dict[str, Any], *, lr: float, ep
         grad = grad + weight_decay * param
     total = state.get("sum", 0.0) + grad * grad
     state["sum"] = total
-    return param - lr * (grad / (_sqrt(total) + eps))
+    return param - lr * (grad / (exact_sqrt(total) + eps))
 
 
 def rmsprop(param: Number, grad: Number, state: dict[str, Any], *, lr: float, alpha: float = 0.99,
@@ -100,7 +103,7 @@ def rmsprop(param: Number, grad: Number, state: dict[str, Any], *, lr: float, al
         grad = grad + weight_decay * param
     avg = alpha * state.get("square_avg", 0.0) + (1 - alpha) * (grad * grad)
     state["square_avg"] = avg
-    return param - lr * (grad / (_sqrt(avg) + eps))
+    return param - lr * (grad / (exact_sqrt(avg) + eps))
 
 
 def adam(param: Number, grad: Number, state: dict[str, Any], *, lr: float, beta1: float = 0.9,
@@ -134,102 +137,164 @@ def adam(param: Number, grad: Number, state: dict[str, Any], *, lr: float, beta1
     if weight_decay and decoupled:
         param = param * (1 - lr * weight_decay)
     if bias_correction:
-        return param - lr / (1 - beta1 ** step) * (exp_avg / (_sqrt(exp_avg_sq) / math.sqrt(1 - beta2 ** step) + eps))
-    return param - lr * (exp_avg / (_sqrt(exp_avg_sq) + eps))
+        denom = exact_sqrt(exp_avg_sq) / math.sqrt(1 - beta2 ** step) + eps
+        return param - lr / (1 - beta1 ** step) * (exp_avg / denom)
+    return param - lr * (exp_avg / (exact_sqrt(exp_avg_sq) + eps))
 
 
-def adamw(param: Number, grad: Number, state: dict[str, Any], *, lr: float, beta1: float = 0.9,
-          beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.01, bias_correction: bool = True) -> Number:
-    """AdamW: `adam` with decoupled weight decay, p = p * (1 - lr * wd) before the Adam step."""
-    return adam(param, grad, state, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-                decoupled=True, bias_correction=bias_correction)
+RULES = {"sgd": sgd, "adagrad": adagrad, "rmsprop": rmsprop, "adam": adam}
 
 
-RULES = {"sgd": sgd, "adagrad": adagrad, "rmsprop": rmsprop, "adam": adam, "adamw": adamw}
+# -- the rules and L-BFGS as updates of the training loop (xlcollab.core.train) --------------------------------------
+Closure = Callable[[], Any]
 
 
-def check_settings(rule: str, settings: dict[str, float]) -> None:
-    """Refuse impossible settings with a SettingsError quoting the value (torch.optim's checks)."""
-    from xlcollab.errors import SettingsError
-
-    if rule not in RULES:
-        raise SettingsError(f"unknown optimizer {rule!r} (choose from {', '.join(RULES)})")
+def _check_rule_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """torch.optim's range checks on a rule's settings; CheckError quotes the bad value."""
     for key, value in settings.items():
-        if isinstance(value, bool):
-            continue
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise SettingsError(f"{key} must be a finite number, got {value!r}")
-        if key in ("beta1", "beta2", "alpha", "momentum", "dampening") and not 0 <= value < 1:
-            raise SettingsError(f"{key} must be in [0, 1), got {value!r}")
-        if key in ("lr", "eps", "weight_decay") and value < 0:
-            raise SettingsError(f"{key} must be >= 0, got {value!r}")
+        if key in ("decoupled", "bias_correction"):
+            if not isinstance(value, bool):
+                raise checks.CheckError(f"{key} must be True or False, found {checks.describe(value)}")
+        elif key in ("beta1", "beta2", "alpha", "momentum", "dampening"):
+            checks.number(value, key, lo=0, hi=1, hi_open=True)
+        elif key == "lr":
+            checks.number(value, key, lo=0, lo_open=True)
+        elif key in ("eps", "weight_decay"):
+            checks.number(value, key, lo=0)
+        else:
+            raise checks.CheckError(f"unknown setting {key!r} of an update rule")
+    return settings
 
 
-def _torch_equivalent(rule: str, params: Iterable, settings: dict[str, Any]):
-    """torch.optim's own optimizer when `rule` with `settings` is the same maths, else None."""
-    import torch
+class Rule:
+    """One rule above as the training loop's update: `step(closure)` evaluates the loss and its gradient
+    (the closure), then moves each tensor in place by the rule, keeping its buffers in `state`.
 
-    s = dict(settings)
-    if rule == "sgd" and not s.get("dampening", 0.0):
-        return torch.optim.SGD(params, lr=s["lr"], momentum=s.get("momentum", 0.0),
-                               weight_decay=s.get("weight_decay", 0.0))
-    if rule == "adagrad":
-        return torch.optim.Adagrad(params, lr=s["lr"], eps=s.get("eps", 1e-10), weight_decay=s.get("weight_decay", 0.0))
-    if rule == "rmsprop":
-        return torch.optim.RMSprop(params, lr=s["lr"], alpha=s.get("alpha", 0.99), eps=s.get("eps", 1e-8),
-                                   weight_decay=s.get("weight_decay", 0.0))
-    if rule in ("adam", "adamw") and s.get("bias_correction", True):
-        betas = (s.get("beta1", 0.9), s.get("beta2", 0.999))
-        decoupled = rule == "adamw" or s.get("decoupled", False)
-        cls = torch.optim.AdamW if decoupled else torch.optim.Adam
-        return cls(params, lr=s["lr"], betas=betas, eps=s.get("eps", 1e-8),
-                   weight_decay=s.get("weight_decay", 0.01 if rule == "adamw" else 0.0))
-    return None
+    torch.optim's protocol without torch.optim: creating a torch.optim optimizer imports torch._dynamo
+    (seconds), more than a whole sheet solve. `param_groups[0]` holds the settings, so a schedule can set "lr".
+    """
 
+    def __init__(self, params: Iterable, rule: str, **settings: Any) -> None:
+        self.rule = RULES[checks.choice(rule, "the update rule", tuple(RULES))]
+        self.params = list(params)
+        self.param_groups = [_check_rule_settings(dict(settings))]
+        self.state: list[dict[str, Any]] = [{} for _ in self.params]
 
-def make_optimizer(rule: str, params: Iterable, **settings: Any):
-    """An optimizer over `params` running `rule`: torch.optim's class where the maths is the same, else ours."""
-    check_settings(rule, settings)
-    params = list(params)
-    found = _torch_equivalent(rule, params, settings)
-    return found if found is not None else SheetOptimizer(params, rule, **settings)
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self, closure: Closure) -> Any:
+        """One update from the gradient the closure leaves in `.grad`; returns the closure's loss."""
+        loss = closure()
+        settings = self.param_groups[0]
+        for p, state in zip(self.params, self.state):
+            if p.grad is not None:
+                p.detach().copy_(self.rule(p.detach(), p.grad, state, **settings))
+        return loss
 
 
-def SheetOptimizer(params: Iterable, rule: str, **settings: Any):
-    """A torch.optim.Optimizer that applies one of our rules in place (for the classic sheet forms)."""
-    return _sheet_optimizer_class()(params, rule, settings)
+class LBFGS:
+    """L-BFGS over float64 tensors: two-loop recursion over the last `history` steps, backtracking (Armijo)
+    line search; the training loop's update (`step(closure)`, as torch.optim.LBFGS with max_iter=1).
 
+    One `step` is one iteration (one direction, one line search), i.e. one epoch of a sheet's trace. The first
+    step is scaled like torch.optim.LBFGS's (min(1, 1/|g|_1) * lr); later ones try lr, then halve. The vector
+    algebra runs in numpy on the parameters flattened into one vector: on a few hundred numbers that is many
+    times cheaper than torch calls; the gradients still come from autograd, through the closure. `step` reuses
+    the loss and gradient of the point the last line search accepted (the parameters are unchanged since), so
+    an iteration costs one closure call when the first trial step is accepted. `converged` turns true when no
+    step changes the parameters any more (a minimum to machine precision) or the gradient vanishes.
+    """
 
-@functools.cache
-def _sheet_optimizer_class():
-    """The class behind SheetOptimizer, made on first use: importing torch here keeps `xlcollab run` quick."""
-    import torch
+    def __init__(self, params: Iterable, lr: float = 1.0, history: int = 20) -> None:
+        self.params = list(params)
+        self.param_groups = [{"lr": checks.number(lr, "lr", lo=0, lo_open=True),
+                              "history": checks.whole(history, "history", lo=1)}]
+        self.pairs: list[tuple[np.ndarray, np.ndarray, float]] = []  # (s, y, 1 / y.s)
+        self.converged = False
+        self._at: tuple[np.ndarray, Any, float, np.ndarray] | None = None  # (x, loss, f, g) of the accepted point
 
-    class _SheetOptimizer(torch.optim.Optimizer):
-        def __init__(self, params, rule: str, settings: dict[str, Any]):
-            check_settings(rule, settings)
-            self.rule = rule
-            super().__init__(params, dict(settings))
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
 
-        @torch.no_grad()
-        def step(self, closure=None):
-            loss = None
-            if closure is not None:
-                with torch.enable_grad():
-                    loss = closure()
-            fn = RULES[self.rule]
-            for group in self.param_groups:
-                settings = {k: v for k, v in group.items() if k != "params"}
-                for p in group["params"]:
-                    if p.grad is not None:
-                        p.copy_(fn(p, p.grad, self.state[p], **settings))
+    def _get(self) -> np.ndarray:
+        return np.concatenate([p.detach().cpu().numpy().ravel() for p in self.params])
+
+    def _set(self, x: np.ndarray) -> None:
+        i = 0
+        for p in self.params:
+            n = p.numel()
+            p.detach().copy_(p.new_tensor(x[i:i + n]).view_as(p))
+            i += n
+
+    def _grad(self) -> np.ndarray:
+        return np.concatenate([(p.grad if p.grad is not None else p.detach() * 0).cpu().numpy().ravel()
+                               for p in self.params])
+
+    def _evaluate(self, closure: Closure) -> tuple[Any, float, np.ndarray]:
+        loss = closure()
+        return loss, float(loss.detach()), self._grad()
+
+    def direction(self, g: np.ndarray) -> np.ndarray:
+        """-H g by the two-loop recursion (H: the inverse Hessian the stored pairs imply)."""
+        q, alphas = g.copy(), []
+        for s, y, rho in reversed(self.pairs):
+            a = rho * s.dot(q)
+            q -= a * y
+            alphas.append(a)
+        if self.pairs:
+            s, y, _ = self.pairs[-1]
+            q *= s.dot(y) / y.dot(y)
+        else:
+            q *= min(1.0, 1.0 / max(float(np.abs(g).sum()), 1e-300))  # a zero gradient: no step, converged
+        for (s, y, rho), a in zip(self.pairs, reversed(alphas)):
+            q += (a - rho * y.dot(q)) * s
+        return -q
+
+    def step(self, closure: Closure) -> Any:
+        """One iteration; returns the loss at the point it started from (a NaN/inf loss: no step)."""
+        x = self._get()
+        if self._at is not None and np.array_equal(self._at[0], x):
+            loss, f, g = self._at[1:]
+        else:
+            loss, f, g = self._evaluate(closure)
+        if not math.isfinite(f):
+            return loss  # diverged: the loop sees the loss and stops
+        if not np.isfinite(g).all():  # e.g. sqrt's slope at an exact zero RMSE: nowhere left to go
+            self.converged = True
             return loss
-
-        def __repr__(self) -> str:
-            return f"SheetOptimizer({self.rule}, {self.defaults})"
-
-    _SheetOptimizer.__name__ = _SheetOptimizer.__qualname__ = "SheetOptimizer"
-    return _SheetOptimizer
+        lr, history = self.param_groups[0]["lr"], self.param_groups[0]["history"]
+        d = self.direction(g)
+        slope = float(g.dot(d))
+        if slope >= 0:  # not a descent direction: forget the curvature pairs, go downhill
+            self.pairs = []
+            d, slope = -g, -float(g.dot(g))
+        if slope > -1e-30:
+            self.converged = True
+            return loss
+        t = lr
+        while True:
+            x_new = x + t * d
+            self._set(x_new)
+            loss_new, f_new, g_new = self._evaluate(closure)
+            if math.isfinite(f_new) and f_new <= f + 1e-4 * t * slope:
+                break
+            t *= 0.5
+            if t * float(np.abs(d).max()) < 1e-16 * (1 + float(np.abs(x).max())):
+                self.converged = True  # no step changes x any more: a minimum to machine precision
+                self._set(x)
+                self._at = (x, loss, f, g)
+                return loss
+        s, y = x_new - x, g_new - g
+        ys = float(y.dot(s))
+        if ys > 1e-10 * float(np.sqrt(s.dot(s) * y.dot(y))):  # curvature, scale-free
+            self.pairs.append((s, y, 1.0 / ys))
+            if len(self.pairs) > history:
+                self.pairs.pop(0)
+        self._at = (x_new, loss_new, f_new, g_new)
+        return loss
 
 
 def _ratio_or_zero(num: Number, den: Number) -> Number:
@@ -265,8 +330,8 @@ def sheet_adam(param: Number, grad: Number, state: dict[str, Any], *, lr: float,
     if weight_decay and decoupled:
         param = param * (1 - lr * weight_decay)
     if bias_correction:
-        return param - lr / (1 - power1) * (exp_avg / (_sqrt(exp_avg_sq) / _sqrt(1 - power2) + eps))
-    return param - lr * _ratio_or_zero(exp_avg, _sqrt(exp_avg_sq))
+        return param - lr / (1 - power1) * (exp_avg / (exact_sqrt(exp_avg_sq) / exact_sqrt(1 - power2) + eps))
+    return param - lr * _ratio_or_zero(exp_avg, exact_sqrt(exp_avg_sq))
 
 
 RULES["sheet_adam"] = sheet_adam

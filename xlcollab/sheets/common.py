@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import datetime
 import io
-import os
 import re
-import tempfile
-import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,7 @@ from openpyxl.utils.cell import absolute_coordinate, quote_sheetname
 from openpyxl.worksheet.worksheet import Worksheet
 
 from xlcollab.book.base import range_name
+from xlcollab.book.ooxml import FIXED_TIME, Package
 from xlcollab.errors import WorkbookError
 
 # Inputs (data you may edit), parameters (what the solver changes), outputs (formulas) look different.
@@ -239,36 +237,17 @@ def force_full_recalc(wb) -> None:
     wb.calculation.calcMode = "auto"
 
 
-FIXED_TIME = (2020, 1, 1, 0, 0, 0)
-
-
 def save_workbook(wb, path: str | Path) -> Path:
-    """Save reproducibly (fixed document dates and zip timestamps: same seed, same bytes) and atomically."""
+    """Save reproducibly (fixed document dates and zip entries: same seed, same bytes) and atomically."""
     stamp = datetime.datetime(*FIXED_TIME)
     wb.properties.created = wb.properties.modified = stamp
     wb.properties.creator = wb.properties.lastModifiedBy = "xlcollab"
     buffer = io.BytesIO()
     wb.save(buffer)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as src, \
-                zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as out:
-            for info in src.infolist():
-                data = src.read(info.filename)
-                if info.filename == "docProps/core.xml":  # openpyxl stamps "now" into modified regardless
-                    data = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>2020-01-01T00:00:00Z", data)
-                fixed = zipfile.ZipInfo(info.filename, date_time=FIXED_TIME)
-                fixed.compress_type = zipfile.ZIP_DEFLATED
-                fixed.external_attr = 0o644 << 16
-                out.writestr(fixed, data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with Package(buffer, name=str(path)) as pkg:
+        core = pkg.read("docProps/core.xml")  # openpyxl stamps "now" into modified regardless
+        pkg.set("docProps/core.xml", re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>2020-01-01T00:00:00Z", core))
+        return pkg.save(path, reproducible=True)
 
 
 def intro_sheet(ws: Worksheet, name: str, title: str, about: Sequence[str], tabs: Sequence[tuple[str, str]],

@@ -44,8 +44,14 @@ def build_workbook(path: str | Path, *, seed: int = 42, ratings: str | Path | No
 
 
 def solve_book(book: "Book", sheets: list[str] | str = "all", *, optimizer: str | None = None, lr: float | None = None,
-               epochs: int | None = None, wd: float | None = None, device: str = "auto") -> dict[str, dict[str, Any]]:
-    """Fit each tab's parameters to its ratings with torch and buffer the write-back; the caller commits."""
+               epochs: int | None = None, wd: float | None = None, device: str = "auto",
+               multistart: int = 0) -> dict[str, dict[str, Any]]:
+    """Solve each tab's Solver model (its formulas, compiled) with the tab's settings; buffer the write-back."""
     from xlcollab.sheets.collab.solve import solve_book as solve
 
-    return solve(book, sheets, optimizer=optimizer, lr=lr, epochs=epochs, wd=wd, device=device)
+    return solve(book, sheets, optimizer=optimizer, lr=lr, epochs=epochs, wd=wd, device=device, multistart=multistart)
+
+
+def is_tab(book: "Book", sheet: str) -> bool:
+    """Whether `sheet` is one of our collab_filter tabs (its name, and the "last run" block it writes)."""
+    return sheet in SHEETS and "last_run" in book.names(sheet)

@@ -19,34 +19,6 @@ from xlcollab.sheets.graddesc.simulate import Start, simulate
 from xlcollab.sheets.graddesc.specs import DATA, LIMITS, SPECS, tabs
 
 
-class _Cached:
-    """A Book seen through a cache of its sheet and defined names: a live workbook (Excel, LibreOffice)
-    answers each `names()` call by walking every name, and a run asks for one name at a time."""
-
-    def __init__(self, book: Book) -> None:
-        self.book, self.name = book, book.name
-        self._sheets: list[str] | None = None
-        self._names: dict[str, dict[str, str]] = {}
-
-    def sheet_names(self) -> list[str]:
-        if self._sheets is None:
-            self._sheets = self.book.sheet_names()
-        return self._sheets
-
-    def names(self, sheet: str) -> dict[str, str]:
-        if sheet not in self._names:
-            self._names[sheet] = self.book.names(sheet)
-        return self._names[sheet]
-
-    require_sheet, ref_of = Book.require_sheet, Book.ref_of
-
-    def read(self, sheet: str, ref: str):
-        return self.book.read(sheet, ref)
-
-    def write(self, sheet: str, ref: str, values) -> None:
-        self.book.write(sheet, ref, values)
-
-
 def read_inputs(book: Book, sheet: str) -> dict[str, float]:
     """The tab's inputs, each checked (lr > 0, β in [0, 1), ε and wd >= 0, γ in (0, 1])."""
     return {inp.name: cells.named_number(book, sheet, inp.name, inp.label, **LIMITS[inp.kind])
@@ -140,7 +112,7 @@ def run_book(book: Book, sheets: str | Iterable[str], epochs: int) -> dict[str, 
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise SettingsError(f"epochs must be a whole number >= 1, got {epochs!r}")
-    names, book = tabs(sheets, path=book.name), _Cached(book)
+    names = tabs(sheets, path=book.name)
     xs, ys = read_data(book)
     plans = []
     for sheet in names:
@@ -178,7 +150,7 @@ def reset_book(book: Book, sheets: str | Iterable[str]) -> dict[str, dict[str, A
     """Put a, b back at the start values, zero the state and clear the trace (buffered; the caller commits).
 
     fast.ai's Adagrad tabs measure their first RMS at the start values, from the `data` tab."""
-    names, book = tabs(sheets, path=book.name), _Cached(book)
+    names = tabs(sheets, path=book.name)
     data = read_data(book) if any(SPECS[sheet].rms_scaled for sheet in names) else None
     plans = []
     for sheet in names:

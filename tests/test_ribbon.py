@@ -1,0 +1,149 @@
+"""Every ribbon action end to end, the way Excel runs it: the Python statement the add-in's VBA hands RunPython, run
+with the Book of the calling workbook, on workbook files and on a live LibreOffice over UNO (the same macro code)."""
+from __future__ import annotations
+
+import shutil
+
+import openpyxl
+import pytest
+
+from xlcollab.book import libreoffice, unobook
+from xlcollab.book.filebook import FileBook
+from xlcollab.excel import macros, ribbon
+from xlcollab.sheets import collab, graddesc
+
+needs_lo = pytest.mark.skipif(not unobook.available(), reason="LibreOffice or python3-uno not installed")
+
+
+def command(macro: str, **chosen: str) -> str:
+    """What the ribbon's Sub for `macro` hands RunPython with these drop-down items chosen, built as its VBA does
+    (`Keyword`: a number unquoted, text quoted, "as the sheet says" left out; `Joined`: comma-separated)."""
+    parts = []
+    for key in ribbon.PASSES[macro]:
+        value = chosen.get(key, ribbon.SHEET)
+        if value != ribbon.SHEET:
+            parts.append(f"{key}={value}" if value.isdigit() else f"{key}='{value}'")
+    return f"import xlcollab.excel as x; x.{macro}({', '.join(parts)})"
+
+
+def test_the_commands_offer_only_what_the_drop_downs_hold():
+    for macro, keys in ribbon.PASSES.items():
+        for key in keys:
+            assert key in ribbon.CHOICES
+    assert command("solve", device="cpu", multistart="4") == "import xlcollab.excel as x; x.solve(device='cpu', multistart=4)"
+    assert command("run") == "import xlcollab.excel as x; x.run()"
+
+
+class Caller(FileBook):
+    """A workbook file as the calling workbook: the sheet whose button was clicked, and what Excel would show."""
+
+    def __init__(self, path, active: str) -> None:
+        super().__init__(path)
+        self.active, self.messages, self.alerts, self.boxes = active, [], [], []
+
+    def active_sheet(self) -> str:
+        return self.active
+
+    def status(self, message: str) -> None:
+        self.messages.append(message)
+
+    def alert(self, message: str) -> None:
+        self.alerts.append(message)
+
+    def inform(self, message: str) -> None:
+        self.boxes.append(message)
+
+
+def click(monkeypatch, book, statement: str) -> None:
+    """Run a RunPython statement with `book` as xlwings' Book.caller()."""
+    monkeypatch.setattr(macros, "caller_book", lambda: book)
+    exec(statement, {})
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ribbon")
+    return {"collab": collab.build_workbook(root / "collab_filter.xlsx"),
+            "graddesc": graddesc.build_workbook(root / "graddesc.xlsx")}
+
+
+@pytest.fixture
+def copy(built, tmp_path):
+    return lambda kind: shutil.copy(built[kind], tmp_path / built[kind].name)
+
+
+# -- workbook files ---------------------------------------------------------------------------------------------
+@pytest.mark.libreoffice
+@pytest.mark.skipif(not libreoffice.available(), reason="LibreOffice not installed")
+def test_solve_from_the_ribbon_on_a_file(monkeypatch, copy, tmp_path):
+    path = copy("collab")
+    book = Caller(path, "bias")
+    click(monkeypatch, book, command("solve", optimizer="adam", device="cpu"))
+    assert book.alerts == [] and book.messages[-1].startswith("xlcollab: Solve done: RMSE ")
+    assert "adam" in book.messages[-1] and "on cpu" in book.messages[-1]
+    assert book.boxes == [book.messages[-1].removeprefix("xlcollab: ")]  # and in a box: a Solve takes a while
+    final = float(book.messages[-1].split("-> ")[1].split(",")[0])
+    (out,) = libreoffice.recalc([path], tmp_path / "recalc")  # LibreOffice's own formulas agree with the message
+    rmse = openpyxl.load_workbook(out, data_only=True)["bias"][FileBook(path).ref_of("bias", "rmse")].value
+    assert rmse == pytest.approx(final, abs=5e-5)
+    assert FileBook(path).read_name("bias", "last_run")[0][-1] == "adam"
+
+
+def test_a_ribbon_choice_a_collab_tab_cannot_take_is_refused_naming_it(monkeypatch, copy):
+    path = copy("collab")
+    before = path.read_bytes()
+    book = Caller(path, "dotprod")
+    click(monkeypatch, book, command("solve", engine="lp"))
+    assert path.read_bytes() == before
+    assert len(book.alerts) == 1 and "engine 'lp'" in book.alerts[0] and book.alerts[0].startswith("xlcollab Solve failed")
+
+
+def test_run_and_reset_from_the_ribbon_on_a_file(monkeypatch, copy):
+    path = copy("graddesc")
+    book = Caller(path, "momentum")
+    click(monkeypatch, book, command("run"))
+    assert book.messages[-1].startswith("xlcollab: Run done: epoch 5: a = ") and book.boxes == []  # no box per click
+    assert FileBook(path).read_name("momentum", "epoch") == [[5]]
+    click(monkeypatch, Caller(path, "momentum"), command("reset"))
+    assert FileBook(path).read_name("momentum", "a") == [[1]]
+
+
+def test_fit_movielens_from_the_ribbon_on_a_file(monkeypatch, copy, _embedded_ratings):
+    from xlcollab.core import data
+    from xlcollab.core.data import Ratings, crosstab
+    table = crosstab(_embedded_ratings, 25)
+    f = _embedded_ratings.frame
+    small = Ratings(f[f["user"].isin(table.index) & f["item"].isin(table.columns)].reset_index(drop=True),
+                    _embedded_ratings.titles.loc[list(table.columns)], "25 x 25")
+    monkeypatch.setattr(data, "load_ratings", lambda source=None: small)  # the embedded set, cut to a quick fit
+    path = copy("collab")
+    book = Caller(path, "dotprod")
+    click(monkeypatch, book, command("fit_movielens", optimizer="adam", device="cpu"))
+    assert book.alerts == [] and "validation RMSE" in book.messages[-1] and "on cpu" in book.messages[-1]
+    assert openpyxl.load_workbook(path).sheetnames[-1] == "results"
+    assert macros.model_path_for(path).is_file()
+
+
+# -- a live LibreOffice ----------------------------------------------------------------------------------------
+@pytest.mark.libreoffice
+@needs_lo
+def test_ribbon_actions_on_a_live_libreoffice(monkeypatch, office, copy):
+    book = office.open(copy("collab"))
+    try:
+        book.activate("dotprod")
+        click(monkeypatch, book, command("solve", optimizer="lbfgs", device="cpu"))
+        assert book.alerts == [] and book.messages[-1].startswith("xlcollab: Solve done: RMSE ")
+        final = float(book.messages[-1].split("-> ")[1].split(",")[0])
+        assert book.value("dotprod", book.ref_of("dotprod", "rmse")) == pytest.approx(final, abs=5e-5)
+    finally:
+        book.close()
+    book = office.open(copy("graddesc"))
+    try:
+        book.activate("adam")
+        click(monkeypatch, book, command("run"))
+        click(monkeypatch, book, command("run"))
+        assert book.read_name("adam", "epoch") == [[10.0]] and book.alerts == []
+        click(monkeypatch, book, command("reset"))
+        assert book.read_name("adam", "epoch") == [[0.0]]
+    finally:
+        book.close()

@@ -1,0 +1,204 @@
+"""One settings schema: every setting of a fit and of a sheet solve, with its default, its check and its help line.
+
+`CollabFit`'s constructor defaults and its checks, `xlcollab fit`'s flags and help texts, `xlcollab solve`'s
+choices and the collab sheet solves all read these tables, so nothing is copied. No torch here: the CLI builds its
+parsers (and refuses bad settings) from this module without importing torch, so `xlcollab --help` stays quick.
+Checks go through `core.checks`; a failed one is a SettingsError naming the setting and quoting the value.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from xlcollab.core import checks
+from xlcollab.core.device import check_device
+from xlcollab.errors import SettingsError
+
+Check = Callable[[Any, str], Any]  # (value, setting name) -> the checked value; CheckError otherwise
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its default, its check, one help line, and how the CLI takes it (flag, text -> value)."""
+
+    default: Any
+    check: Check
+    help: str
+    flag: str
+    parse: Callable[[str], Any] | None = None  # None: a switch (--flag / --no-flag)
+    choices: tuple[str, ...] | None = None
+    label: str | None = None  # how messages name it (default: the setting's name)
+
+
+def _choice(options: tuple[str, ...]) -> Check:
+    return lambda value, what: checks.choice(value, what, options)
+
+
+def _optional(check: Check) -> Check:
+    """None allowed (it means "the default rule" the help line states), else `check`."""
+    return lambda value, what: None if value is None else check(value, what)
+
+
+def _whole(lo: int) -> Check:
+    return lambda value, what: checks.whole(value, what, lo=lo)
+
+
+def _number(**bounds: Any) -> Check:
+    return lambda value, what: checks.number(value, what, **bounds)
+
+
+def _switch(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise checks.CheckError(f"{what} must be True or False, found {checks.describe(value)}")
+    return value
+
+
+def _y_range(value: Any, what: str) -> tuple[float, float] | str | None:
+    """'auto', None, or (low, high) with low < high."""
+    if value is None or value == "auto":
+        return value
+    pair = isinstance(value, (tuple, list)) and len(value) == 2 and all(checks.is_number(v) for v in value)
+    if not pair or not value[0] < value[1]:
+        raise checks.CheckError(f"{what} must be 'auto', None or (low, high) with low < high, "
+                                f"found {checks.describe(value)}")
+    return float(value[0]), float(value[1])
+
+
+def batch_size(text: str) -> int | None:
+    """--batch-size: a whole number, or 'full' for one step per epoch."""
+    return None if text.lower() in ("full", "none", "0") else int(text)
+
+
+def y_range(text: str) -> tuple[float, float] | str | None:
+    """--y-range: 'auto', 'none' or LOW,HIGH."""
+    if text.lower() in ("auto", "none"):
+        return None if text.lower() == "none" else "auto"
+    low, high = text.split(",")
+    return float(low), float(high)
+
+
+def optional_number(text: str) -> float | None:
+    """--wd-bias: a number, or 'none' for the same as --wd."""
+    return None if text.lower() == "none" else float(text)
+
+
+MODEL_NAMES = ("dotbias", "dot", "nn")  # core.models.MODELS maps these names to the classes
+FIT_OPTIMIZERS = ("adam", "adamw", "momentum", "sgd")
+SCHEDULES = ("annealed", "one-cycle", "constant")
+WD_MODES = ("l2", "decoupled")
+
+# Every setting of CollabFit, in its constructor's order. The defaults are the tuned ones (README: valid RMSE
+# 0.8366 on the seed-42 split of the embedded ml-latest-small).
+FIT: dict[str, Setting] = {
+    "model": Setting("dotbias", _choice(MODEL_NAMES), "dotbias: dot product + biases in a sigmoid range; dot: dot "
+                     "product; nn: embedding net", "--model", str, MODEL_NAMES),
+    "n_factors": Setting(64, _whole(1), "factors per user and movie (the net: both embedding sizes)", "--factors",
+                         int),
+    "epochs": Setting(7, _whole(1), "passes over the training ratings", "--epochs", int),
+    "lr": Setting(0.005, _number(lo=0, lo_open=True), "peak learning rate", "--lr", float),
+    "wd": Setting(0.1, _number(lo=0), "weight decay of the factors (see --wd-mode)", "--wd", float),
+    "wd_bias": Setting(0.01, _optional(_number(lo=0)), "weight decay of the user and movie biases ('none': as --wd)",
+                       "--wd-bias", optional_number),
+    "wd_mode": Setting(None, _optional(_choice(WD_MODES)), "l2: penalty in the loss on the rows a batch uses; "
+                       "decoupled: AdamW-style shrink (default: decoupled for adamw, else l2)", "--wd-mode", str,
+                       WD_MODES),
+    "optimizer": Setting("adam", _choice(FIT_OPTIMIZERS), "torch.optim's Adam, AdamW, SGD with momentum or SGD",
+                         "--optimizer", str, FIT_OPTIMIZERS),
+    "batch_size": Setting(1024, _optional(_whole(1)), "ratings per step, or 'full' for full batch like Excel Solver",
+                          "--batch-size", batch_size),
+    "schedule": Setting("annealed", _choice(SCHEDULES), "learning-rate schedule; annealed: cosine from --lr down to 0",
+                        "--schedule", str, SCHEDULES),
+    "device": Setting("auto", check_device, "auto (CUDA for 1,000,000 training ratings or more, when present), cpu, "
+                      "cuda or cuda:N", "--device", str),
+    "valid_pct": Setting(0.2, _number(lo=0, hi=1, hi_open=True), "share of the ratings held out for validation",
+                         "--valid-pct", float),
+    "seed": Setting(42, _whole(0), "seed of the split, the start values and the shuffling", "--seed", int),
+    "y_range": Setting("auto", _y_range, "sigmoid output range of dotbias and nn: auto (fastai's 0-5.5 for MovieLens "
+                       "scales, else the ratings' range widened by a ninth), none, or LOW,HIGH", "--y-range", y_range),
+    "n_hidden": Setting(10, _whole(1), "hidden units of the net (--model nn)", "--n-hidden", int),
+    "momentum": Setting(0.9, _number(lo=0, hi=1, hi_open=True), "momentum of sgd with momentum, beta1 of adam/adamw",
+                        "--momentum", float),
+    "beta2": Setting(0.99, _number(lo=0, hi=1, hi_open=True), "beta2 of adam/adamw (fastai's 0.99, not torch's "
+                     "0.999)", "--beta2", float),
+    "clip": Setting(True, _switch, "clip predictions to the training ratings' range (as Surprise does)", "--clip"),
+    "threads": Setting(None, _optional(_whole(1)), "torch threads during the fit (default: 1 for CPU fits under "
+                       "1,000,000 training ratings, else torch's own)", "--threads", int),
+    "progress": Setting(None, _optional(_switch), "a progress bar over the epochs on stderr (default: when stderr "
+                        "is a terminal)", "--progress"),
+}
+
+
+def check_fit(params: dict[str, Any]) -> dict[str, Any]:
+    """CollabFit's settings after checking each one, with the defaults that depend on others filled in
+    (wd_bias None -> wd; wd_mode None -> decoupled for adamw, else l2); SettingsError names the bad one."""
+    unknown = sorted(set(params) - set(FIT))
+    if unknown:
+        raise SettingsError(f"unknown setting '{unknown[0]}'; the settings are {', '.join(FIT)}")
+    out = {}
+    for name, setting in FIT.items():
+        value = params.get(name, setting.default)
+        try:
+            out[name] = setting.check(value, setting.label or name)
+        except checks.CheckError as exc:
+            raise SettingsError(str(exc)) from None
+    if out["wd_bias"] is None:
+        out["wd_bias"] = out["wd"]
+    if out["wd_mode"] is None:
+        out["wd_mode"] = "decoupled" if out["optimizer"] == "adamw" else "l2"
+    return out
+
+
+def resolve_y_range(value: Any, rating_range: tuple[float, float]) -> tuple[float, float] | None:
+    """"auto": fastai's (0, 5.5) for MovieLens scales, else the data's range widened by a ninth each side."""
+    if value == "auto":
+        lo, hi = rating_range
+        pad = (hi - lo) / 9 or 0.5
+        return (0.0, 5.5) if 0.0 <= lo and hi <= 5.5 else (lo - pad, hi + pad)
+    return None if value is None else (float(value[0]), float(value[1]))
+
+
+# -- the collab sheet solves ----------------------------------------------------------------------------------------
+# Optimizer -> (lr, epochs) it runs with when it is not the tab's own default and no --lr / --epochs is given.
+SOLVE_OPTIMIZERS: dict[str, tuple[float, int]] = {
+    "adam": (0.05, 1000), "adamw": (0.05, 1000), "sgd": (0.5, 1000), "momentum": (0.1, 1000), "lbfgs": (1.0, 200)}
+SOLVE: dict[str, Setting] = {
+    "optimizer": Setting(None, _optional(_choice(tuple(SOLVE_OPTIMIZERS))), "update rule (default per tab: lbfgs for "
+                         "the factor tabs, adam for bias and nnet)", "--optimizer", str, tuple(SOLVE_OPTIMIZERS),
+                         label="the optimizer"),
+    "lr": Setting(None, _optional(_number(lo=0, lo_open=True)), "learning rate (default per tab and optimizer)",
+                  "--lr", float, label="the learning rate"),
+    "epochs": Setting(None, _optional(_whole(1)), "full-batch steps (L-BFGS: iterations, each with its line search)",
+                      "--epochs", int, label="epochs"),
+    "wd": Setting(0.0, _number(lo=0), "weight decay (adam/sgd/momentum: L2 in the gradient; adamw: decoupled; "
+                  "lbfgs: L2 in the loss)", "--wd", float, label="the weight decay"),
+    "device": Setting("auto", check_device, "torch device: auto (the CPU: a tab is tiny), cpu, cuda or cuda:N",
+                      "--device", str),
+}
+
+
+@dataclass(frozen=True)
+class SolveSettings:
+    """What one tab's solve runs with (device: still "auto"/"cpu"/"cuda"; the solve picks the torch device)."""
+
+    optimizer: str
+    lr: float
+    epochs: int
+    wd: float
+    device: str
+
+
+def check_solve(tab_default: tuple[str, float, int], *, optimizer: str | None = None, lr: float | None = None,
+                epochs: int | None = None, wd: float | None = None, device: str = "auto") -> SolveSettings:
+    """A tab's (optimizer, lr, epochs) default overridden by what was given; SettingsError names a bad value."""
+    given = {"optimizer": optimizer.lower() if isinstance(optimizer, str) else optimizer, "lr": lr,
+             "epochs": epochs, "wd": SOLVE["wd"].default if wd is None else wd, "device": device}
+    try:
+        s = {name: SOLVE[name].check(value, SOLVE[name].label or name) for name, value in given.items()}
+    except checks.CheckError as exc:
+        raise SettingsError(str(exc)) from None
+    tab_optimizer, tab_lr, tab_epochs = tab_default
+    opt = s["optimizer"] or tab_optimizer
+    d_lr, d_epochs = (tab_lr, tab_epochs) if opt == tab_optimizer else SOLVE_OPTIMIZERS[opt]
+    return SolveSettings(opt, d_lr if s["lr"] is None else s["lr"], d_epochs if s["epochs"] is None else s["epochs"],
+                         s["wd"], s["device"])

@@ -1,0 +1,136 @@
+"""The one training loop: forward -> backward -> update, one trace row per epoch (micrograd's loop, batched).
+
+`CollabFit.fit` runs it in minibatches with torch.optim; the collab sheet solves run it on one full batch in
+float64 with `core.optim`'s rules and L-BFGS, and import no torch.optim (whose first use imports torch._dynamo,
+seconds of a sheet solve that otherwise takes a fraction of one).
+
+The update is anything with `zero_grad()` and `step(closure) -> loss`, torch.optim's protocol: the closure clears
+the gradients, evaluates the objective at the current parameters, back-propagates and returns the loss; `step`
+may call it more than once (a line search) and returns the loss of the point it started from, the very tensor a
+closure call returned. torch.optim's optimizers qualify, and so do `optim.Rule` and `optim.LBFGS`. An update
+whose `converged` attribute turns true ends the run early.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from xlcollab.errors import DivergedError
+
+Batch = Any
+Objective = Callable[[Batch], tuple[Any, Any]]  # batch -> (loss to minimise, data term the trace reports)
+
+
+def full_batch(epoch: int) -> list[tuple[None, int]]:
+    """The batches of a full-batch run: one, of weight 1 (the objective knows its data)."""
+    return [(None, 1)]
+
+
+def one_cycle(pct: float, lr: float, pct_start: float = 0.25, div: float = 25.0, div_final: float = 1e5) -> float:
+    """fastai's one-cycle: cosine from lr/div up to lr over pct_start, then cosine down to lr/div_final."""
+    def cos(a: float, b: float, p: float) -> float:
+        return b + (a - b) * (1 + math.cos(math.pi * p)) / 2
+    if pct < pct_start:
+        return cos(lr / div, lr, pct / pct_start)
+    return cos(lr, lr / div_final, (pct - pct_start) / (1 - pct_start))
+
+
+def schedule_lr(schedule: str, pct: float, lr: float) -> float:
+    """Learning rate at fraction pct (0 <= pct < 1) of the run: "one-cycle", "annealed" (cosine to 0), "constant"."""
+    if schedule == "one-cycle":
+        return one_cycle(pct, lr)
+    if schedule == "annealed":
+        return lr * (1 + math.cos(math.pi * pct)) / 2
+    return lr
+
+
+def _set_lr(update: Any, lr: float) -> None:
+    for group in update.param_groups:
+        group["lr"] = lr
+
+
+def _progress_bar(progress: bool | None, epochs: int, desc: str) -> Any:
+    """A tqdm bar over epochs when asked (None: only when stderr is a terminal)."""
+    if not (progress or (progress is None and sys.stderr.isatty())):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=epochs, desc=desc, unit="epoch", leave=False, file=sys.stderr)
+
+
+def _data_term(loss: Any, evaluations: list[tuple[Any, Any]], update: Any) -> Any:
+    """The data term of the evaluation whose loss tensor the step returned (the point it started from)."""
+    data = next((d for l_, d in evaluations if l_ is loss), None)
+    if data is None:
+        raise TypeError(f"{type(update).__name__}.step must return the loss tensor a closure call returned")
+    return data
+
+
+def _check_finite(row: dict[str, Any], name: str, lr_hint: float | None) -> None:
+    """DivergedError for the first NaN or infinite number of an epoch's row, naming the epoch."""
+    bad = next(((k, v) for k, v in row.items() if k != "epoch" and not math.isfinite(v)), None)
+    if bad is not None:
+        hint = "" if lr_hint is None else f" (lr {lr_hint:g}); try a lower learning rate, e.g. --lr {lr_hint / 10:g}"
+        raise DivergedError(f"{name + ': ' if name else ''}the {bad[0]} became {bad[1]} in epoch {row['epoch']}{hint}")
+
+
+def train(update: Any, objective: Objective, epochs: int, *,
+          batches: Callable[[int], Iterable[tuple[Batch, int]]] = full_batch,
+          lr_at: Callable[[int], float] | None = None,
+          evaluate: Callable[[], dict[str, float]] | None = None,
+          on_epoch: Callable[[dict[str, Any]], None] | None = None,
+          progress: bool | None = False, name: str = "", lr_hint: float | None = None) -> list[dict[str, Any]]:
+    """Run `epochs` epochs; return one row per epoch: epoch (from 1), loss, evaluate()'s numbers, lr, seconds.
+
+    batches(epoch) gives (batch, weight) pairs; objective(batch) gives (loss, data): the loss is minimised, and
+    row["loss"] is the weighted mean over the epoch of each step's data term taken at the point the step started
+    from (fastai's train loss; a full batch: the loss before the epoch's step). lr_at(step) sets the learning rate
+    of every step (counted from 0 over the run). A NaN or infinite loss or evaluate() number stops the run with
+    DivergedError naming the epoch (prefixed by `name`) and suggesting lr_hint / 10.
+    """
+    rows: list[dict[str, Any]] = []
+    evaluations: list[tuple[Any, Any]] = []  # (loss, data) of the closure calls since the step before
+    bar = _progress_bar(progress, epochs, name or "fit")
+    step, lr = 0, None
+    try:
+        for epoch in range(1, epochs + 1):
+            start = time.perf_counter()
+            total, weight = None, 0
+            for batch, n in batches(epoch - 1):
+                if lr_at is not None:
+                    lr = lr_at(step)
+                    _set_lr(update, lr)
+
+                def closure(batch: Batch = batch) -> Any:
+                    update.zero_grad()
+                    loss, data = objective(batch)
+                    loss.backward()
+                    evaluations.append((loss, data))
+                    return loss
+
+                del evaluations[:-1]  # keep the last: a step may start from the point the step before accepted
+                part = _data_term(update.step(closure), evaluations, update).detach() * n
+                total = part if total is None else total + part
+                weight += n
+                step += 1
+            row = {"epoch": epoch, "loss": float(total) / weight}
+            row.update(evaluate() if evaluate is not None else {})
+            _check_finite(row, name, lr_hint)
+            if lr is not None:
+                row["lr"] = lr
+            row["seconds"] = time.perf_counter() - start
+            rows.append(row)
+            if bar is not None:
+                bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k not in ("epoch", "lr", "seconds")})
+                bar.update()
+            if on_epoch is not None:
+                on_epoch(row)
+            if getattr(update, "converged", False):
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    return rows

@@ -1,0 +1,178 @@
+"""Any workbook's formulas -> one batched, differentiable torch function of its variable cells.
+
+`compile_cells(book, variables, outputs)` follows the outputs' precedents through formulas, across sheets
+and defined names, down to the variable cells and constants; constant parts are folded at compile time,
+each filled block becomes one set of batched tensor operations. The result maps x (n,) or (B, n) to one
+tensor per output range and, for writing cached values, gives every formula cell of the touched sheets.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from xlcollab.book.base import Book
+from xlcollab.errors import WorkbookError
+from xlcollab.solver.graph import Group, Program
+from xlcollab.solver.lower import _gather_thunk
+from xlcollab.solver.refs import Cell, a1, cell_label
+from xlcollab.solver.values import BLANK, BOOL, ERR, NUM, TEXT, Num
+from xlcollab.solver.workbook import FAILED, PENDING, Workbook
+
+__all__ = ["Cell", "Compiled", "compile_cells"]
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """The compiled model: x[..., i] is the value of variables[i]; calling it gives the outputs' values."""
+    variables: list[Cell]
+    x0: torch.Tensor
+    outputs: list[list[Cell]]
+    notes: list[str] = field(default_factory=list)   # e.g. zero-gradient functions on the variables' path
+    _program: Program = field(default=None, repr=False, compare=False)
+    _reads: list[Num] = field(default_factory=list, repr=False, compare=False)
+    _path: int = field(default=0, repr=False)
+    _touched: list[str] = field(default_factory=list, repr=False)
+
+    def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """x: (n,) or (batch, n) float64 -> one tensor per output range, shape ((batch,) cells); differentiable."""
+        xb, single = self._batch(x)
+        env = self._program.evaluate(xb, self._path)
+        outs = [r(env) if callable(r) else r.expand(xb.shape[0], -1) for r in self._reads]
+        return [o[0] for o in outs] if single else outs
+
+    def values(self, x: torch.Tensor) -> dict[Cell, float | str | bool | None]:
+        """Every formula cell on the sheets the compile touched, evaluated at x (n,): for writing cached values.
+
+        Numbers are floats, TRUE/FALSE bools, text str, errors their text ("#DIV/0!"); cells whose formulas
+        the compiler cannot evaluate (functions off the variables' path it does not know) are left out.
+        """
+        prog = self._program
+        for sheet in self._touched:
+            data = prog.wb.sheet(sheet)
+            rows, cols = np.nonzero(data.src == PENDING)
+            prog.ensure([(sheet, int(r), int(c)) for r, c in zip(rows, cols)], strict=False)
+        xb, _ = self._batch(x)
+        with torch.no_grad():
+            env = prog.evaluate(xb[:1])
+        out: dict[Cell, float | str | bool | None] = {}
+        for sheet in self._touched:
+            data = prog.wb.sheet(sheet)
+            rows, cols = np.nonzero((data.group >= 0) & (data.src != FAILED))
+            kind, num, text, src, pos = data.lookup(rows, cols)
+            nums = num.astype(float).copy()
+            dyn = src > 0
+            for s in np.unique(src[dyn]):
+                nums[src == s] = env.src[s][0, torch.as_tensor(pos[src == s])].cpu().numpy()
+            for r, c, k, v, t in zip(rows, cols, kind, nums, text):
+                out[(sheet, int(r), int(c))] = (float(v) if k == NUM else bool(v) if k == BOOL
+                                                else str(t) if k in (TEXT, ERR) else None)
+        return out
+
+    def _batch(self, x: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        x = torch.as_tensor(x, dtype=torch.float64, device=self.x0.device)
+        if x.shape[-1:] != (len(self.variables),) or x.dim() > 2:
+            raise ValueError(f"x must have shape ({len(self.variables)},) or (batch, {len(self.variables)}), "
+                             f"got {tuple(x.shape)}")
+        return (x[None], True) if x.dim() == 1 else (x, False)
+
+
+def compile_cells(book: Book, variables: Sequence[Cell], outputs: Sequence[Sequence[Cell]], *,
+                  device: str | torch.device = "cpu") -> Compiled:
+    """Compile the formulas from `variables` to `outputs` (lists of (sheet, row, col), 1-based) into torch."""
+    device = torch.device(device)
+    wb = Workbook(book)
+    prog = Program(wb, device)
+    variables = [_real(wb, c) for c in variables]
+    x0 = _place_variables(wb, variables, book)
+    outputs = [[_real(wb, c) for c in out] for out in outputs]
+    prog.ensure([c for out in outputs for c in out], strict=True)
+    reads = [_read_output(prog, out) for out in outputs]
+    for note in prog.notes:
+        warnings.warn(note, stacklevel=2)
+    touched = wb.loaded()
+    return Compiled(variables, x0.to(device), outputs, list(prog.notes), prog, reads, len(prog.sources), touched)
+
+
+def _real(wb: Workbook, cell: Cell) -> Cell:
+    sheet, r, c = cell
+    real = wb.real_name(sheet)
+    if real is None:
+        raise WorkbookError(f"no sheet named '{sheet}'", path=wb.book.name)
+    return real, int(r), int(c)
+
+
+def _place_variables(wb: Workbook, variables: list[Cell], book: Book) -> torch.Tensor:
+    """Mark the variable cells as x's elements; their current values (blank = 0) are x0."""
+    if len(set(variables)) != len(variables):
+        dup = next(c for c in variables if variables.count(c) > 1)
+        raise WorkbookError("a variable cell is listed twice", sheet=dup[0], cell=a1(dup[1], dup[2]), path=book.name)
+    x0 = np.zeros(len(variables))
+    for i, (sheet, r, c) in enumerate(variables):
+        data = wb.sheet(sheet)
+        if not data.inside(np.array(r), np.array(c)):
+            data.grow(r, c)
+        if data.group[r, c] >= 0:
+            raise WorkbookError("a variable cell holds a formula; Solver changes only constant cells", sheet=sheet,
+                                cell=a1(r, c), path=book.name)
+        kind = data.kind[r, c]
+        if kind not in (NUM, BLANK, BOOL):
+            what = f"text {data.text[r, c]!r}" if kind == TEXT else f"the error {data.text[r, c]}"
+            raise WorkbookError(f"a variable cell holds {what}, not a number", sheet=sheet, cell=a1(r, c),
+                                path=book.name)
+        x0[i] = data.num[r, c]
+        data.kind[r, c], data.src[r, c], data.pos[r, c] = NUM, 0, i
+    return torch.as_tensor(x0)
+
+
+def _read_output(prog: Program, cells: list[Cell]) -> Num:
+    """env -> (B, len(cells)) for one output range; text or errors there are refused, naming the cell."""
+    if not cells:
+        return torch.zeros((1, 0), dtype=torch.float64, device=prog.device)
+    parts = [prog.wb.sheet(s).lookup(np.array([r]), np.array([c])) for s, r, c in cells]
+    kind, num, text, src, pos = (np.concatenate(p) for p in zip(*parts))
+    for cell, k, t in zip(cells, kind, text):
+        if k == TEXT:
+            raise WorkbookError(f"holds text ({t!r}) where a number is needed", sheet=cell[0],
+                                cell=a1(cell[1], cell[2]), path=prog.wb.book.name)
+        if k == ERR:
+            origin = _error_origin(prog, cell)
+            where = f" (it starts at {cell_label(origin)})" if origin != cell else ""
+            raise WorkbookError(f"evaluates to the error {t}{where}", sheet=cell[0], cell=a1(cell[1], cell[2]),
+                                path=prog.wb.book.name)
+    if not (src > 0).any() and not (src == 0).any():
+        return torch.as_tensor(num, dtype=torch.float64, device=prog.device)[None]
+    thunk = _gather_thunk(src, pos, num, prog.device)
+    return lambda env: thunk(env).reshape(env.src[0].shape[0], -1)
+
+
+def _error_origin(prog: Program, cell: Cell) -> Cell:
+    """Follow error values back through the formulas to the first cell that holds one."""
+    seen = {cell}
+    while True:
+        g = prog.group_of(cell)
+        if g is None or g.tree is None:
+            return cell
+        anchor = _anchor(g, cell)
+        single = Group(g.sheet, g.key, g.tree, None, np.array([anchor[0]]), np.array([anchor[1]]), g.extent, g.array)
+        nxt = None
+        for dep in prog.dep_cells(single):
+            data = prog.wb.sheet(dep[0])
+            if dep not in seen and data.kind[dep[1], dep[2]] == ERR:
+                nxt = dep
+                break
+        if nxt is None:
+            return cell
+        seen.add(nxt)
+        cell = nxt
+
+
+def _anchor(g: Group, cell: Cell) -> tuple[int, int]:
+    """The host (row, col) of the group member whose extent holds `cell`."""
+    eh, ew = g.extent
+    _, r, c = cell
+    k = np.nonzero((g.rows <= r) & (r < g.rows + eh) & (g.cols <= c) & (c < g.cols + ew))[0][0]
+    return int(g.rows[k]), int(g.cols[k])

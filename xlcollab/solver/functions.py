@@ -1,0 +1,404 @@
+"""Excel's functions, lowered for a whole filled block: maths, aggregates, logic and IF.
+
+Each entry of FUNCTIONS takes the Block and the call's argument trees and returns a RefVal or Val, so a
+function decides how its arguments are read (one value per cell, a whole range, a reference) and in which
+context (array-typed arguments are evaluated as arrays, as in Excel). Ranges skip text, TRUE/FALSE and
+blanks where Excel's aggregates do; direct arguments count them. Lookups live in `lookup.py`.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from xlcollab.solver import ops
+from xlcollab.solver.lower import Block, Function, RefVal, register
+from xlcollab.solver.parse import Missing, Node
+from xlcollab.solver.values import (BLANK, BOOL, ERR, F64, NUM, TEXT, Env, Unsupported, Val, broadcast,
+                                    const_val, error, first_error, lift, scalar, tensor, with_errors)
+
+# -- elementwise maths -------------------------------------------------------------------------------------
+def _round_half_away(x: torch.Tensor, digits: torch.Tensor) -> torch.Tensor:
+    """Excel's ROUND: halves away from zero; the nudge undoes binary error (1.005 -> 1.01, as Excel shows)."""
+    scale = torch.pow(10.0, torch.trunc(digits))
+    s = (x * scale).abs()
+    return torch.sign(x) * torch.floor(s * (1 + 2 ** -50) + 0.5) / scale
+
+
+def _floor_sig(x: torch.Tensor, sig: torch.Tensor) -> torch.Tensor:
+    bad = (x > 0) & (sig < 0)
+    return torch.where(bad, torch.nan, torch.floor(x / sig) * sig)
+
+
+_MATH: dict[str, tuple[Callable[..., torch.Tensor], int, int, bool]] = {
+    # name: (torch function, min args, max args, can give inf/NaN gradients)
+    "ABS": (torch.abs, 1, 1, False),
+    "SQRT": (torch.sqrt, 1, 1, True),
+    "EXP": (torch.exp, 1, 1, True),
+    "LN": (torch.log, 1, 1, True),
+    "LOG10": (torch.log10, 1, 1, True),
+    "LOG": (lambda x, b=None: torch.log(x) / (torch.log(b) if b is not None else math.log(10.0)), 1, 2, True),
+    "POWER": (torch.pow, 2, 2, True),
+    "INT": (torch.floor, 1, 1, False),
+    "ROUND": (_round_half_away, 2, 2, False),
+    "FLOOR": (_floor_sig, 2, 2, False),
+}
+_ZERO_GRADIENT = {"INT", "ROUND", "FLOOR"}
+
+
+def _math(name: str) -> Function:
+    fn, _, _, risky = _MATH[name]
+
+    def impl(block: Block, args: Sequence[Node]) -> Val:
+        vals = [block.operand(a) for a in args]
+        block.risky |= risky
+        out = ops.elementwise(fn, vals, block.device,
+                              zero_div=(lambda a: a[1] == 0) if name == "FLOOR" else None)
+        if name in _ZERO_GRADIENT and out.dynamic:
+            block.note(f"{block.label}: {name} has zero gradient with respect to the variables")
+        return out
+    return impl
+
+
+for _name, (_fn, _lo, _hi, _risky) in _MATH.items():
+    register(_name, lo=_lo, hi=_hi)(_math(_name))
+
+
+# -- aggregates ----------------------------------------------------------------------------------------------
+def _items(block: Block, args: Sequence[Node], *, array: bool = False) -> list[tuple[Val, bool]]:
+    """Each argument's values and whether Excel reads it as a range/array (skipping text and booleans there)."""
+    out = []
+    with block.array_context(array or block.array):
+        for a in args:
+            if isinstance(a, Missing):
+                continue
+            low = block.lower(a)
+            if isinstance(low, RefVal):
+                out.append((block.gather(low), True))
+            else:
+                out.append((low, low.shape[1:] != (1, 1)))
+    return out
+
+
+def _numbers(v: Val, in_range: bool, device: torch.device, *, bools_in_range: bool = False) -> tuple[Val, np.ndarray]:
+    """(numbers, which elements count) as SUM/AVERAGE/MIN/MAX read an argument."""
+    if in_range:
+        keep = (v.kind == NUM) | ((v.kind == BOOL) if bools_in_range else False)
+        return v, keep
+    v = ops.to_number(v, device)
+    return v, v.kind == NUM
+
+
+def _member_errors(vals: list[Val], G: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per host cell: whether any argument holds an error there, and the first error's code."""
+    mask = np.zeros((G, 1, 1), dtype=bool)
+    codes = np.full((G, 1, 1), "", dtype=object)
+    for v in vals:
+        err = np.broadcast_to(v.kind == ERR, (max(G, v.shape[0]),) + v.shape[1:])
+        if not err.any():
+            continue
+        texts = np.broadcast_to(v.texts(), err.shape)
+        for g in range(err.shape[0]):
+            if not mask[g % G, 0, 0] and err[g].any():
+                mask[g % G, 0, 0], codes[g % G, 0, 0] = True, texts[g][err[g]][0]
+    return mask, codes
+
+
+def reduce(v: Val, keep: np.ndarray, how: str, device: torch.device):
+    """Sum / sum of squares / min / max over each cell's (h, w), only where `keep`."""
+    k = tensor(np.broadcast_to(keep, np.broadcast_shapes(keep.shape, v.shape)))
+    fill = {"sum": 0.0, "sumsq": 0.0, "min": math.inf, "max": -math.inf}[how]
+
+    def run(t: torch.Tensor, k_: torch.Tensor) -> torch.Tensor:
+        t = torch.where(k_, t, torch.full((), fill, dtype=F64, device=t.device))
+        if how == "sumsq":
+            t = t * t
+        if how in ("sum", "sumsq"):
+            return t.sum((-2, -1), keepdim=True)
+        return t.amin((-2, -1), keepdim=True) if how == "min" else t.amax((-2, -1), keepdim=True)
+    return lift(run, v.num, k, device=device)
+
+
+def _aggregate(how: str) -> Function:
+    def impl(block: Block, args: Sequence[Node]) -> Val:
+        items = [(*_numbers(v, r, block.device), r) for v, r in _items(block, args)]
+        G = max([block.G] + [v.shape[0] for v, _, _ in items])
+        err, codes = _member_errors([v for v, _, _ in items], G)
+        count = sum(np.broadcast_to(k, (G,) + v.shape[1:]).sum((1, 2)) for v, k, _ in items).reshape(G, 1, 1) \
+            if items else np.zeros((G, 1, 1))
+        parts = [reduce(v, k, "sum" if how == "average" else how, block.device) for v, k, _ in items]
+        if how in ("min", "max"):
+            combine = torch.minimum if how == "min" else torch.maximum
+            total = _fold(parts, combine, block.device)
+            total = lift(lambda t, c: torch.where(c > 0, t, torch.zeros((), dtype=F64, device=t.device)), total,
+                         tensor(count), device=block.device)
+        else:
+            total = _fold(parts, torch.add, block.device)
+            if how == "average":
+                total = lift(lambda t, c: t / c, total, tensor(np.maximum(count, 1)), device=block.device)
+                err, codes = err | (count == 0) & ~err, np.where((count == 0) & ~err, "#DIV/0!", codes)
+        return with_errors(np.zeros((G, 1, 1), np.int8), total, err, codes)
+    return impl
+
+
+def _fold(parts: list, combine: Callable, device: torch.device):
+    if not parts:
+        return tensor(np.zeros((1, 1, 1)))
+    total = parts[0]
+    for p in parts[1:]:
+        total = lift(combine, total, p, device=device)
+    return total
+
+
+for _name, _how in (("SUM", "sum"), ("SUMSQ", "sumsq"), ("AVERAGE", "average"), ("MIN", "min"), ("MAX", "max")):
+    register(_name, lo=1)(_aggregate(_how))
+
+
+@register("COUNT", lo=1)
+def count(block: Block, args: Sequence[Node]) -> Val:
+    """Numbers in ranges; numbers, TRUE/FALSE and numeric text given directly. Never an error."""
+    total = np.zeros((block.G, 1, 1))
+    for v, in_range in _items(block, args):
+        if in_range:
+            hits = v.kind == NUM
+        else:
+            hits = np.isin(ops.to_number(v, block.device).kind, (NUM,)) & (v.kind != BLANK)
+        total = total + np.broadcast_to(hits, (max(block.G, v.shape[0]),) + v.shape[1:]).sum((1, 2)).reshape(-1, 1, 1)
+    return const_val(np.zeros(total.shape), total)
+
+
+@register("COUNTA", lo=1)
+def counta(block: Block, args: Sequence[Node]) -> Val:
+    total = np.zeros((block.G, 1, 1))
+    for v, _ in _items(block, args):
+        total = total + np.broadcast_to(v.kind != BLANK, (max(block.G, v.shape[0]),) + v.shape[1:]).sum((1, 2)).reshape(-1, 1, 1)
+    return const_val(np.zeros(total.shape), total)
+
+
+@register("SUMPRODUCT", lo=1)
+def sumproduct(block: Block, args: Sequence[Node]) -> Val:
+    """Products of same-sized arrays, summed; anything not a number counts as 0 (errors stay errors)."""
+    with block.array_context():
+        vals = [block.values(a) for a in args]
+    if len({v.shape[1:] for v in vals}) != 1:
+        return error("#VALUE!")
+    shape = broadcast(*(v.shape for v in vals))
+    keep = np.ones(shape, dtype=bool)
+    for v in vals:
+        keep = keep & (v.kind == NUM)
+    err, codes = _member_errors(vals, shape[0])
+    k = tensor(keep)
+
+    def run(k_: torch.Tensor, *ts: torch.Tensor) -> torch.Tensor:
+        prod = ts[0]
+        for t in ts[1:]:
+            prod = prod * t
+        return torch.where(k_, prod, torch.zeros((), dtype=F64, device=prod.device)).sum((-2, -1), keepdim=True)
+    total = lift(run, k, *(v.num for v in vals), device=block.device)
+    return with_errors(np.zeros((shape[0], 1, 1), np.int8), total, err, codes)
+
+
+@register("SUMXMY2", lo=2, hi=2)
+def sumxmy2(block: Block, args: Sequence[Node]) -> Val:
+    """Sum of (x - y)^2 over the pairs where both are numbers (Excel skips text, TRUE/FALSE and blanks)."""
+    with block.array_context():
+        x, y = block.values(args[0]), block.values(args[1])
+    if x.shape[1] * x.shape[2] != y.shape[1] * y.shape[2]:
+        return error("#N/A")
+    if x.shape[1:] != y.shape[1:]:
+        raise Unsupported("SUMXMY2 of arrays of different shapes")
+    shape = broadcast(x.shape, y.shape)
+    keep = tensor(np.broadcast_to((x.kind == NUM) & (y.kind == NUM), shape))
+    err, codes = _member_errors([x, y], shape[0])
+
+    def run(a: torch.Tensor, b: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        d = torch.where(k, a - b, torch.zeros((), dtype=F64, device=a.device))
+        return (d * d).sum((-2, -1), keepdim=True)
+    return with_errors(np.zeros((shape[0], 1, 1), np.int8), lift(run, x.num, y.num, keep, device=block.device),
+                       err, codes)
+
+
+def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Matrix products per cell; small ones as multiply-and-sum (batched tiny matmuls are slow on CPUs)."""
+    h, k, w = a.shape[-2], a.shape[-1], b.shape[-1]
+    if h * k * w <= 512:
+        return (a.unsqueeze(-1) * b.unsqueeze(-3)).sum(-2)
+    return torch.matmul(a, b)
+
+
+@register("MMULT", lo=2, hi=2)
+def mmult(block: Block, args: Sequence[Node]) -> Val:
+    with block.array_context():
+        a, b = block.values(args[0]), block.values(args[1])
+    if a.shape[2] != b.shape[1]:
+        return error("#VALUE!")
+    bad = ~np.broadcast_to((a.kind == NUM).all((1, 2)), (max(a.shape[0], b.shape[0]),)) | \
+        ~np.broadcast_to((b.kind == NUM).all((1, 2)), (max(a.shape[0], b.shape[0]),))
+    G = max(a.shape[0], b.shape[0])
+    shape = (G, a.shape[1], b.shape[2])
+    mask = np.broadcast_to(bad[:, None, None], shape)
+    return with_errors(np.zeros(shape, np.int8), lift(_matmul, a.num, b.num, device=block.device), mask,
+                       np.full(shape, "#VALUE!", dtype=object))
+
+
+@register("TRANSPOSE", lo=1, hi=1)
+def transpose(block: Block, args: Sequence[Node]) -> Val:
+    with block.array_context():
+        v = block.values(args[0])
+    text = None if v.text is None else np.ascontiguousarray(np.broadcast_to(v.text, v.shape).transpose(0, 2, 1))
+    return Val(np.ascontiguousarray(v.kind.transpose(0, 2, 1)),
+               lift(lambda t: t.transpose(-1, -2), v.num, device=block.device), text)
+
+
+# -- logic ------------------------------------------------------------------------------------------------------
+def _truth(block: Block, args: Sequence[Node], how: str) -> Val:
+    """AND / OR: ranges count numbers and TRUE/FALSE (text and blanks skipped); no values at all is #VALUE!."""
+    parts, vals = [], []
+    counts = np.zeros((block.G, 1, 1))
+    for v, in_range in _items(block, args):
+        if in_range:
+            keep = (v.kind == NUM) | (v.kind == BOOL)
+            b = ops.to_bool(Val(np.where(keep, v.kind, NUM).astype(np.int8), v.num, v.text), block.device)
+        else:
+            b = ops.to_bool(v, block.device)
+            keep = b.kind != ERR
+        vals.append(b)
+        counts = counts + np.broadcast_to(keep, (max(block.G, v.shape[0]),) + v.shape[1:]).sum((1, 2)).reshape(-1, 1, 1)
+        parts.append(reduce(b, keep, "min" if how == "and" else "max", block.device))
+    err, codes = _member_errors(vals, counts.shape[0])
+    total = _fold(parts, torch.minimum if how == "and" else torch.maximum, block.device)
+    err, codes = err | (counts == 0), np.where((counts == 0) & ~err, "#VALUE!", codes)
+    return with_errors(np.full(counts.shape, BOOL, np.int8), total, err, codes)
+
+
+register("AND", lo=1)(lambda block, args: _truth(block, args, "and"))
+register("OR", lo=1)(lambda block, args: _truth(block, args, "or"))
+
+
+@register("NOT", lo=1, hi=1)
+def not_(block: Block, args: Sequence[Node]) -> Val:
+    b = ops.to_bool(block.operand(args[0]), block.device)
+    return Val(b.kind, lift(lambda t: 1.0 - t, b.num, device=block.device), b.text)
+
+
+register("TRUE", lo=0, hi=0)(lambda block, args: scalar(True))
+register("FALSE", lo=0, hi=0)(lambda block, args: scalar(False))
+register("NA", lo=0, hi=0)(lambda block, args: error("#N/A"))
+
+
+def _is(test: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Function:
+    """ISNUMBER & co: decided by the kinds alone, so they never depend on the variables."""
+    def impl(block: Block, args: Sequence[Node]) -> Val:
+        v = block.operand(args[0])
+        hit = test(v.kind, v.texts())
+        return const_val(np.full(v.shape, BOOL), hit.astype(float))
+    return impl
+
+
+for _name, _test in (("ISNUMBER", lambda k, t: k == NUM), ("ISTEXT", lambda k, t: k == TEXT),
+                     ("ISNONTEXT", lambda k, t: k != TEXT), ("ISBLANK", lambda k, t: k == BLANK),
+                     ("ISLOGICAL", lambda k, t: k == BOOL), ("ISERROR", lambda k, t: k == ERR),
+                     ("ISNA", lambda k, t: (k == ERR) & (t == "#N/A")),
+                     ("ISERR", lambda k, t: (k == ERR) & (t != "#N/A"))):
+    register(_name, lo=1, hi=1)(_is(_test))
+
+
+# -- IF and IFERROR ----------------------------------------------------------------------------------------------
+@register("IF", lo=1, hi=3)
+def if_(block: Block, args: Sequence[Node]) -> Val:
+    """Both branches compiled, chosen per element; a branch not taken cannot send NaN gradients to x."""
+    cond = ops.to_bool(block.operand(args[0]), block.device)
+    then_node = args[1] if len(args) > 1 else None
+    else_node = args[2] if len(args) > 2 else None
+    branch = lambda node: (block.operand(node) if node is not None and not isinstance(node, Missing)
+                           else scalar(0.0) if isinstance(node, Missing) else scalar(node is not None))
+    err = cond.kind == ERR
+    if not cond.dynamic:
+        truth = (cond.num[0].numpy() != 0) & ~err
+        if truth.all() or (~truth | err).all():
+            out = branch(then_node if truth.all() else else_node)
+        else:
+            t = _lower_branch(block, lambda: branch(then_node), block.new_mask(truth.shape, truth))
+            e = _lower_branch(block, lambda: branch(else_node), block.new_mask(truth.shape, ~truth))
+            out = ops.select(truth, t, e, block.device)
+        return _with_cond_errors(out, cond)
+    m_then, m_else = block.new_mask(cond.shape), block.new_mask(cond.shape)
+    t = _lower_branch(block, lambda: branch(then_node), m_then)
+    e = _lower_branch(block, lambda: branch(else_node), m_else)
+    shape = broadcast(cond.shape, t.shape, e.shape)
+    kt, ke = np.broadcast_to(t.kind, shape), np.broadcast_to(e.kind, shape)
+    numeric = lambda k: (k == NUM) | (k == BOOL)
+    if not ((numeric(kt) & numeric(ke)) | np.broadcast_to(cond.kind == ERR, shape)).all():
+        raise Unsupported("IF gives text, an error or numbers depending on the variables")
+    c_num, t_num, e_num = (v.num if callable(v.num) else v.num.to(block.device) for v in (cond, t, e))
+    ids = (m_then.id, m_else.id)
+
+    def run(env: Env) -> torch.Tensor:
+        c = (c_num(env) != 0)
+        env.masks[ids[0]], env.masks[ids[1]] = c, ~c
+        tv = t_num(env) if callable(t_num) else t_num
+        ev = e_num(env) if callable(e_num) else e_num
+        return torch.where(c, tv, ev)
+    kind = np.where(kt == ke, kt, NUM).astype(np.int8)
+    return _with_cond_errors(Val(kind, run, None), cond)
+
+
+def _lower_branch(block: Block, lower: Callable[[], Val], mask) -> Val:
+    """Lower a branch; if it holds a function with a singular gradient, again with its inputs masked."""
+    saved = block.risky
+    block.risky = False
+    val = lower()
+    if block.risky and val.dynamic:
+        with block.masked(mask):
+            val = lower()
+    block.risky = saved or block.risky
+    return val
+
+
+def _with_cond_errors(out: Val, cond: Val) -> Val:
+    if not (cond.kind == ERR).any():
+        return out
+    shape = broadcast(out.shape, cond.shape)
+    mask, codes = first_error(cond, shape=shape)
+    return with_errors(np.broadcast_to(out.kind, shape).copy(), out.num, mask, codes,
+                       None if out.text is None else np.broadcast_to(out.text, shape))
+
+
+@register("IFERROR", lo=2, hi=2)
+def iferror(block: Block, args: Sequence[Node]) -> Val:
+    """The value, or the fallback where it is an error (on the variables' path: where it is not finite)."""
+    saved = block.risky
+    block.risky = False
+    v = block.operand(args[0])
+    risky, block.risky = block.risky, saved or block.risky
+    alt = block.operand(args[1])
+    static_err = v.kind == ERR
+    if not v.dynamic:
+        return ops.select(static_err, alt, v, block.device) if static_err.any() else v
+    shape = broadcast(v.shape, alt.shape)
+    ka = np.broadcast_to(alt.kind, shape)
+    if not np.isin(ka[~np.broadcast_to(static_err, shape)], (NUM, BOOL)).all():
+        raise Unsupported("IFERROR's fallback is not a number where the value depends on the variables")
+    mask = block.new_mask(v.shape)
+    v_masked = v
+    if risky:  # evaluate once without gradients to find the errors, then again with those inputs masked
+        with block.masked(mask):
+            v_masked = block.operand(args[0])
+    v_num, vm_num = v.num, v_masked.num
+    alt_num = alt.num if callable(alt.num) else alt.num.to(block.device)
+    se = tensor(np.broadcast_to(static_err, shape)).to(block.device)
+
+    def run(env: Env) -> torch.Tensor:
+        a = alt_num(env) if callable(alt_num) else alt_num
+        if not risky:
+            t = v_num(env)
+            return torch.where(torch.isfinite(t) & ~se, t, a)
+        with torch.no_grad():
+            ok = torch.isfinite(v_num(env)) & ~se
+        env.masks[mask.id] = ok
+        return torch.where(ok, vm_num(env), a)
+    kind = np.where(np.broadcast_to(static_err, shape), ka, NUM).astype(np.int8)
+    return Val(kind, run, None if alt.text is None else np.broadcast_to(alt.text, shape))
+

@@ -1,0 +1,165 @@
+"""What the compiler knows of a workbook: each sheet's cells as grids, read through a Book once per sheet.
+
+A sheet is loaded on first use with one `read` of its used range (live backends pay per call). Its grids hold,
+per cell, the kind, number and text of constants and computed formulas, and where a value that depends on
+the variables comes from at evaluation time (`src`: 0 is x, k > 0 the k-th compiled block; `pos` its
+index there). Formula cells not computed yet are PENDING; asking for one raises NotReady.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from xlcollab.book.base import Book, bounds
+from xlcollab.errors import WorkbookError
+from xlcollab.solver.refs import Cell, a1
+from xlcollab.solver.values import BLANK, BOOL, NUM, classify
+
+CONST, PENDING, FAILED = -1, -2, -3
+MAX_CELLS = 50_000_000
+
+
+class NotReady(Exception):
+    """Cells whose formulas must be compiled first."""
+
+    def __init__(self, cells: list[Cell]) -> None:
+        super().__init__(f"{len(cells)} cells not ready")
+        self.cells = cells
+
+
+@dataclass
+class Formula:
+    """One formula cell as read: its text and, for an array formula, its extent (rows, cols)."""
+    row: int
+    col: int
+    text: str
+    extent: tuple[int, int] | None  # None for an ordinary formula
+
+
+class SheetData:
+    """The grids of one sheet (1-based: index [row, col]; row/col 0 unused)."""
+
+    def __init__(self, book: Book, name: str) -> None:
+        self.name = name
+        r0, c0, r1, c1 = bounds(book.used_range(name))
+        arrays = {bounds(anchor)[:2]: bounds(extent) for anchor, extent in book.array_formulas(name).items()}
+        r1 = max([r1] + [e[2] for e in arrays.values()])
+        c1 = max([c1] + [e[3] for e in arrays.values()])
+        if r1 * c1 > MAX_CELLS:
+            raise WorkbookError(f"the used range {book.used_range(name)} is too large to compile", sheet=name,
+                                path=book.name)
+        shape = (r1 + 1, c1 + 1)
+        self.kind = np.full(shape, BLANK, dtype=np.int8)
+        self.num = np.zeros(shape)
+        self.text = np.full(shape, "", dtype=object)
+        self.src = np.full(shape, CONST, dtype=np.int32)
+        self.pos = np.zeros(shape, dtype=np.int32)
+        self.group = np.full(shape, -1, dtype=np.int32)
+        self.formulas: list[Formula] = []
+        grid = book.read(name, f"A1:{a1(r1, c1)}")
+        owned = np.zeros(shape, dtype=bool)
+        for (r, c), (er0, ec0, er1, ec1) in arrays.items():
+            owned[er0:er1 + 1, ec0:ec1 + 1] = True
+        for i, row in enumerate(grid, start=1):
+            for j, v in enumerate(row, start=1):
+                if v is None:
+                    continue
+                if (i, j) in arrays:
+                    er0, ec0, er1, ec1 = arrays[i, j]
+                    if not (isinstance(v, str) and v.startswith("=")):
+                        raise WorkbookError("an array formula's anchor reads without its formula", sheet=name,
+                                            cell=a1(i, j), path=book.name)
+                    self.formulas.append(Formula(i, j, v, (er1 - er0 + 1, ec1 - ec0 + 1)))
+                elif arrays and owned[i, j]:
+                    continue  # inside an array formula's extent: its values come from the anchor
+                elif isinstance(v, str) and v.startswith("=") and len(v) > 1:
+                    self.formulas.append(Formula(i, j, v, None))
+                else:
+                    self.kind[i, j], self.num[i, j], self.text[i, j] = classify(v)
+        for f in self.formulas:
+            h, w = f.extent or (1, 1)
+            self.src[f.row:f.row + h, f.col:f.col + w] = PENDING
+        self.shape = shape
+
+    def grow(self, row: int, col: int) -> None:
+        """Enlarge the grids to hold (row, col): a variable cell beyond the used range."""
+        shape = (max(self.shape[0], row + 1), max(self.shape[1], col + 1))
+        for name, fill in (("kind", BLANK), ("num", 0.0), ("text", ""), ("src", CONST), ("pos", 0), ("group", -1)):
+            old = getattr(self, name)
+            new = np.full(shape, fill, dtype=old.dtype)
+            new[:old.shape[0], :old.shape[1]] = old
+            setattr(self, name, new)
+        self.shape = shape
+
+    def inside(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return (rows >= 1) & (cols >= 1) & (rows < self.shape[0]) & (cols < self.shape[1])
+
+    def lookup(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, ...]:
+        """kind, num, text, src, pos of the cells at (rows, cols) (any shape); outside the grid: blank."""
+        ok = self.inside(rows, cols)
+        r, c = np.where(ok, rows, 0), np.where(ok, cols, 0)  # row 0 / col 0 are blank, constant
+        return self.kind[r, c], self.num[r, c], self.text[r, c], self.src[r, c], self.pos[r, c]
+
+    def settle(self, rows: np.ndarray, cols: np.ndarray, kind: np.ndarray, num: np.ndarray | None,
+               text: np.ndarray | None, src: int, pos: np.ndarray | None) -> None:
+        """Record computed cells: constants (num given) or values that source `src` supplies at `pos`."""
+        kind = np.where(kind == BLANK, NUM, kind)  # a formula shows a blank it points at as 0
+        self.kind[rows, cols] = kind
+        if text is not None:
+            self.text[rows, cols] = text
+        if num is not None:
+            self.num[rows, cols] = np.where((kind == NUM) | (kind == BOOL), num, 0.0)
+            self.src[rows, cols] = CONST
+        else:
+            self.src[rows, cols] = src
+            self.pos[rows, cols] = pos
+
+
+class Workbook:
+    """The sheets a compile touches, loaded on first use, and the book's defined names."""
+
+    def __init__(self, book: Book) -> None:
+        self.book = book
+        self.sheets: dict[str, SheetData] = {}
+        self._names = {s.upper(): s for s in book.sheet_names()}
+        self._globals: dict[str, str] | None = None
+        self._local: dict[str, dict[str, str]] = {}
+        self.on_load = None  # called with each newly loaded SheetData (the graph groups its formulas)
+
+    def sheet(self, name: str) -> SheetData:
+        data = self.sheets.get(name)
+        if data is None:
+            real = self._names.get(name.upper())
+            if real is None:
+                raise WorkbookError(f"no sheet named '{name}'", path=self.book.name)
+            data = self.sheets.get(real)
+            if data is None:
+                data = self.sheets[real] = SheetData(self.book, real)
+                if self.on_load is not None:
+                    self.on_load(data)
+            self.sheets[name] = data
+        return data
+
+    def loaded(self) -> list[str]:
+        """The sheets loaded so far (real names, in load order)."""
+        return list(dict.fromkeys(d.name for d in self.sheets.values()))
+
+    def real_name(self, name: str) -> str | None:
+        return self._names.get(name.upper())
+
+    def name_text(self, sheet: str, name: str) -> str | None:
+        """What a defined name refers to: the sheet's own name first, then the workbook's."""
+        key = name.upper()
+        if sheet not in self._local:
+            self._local[sheet] = self.book.names(sheet) if self.real_name(sheet) else {}
+        for table in (self._local[sheet], self.global_names()):
+            for k, v in table.items():
+                if k.upper() == key:
+                    return v
+        return None
+
+    def global_names(self) -> dict[str, str]:
+        if self._globals is None:
+            self._globals = self.book.global_names()
+        return self._globals
