@@ -20,6 +20,7 @@ from xlcollab.sheets.common import (FIX3, FIX4, INT, NOTE_FONT, comment, define_
 
 ID_COLS = 3         # the user embedding table starts at column C
 PRINTED_ROWS = 30   # the printed page shows the tables and the first rows of the long table
+PANEL_ROWS = 16     # rows from TOP the panel, the y range and the chart take
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,9 @@ class Tables:
 
     @property
     def long_header(self) -> int:
-        """The header row of the long table: below both embedding tables and a row of captions."""
-        return max(self.ur1, self.mr1) + 3
+        """The header row of the long table: below both embedding tables (and, however few the users and movies,
+        below the panel, the y range and the chart beside them) and a row of captions."""
+        return max(self.ur1, self.mr1, b.TOP + PANEL_ROWS) + 3
 
 
 def _tables(ws: Worksheet, data: Data, users: np.ndarray, movies: np.ndarray, *, titles: bool = True) -> Tables:
