@@ -15,58 +15,37 @@ from xlcollab.sheets.common import HEADER_FONT, comment, define_block, heading, 
 
 @dataclass(frozen=True)
 class Grid:
-    """Where the crosstab's blocks are, for nu users, nm movies and k factors: columns of the user factors, the
-    user bias, the ids and the first movie; rows of the titles, the movie ids, the first rating, the first movie
-    factor, the movie bias, the predictions' header and the first prediction."""
+    """Where the crosstab's blocks are, for nu users, nm movies and k factors: the columns of the first user factor,
+    the user bias, the ids, the first and last movie and the panel; the rows of the titles, the movie ids, the first
+    and last rating, the first movie factor, the movie bias, the predictions' header, the first and last prediction."""
     nu: int
     nm: int
     k: int
+    uf0: int
+    ub: int
+    idc: int
+    m0: int
+    m1: int
+    panel: int
+    title_row: int
+    id_row: int
+    r0: int
+    r1: int
+    f0: int
+    mb: int
+    head: int
+    p0: int
+    p1: int
 
-    uf0, title_row, id_row, r0 = 2, b.TOP + 1, b.TOP + 2, b.TOP + 3
-
-    @property
-    def ub(self) -> int:
-        return self.uf0 + self.k
-
-    @property
-    def idc(self) -> int:
-        return self.ub + 1
-
-    @property
-    def m0(self) -> int:
-        return self.idc + 1
-
-    @property
-    def m1(self) -> int:
-        return self.m0 + self.nm - 1
-
-    @property
-    def panel(self) -> int:
-        return self.m1 + 2
-
-    @property
-    def r1(self) -> int:
-        return self.r0 + self.nu - 1
-
-    @property
-    def f0(self) -> int:
-        return self.r1 + 3
-
-    @property
-    def mb(self) -> int:
-        return self.f0 + self.k
-
-    @property
-    def head(self) -> int:
-        return self.mb + 1
-
-    @property
-    def p0(self) -> int:
-        return self.head + 1
-
-    @property
-    def p1(self) -> int:
-        return self.p0 + self.nu - 1
+    @classmethod
+    def of(cls, nu: int, nm: int, k: int) -> "Grid":
+        uf0 = 2                                  # B.. user factors, then the user bias, the ids, the movies
+        m0 = uf0 + k + 2
+        r0 = b.TOP + 3                           # under the titles and the movie ids
+        f0 = r0 + nu + 2                         # the movie factors under the ratings, then the movie bias
+        head = f0 + k + 1                        # the predictions' header, under the movie bias row
+        return cls(nu, nm, k, uf0, uf0 + k, uf0 + k + 1, m0, m0 + nm - 1, m0 + nm + 1, b.TOP + 1, b.TOP + 2, r0,
+                   r0 + nu - 1, f0, f0 + k, head, head + 1, head + nu)
 
     def params(self, bias: bool) -> list[tuple[int, int, int, int]]:
         """The parameter blocks (row0, col0, row1, col1) in Solver's order."""
@@ -77,7 +56,7 @@ class Grid:
 
 def build_crosstab(ws: Worksheet, data: Data, start: dict[str, np.ndarray], *, bias: bool) -> None:
     """Ratings on top; movie factors above and user factors left of the predictions; the RMSE panel on the right."""
-    g = Grid(len(data.user_ids), len(data.movie_ids), start["user_factors"].shape[1])
+    g = Grid.of(len(data.user_ids), len(data.movie_ids), start["user_factors"].shape[1])
     b.widths(ws, {1: 2, **{c: 8 for c in range(g.uf0, g.idc)}, g.idc: 12, **{c: 7 for c in range(g.m0, g.m1 + 1)}})
     if bias:
         heading(ws, "A1", "Dot product + biases: rating ≈ user·movie + user bias + movie bias")
