@@ -206,7 +206,7 @@ def test_fastai_schedules_follow_their_rules() -> None:
     assert math.isclose(start.state["rms_a"], math.sqrt(sum(g * g for g in seen) / len(seen)), rel_tol=1e-12)
     first = rows[0][0]  # epoch 1 steps by lr / the RMS measured at the start values
     rms0 = math.sqrt(sum((2 * (x + 1 - y) * x) ** 2 for x, y in zip(xs, ys)) / len(xs))
-    assert math.isclose(first["new_a"], 1 - 0.1 / rms0 * first["ga"], rel_tol=1e-14)
+    assert math.isclose(first["new_a"], 1 - start.inputs["lr"] / rms0 * first["ga"], rel_tol=1e-14)
     spec, start = SPECS["adam_ann_vba"], fresh("adam_ann_vba")
     trace = gd.simulate(spec, start, xs, ys, 40)
     g_rms = [row[spec.trace_columns.index("g_rms")] for row in trace]
@@ -215,6 +215,17 @@ def test_fastai_schedules_follow_their_rules() -> None:
         jumped = g_rms[k] > 1.5 * g_rms[k - 1]
         assert lrs[k + 1] == (lrs[k] / 4 if jumped else lrs[k]), k
     assert 0 < sum(lrs[k + 1] < lrs[k] for k in range(40)) < 40
+
+
+def test_fastai_adagrad_stays_on_the_answer_for_a_whole_trace() -> None:
+    """Its steps grow back as the gradients' mean square shrinks: with the default lr it still never leaves the
+    answer within a whole trace (with lr 0.1 it leaves by epoch 300, which the tab's note says)."""
+    xs, ys = gd.make_data()
+    trace = gd.simulate(SPECS["adagrad_fastai"], fresh("adagrad_fastai"), xs, ys, TRACE_ROWS)
+    near = [abs(a - 2) <= 0.02 and abs(b - 30) <= 0.3 for _, a, b, *_ in trace]
+    assert near.index(True) < 400 and all(near[near.index(True):])
+    fast = Start.fresh(SPECS["adagrad_fastai"], {**fresh("adagrad_fastai").inputs, "lr": 0.1}, (xs, ys))
+    assert max(row[3] for row in gd.simulate(SPECS["adagrad_fastai"], fast, xs, ys, 400)[200:]) > 1e3
 
 
 def test_long_runs_stay_finite_where_powers_would_underflow() -> None:
