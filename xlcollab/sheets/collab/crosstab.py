@@ -79,7 +79,7 @@ def build_crosstab(ws: Worksheet, data: Data, start: dict[str, np.ndarray], *, b
     define_block(ws, "buttons", b.BUTTONS_ROW, g.uf0)
     _comments(ws, g, bias=bias)
     ws.freeze_panes = f"A{g.id_row + 1}"
-    print_one_page(ws, f"A1:{L(g.panel + 9)}{g.p1}")
+    print_one_page(ws, f"A1:{L(g.panel + b.CHART_END)}{g.p1}")
 
 
 def _ratings(ws: Worksheet, data: Data, g: Grid) -> None:

@@ -138,7 +138,8 @@ def _frame(ws: Worksheet, title: str, text: str, t: Tables, panel: int, rmse: st
     for cell, remark in comments.items():
         comment(ws, cell, remark)
     ws.freeze_panes = f"A{t.long_header + 1}"
-    print_one_page(ws, f"A1:{L(max(last_col, panel + 9, trace_col + 1))}{min(last_row, t.long_header + PRINTED_ROWS)}")
+    last_printed = min(last_row, t.long_header + PRINTED_ROWS)
+    print_one_page(ws, f"A1:{L(max(last_col, panel + b.CHART_END, trace_col + 1))}{last_printed}")
 
 
 def build_emb(ws: Worksheet, data: Data, users: np.ndarray, movies: np.ndarray) -> None:

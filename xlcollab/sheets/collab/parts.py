@@ -22,6 +22,7 @@ LAST_RUN_FORMATS = ("General", "General", INT, "General", "General", FIX2, RMSE_
 LEGEND = [("input", "yellow: data you edit"), ("param", "blue: what Solve fits"), ("output", "green: formulas"),
           ("objective", "orange: the RMSE"), ("record", "grey: what Solve wrote")]
 LEGEND_SPAN = 3     # columns per legend entry
+CHART_END = 12      # the RMSE chart (15 cm wide, from the panel's column + 3) ends this many columns right of the panel
 
 
 def a(col: int, row: int) -> str:
