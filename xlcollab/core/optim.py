@@ -333,5 +333,3 @@ def sheet_adam(param: Number, grad: Number, state: dict[str, Any], *, lr: float,
         return param - lr / (1 - power1) * (exp_avg / (exact_sqrt(exp_avg_sq) / exact_sqrt(1 - power2) + eps))
     return param - lr * _ratio_or_zero(exp_avg, exact_sqrt(exp_avg_sq))
 
-
-RULES["sheet_adam"] = sheet_adam

@@ -10,12 +10,13 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from xlcollab.core.optim import RULES
+from xlcollab.core.optim import RULES, sheet_adam
 from xlcollab.errors import DivergedError, SettingsError
 from xlcollab.sheets.graddesc.layout import Layout
 from xlcollab.sheets.graddesc.specs import FD_OFFSET, TRUE_A, TRUE_B, Spec
 
 DIVERGED = 1e200        # a loss or parameter beyond this has diverged: the next squares overflow a sheet
+SHEET_RULES = {**RULES, "sheet_adam": sheet_adam}   # Spec.rule -> the update of each row
 
 
 def make_data(seed: int = 42, n_points: int = 29, noise: float = 0.0) -> tuple[list[int], list[float]]:
@@ -69,7 +70,7 @@ def run_epoch(spec: Spec, settings: tuple[dict[str, Any], dict[str, Any]], a, b,
     a, b are floats or float64 tensors (bit-identical results); the state dicts are updated in place;
     `rows` collects every column's value.
     """
-    rule = RULES[spec.rule]
+    rule = SHEET_RULES[spec.rule]
     settings_a, settings_b = settings
     wd = settings_a.get("weight_decay", 0.0) if spec.l2 else 0.0
     total = sumsq_a = sumsq_b = 0.0

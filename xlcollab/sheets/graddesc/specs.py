@@ -38,7 +38,7 @@ LIMITS: dict[str, dict[str, Any]] = {
 class Spec:
     """One optimizer tab: its inputs, its rule and the rule's fixed options, its state buffers, its schedule."""
     sheet: str
-    rule: str                                  # key of xlcollab.core.optim.RULES: the update of each row
+    rule: str                                  # key of simulate.SHEET_RULES: the update of each row
     inputs: tuple[Input, ...]
     buffers: tuple[tuple[str, str, str], ...]  # (rule state key, short name, header label): one column per parameter
     note: str
