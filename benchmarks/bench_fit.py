@@ -5,10 +5,14 @@
     .venv/bin/python benchmarks/bench_fit.py --gpu-only --scale 0.01 --device cpu   # the GPU code, tiny, on CPU
     .venv/bin/python benchmarks/bench_fit.py --imports-only  # what importing torch._dynamo costs a process
 
-CPU section: the 80/20 seed-42 split of the embedded ml-latest-small (data.split_indices, the fast.ai
-protocol); every method gets exactly the same train and validation rows (Surprise's trainset is built from
-our train rows; its testset is our validation rows). Validation RMSE and fit seconds (training only: not
-reading, encoding or Surprise's trainset construction), median of --runs runs (KNNBaseline: --knn-runs).
+    .venv/bin/python benchmarks/bench_fit.py --ratings ~/Downloads/ml-1m.zip   # the CPU table on another release
+
+CPU section, one table: the 80/20 seed-42 split of the embedded ml-latest-small (or --ratings; data.split_indices,
+the fast.ai protocol), every method on exactly the same train and validation rows (Surprise's trainset is built
+from our train rows, user and movie codes as its raw ids). Validation RMSE, precision/recall/NDCG@10 and fit
+seconds (training only: not reading, encoding or Surprise's trainset construction), median of --runs runs
+(KNNBaseline: --knn-runs; SVD++: 1); then --cv-folds-fold cross-validation of all the ratings (seed 0), mean ± std
+over the folds, with the wall and CPU seconds of fit + predict per fold.
 
 GPU section: synthetic ratings shaped like MovieLens 25M (162,541 users, 59,047 movies, 25,000,095 ratings;
 --scale shrinks all three), biased dot product with 64 factors, Adam. Seconds per epoch and ratings per second
@@ -29,9 +33,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from xlcollab.core import data  # noqa: E402
+from xlcollab.core import data, evaluate, fit  # noqa: E402
 from xlcollab.core.fit import CollabFit  # noqa: E402
 
 ML25M = (162_541, 59_047, 25_000_095)
@@ -52,71 +57,109 @@ def table(rows: list[dict], cols: list[str]) -> str:
     return "\n".join(out)
 
 
-# -- CPU: ml-latest-small -------------------------------------------------------------------------------------
-def split_frames(ratings: data.Ratings, valid_pct: float, seed: int):
-    f = ratings.frame
-    train, valid = data.split_indices(len(f), valid_pct, seed)
-    return f.iloc[train].reset_index(drop=True), f.iloc[valid].reset_index(drop=True)
+# -- CPU: ml-latest-small (or --ratings), one table: held-out split and k-fold CV ---------------------------------
+def xlcollab_method(**settings):
+    """(holdout, fit_predict) of CollabFit with these settings (the defaults when none)."""
+    def holdout(ratings: data.Ratings, train, valid) -> dict:
+        est = CollabFit(**settings).fit(ratings)
+        return {"scores": est.valid_scores_, "fit s": est.fit_seconds_, "name": describe_fit(est.settings_, settings)}
+    return holdout, fit.fit_predict(**settings)
 
 
-def bench_xlcollab(ratings: data.Ratings, runs: int) -> dict:
-    rmses, secs = [], []
-    for _ in range(runs):
-        fit = CollabFit().fit(ratings)
-        rmses.append(fit.valid_rmse_)
-        secs.append(fit.fit_seconds_)
-    s = fit.settings_
-    name = (f"xlcollab fit defaults ({s['model']}, {s['n_factors']} factors, {s['epochs']} epochs, {s['optimizer']} "
-            f"lr {s['lr']:g}, wd {s['wd']:g}/{s['wd_bias']:g} {s['wd_mode']}, batch {s['batch_size']}, "
-            f"{s['schedule']})")
-    return {"method": name, "valid RMSE": f"{statistics.median(rmses):.4f}", "fit s": f"{statistics.median(secs):.2f}",
-            "runs": runs, "all fit s": ", ".join(f"{x:.2f}" for x in secs), "threads": fit.threads_}
+def describe_fit(s: dict, given: dict) -> str:
+    if s["model"] == "blend":
+        return f"xlcollab fit --model blend ({' + '.join(m['model'] for m in s['members'])}, probe-fitted weights)"
+    if s["model"] == "svdpp":
+        return f"xlcollab fit --model svdpp (dotbias + implicit feedback, {s['n_factors']} factors, {s['epochs']} epochs)"
+    if s["model"] == "bmf":
+        return (f"xlcollab fit --model bmf ({s['n_factors']} factors per draw, {s['epochs']} Gibbs sweeps, "
+                f"posterior mean as {s['kept_factors']} factors)")
+    return (f"xlcollab fit {'defaults' if not given else ' '.join(f'{k}={v}' for k, v in given.items())} "
+            f"({s['model']}, {s['n_factors']} factors, {s['epochs']} epochs, {s['optimizer']} lr {s['lr']:g}, "
+            f"wd {s['wd']:g}/{s['wd_bias']:g} {s['wd_mode']}, batch {s['batch_size']}, {s['schedule']})")
 
 
-def bench_surprise(train, valid, runs: int, knn_runs: int) -> list[dict]:
+def surprise_method(surprise, make, scale):
+    """(holdout, fit_predict) of a Surprise algorithm; codes stand in for its raw ids."""
+    def trainset(u, i, r):
+        frame = pd.DataFrame({"user": u, "item": i, "rating": r})
+        return surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=scale)).build_full_trainset()
+
+    def predict(algo, users, items):
+        return torch.tensor([algo.predict(a, b).est for a, b in zip(users.tolist(), items.tolist())])
+
+    def holdout(ratings: data.Ratings, train, valid) -> dict:
+        ts = trainset(*(c.numpy() for c in train))
+        algo = make()
+        t = time.perf_counter()
+        algo.fit(ts)
+        secs = time.perf_counter() - t
+        pred = predict(algo, valid[0], valid[1])
+        return {"scores": evaluate.scores(*valid, pred), "fit s": secs}
+
+    def fit_predict(train, users, items, n_users, n_items):
+        algo = make()
+        algo.fit(trainset(*(c.numpy() for c in train)))
+        return predict(algo, users, items)
+    return holdout, fit_predict
+
+
+def methods(args: argparse.Namespace, scale) -> list[tuple[str, object, object, int]]:
+    """(name, holdout, fit_predict, runs) of every method in the table."""
+    rows = [("xlcollab fit defaults", *xlcollab_method(), args.runs)]
+    rows += [(f"xlcollab fit --model {m}", *xlcollab_method(model=m), args.runs) for m in args.models.split(",") if m]
+    if args.skip_surprise:
+        return rows
     try:
         import surprise
     except ImportError:
         print("scikit-surprise is not installed (pip install scikit-surprise): skipping its rows", file=sys.stderr)
-        return []
-    reader = surprise.Reader(rating_scale=(0.5, 5.0))
-    trainset = surprise.Dataset.load_from_df(train[["user", "item", "rating"]], reader).build_full_trainset()
-    testset = list(zip(valid["user"], valid["item"], valid["rating"].astype(float)))
-    algos = [
-        ("Surprise SVD defaults", lambda: surprise.SVD(random_state=0), runs),
-        ("Surprise SVD (100 factors, 60 epochs, reg_all 0.1, lr_all 0.01)",
-         lambda: surprise.SVD(n_factors=100, n_epochs=60, reg_all=0.1, lr_all=0.01, random_state=0), runs),
-        ("Surprise KNNBaseline (item-based, pearson_baseline)",
-         lambda: surprise.KNNBaseline(sim_options={"name": "pearson_baseline", "user_based": False}, verbose=False),
-         knn_runs),
+        return rows
+    knn = {"name": "pearson_baseline", "user_based": False}
+    return rows + [
+        ("Surprise SVD defaults", *surprise_method(surprise, lambda: surprise.SVD(random_state=0), scale), args.runs),
+        ("Surprise SVD (100 factors, 60 epochs, reg_all 0.1, lr_all 0.01)", *surprise_method(
+            surprise, lambda: surprise.SVD(n_factors=100, n_epochs=60, reg_all=0.1, lr_all=0.01, random_state=0),
+            scale), args.runs),
+        ("Surprise SVD++ defaults", *surprise_method(surprise, lambda: surprise.SVDpp(random_state=0), scale), 1),
+        ("Surprise KNNBaseline (item-based, pearson_baseline)", *surprise_method(
+            surprise, lambda: surprise.KNNBaseline(sim_options=knn, verbose=False), scale), args.knn_runs),
     ]
-    rows = []
-    for name, make, n in algos:
-        rmses, secs = [], []
-        for _ in range(n):
-            algo = make()
-            t = time.perf_counter()
-            algo.fit(trainset)
-            secs.append(time.perf_counter() - t)
-            rmses.append(surprise.accuracy.rmse(algo.test(testset), verbose=False))
-        rows.append({"method": name, "valid RMSE": f"{statistics.median(rmses):.4f}",
-                     "fit s": f"{statistics.median(secs):.2f}", "runs": n,
-                     "all fit s": ", ".join(f"{x:.2f}" for x in secs), "threads": 1})
-    return rows
 
 
 def cpu_section(args: argparse.Namespace) -> None:
-    ratings = data.load_ratings()
-    train, valid = split_frames(ratings, 0.2, 42)
-    print(f"## ml-latest-small, 80/20 split (seed 42): {len(train):,} train / {len(valid):,} valid ratings")
+    """Each method on the 80/20 seed-42 split (median of its runs) and, unless --cv-folds 0, by k-fold CV."""
+    ratings = data.load_ratings(args.ratings)
+    enc, codes = evaluate.encoded_codes(ratings)
+    tr, va = (torch.as_tensor(x) for x in data.split_indices(len(enc.ratings), 0.2, 42))
+    train, valid = tuple(c[tr] for c in codes), tuple(c[va] for c in codes)
+    scale = (float(enc.ratings.min()), float(enc.ratings.max()))
+    cv = f"{args.cv_folds}-fold CV (seed 0) of all {len(enc.ratings):,}" if args.cv_folds else "no CV"
+    print(f"## {ratings.source}: 80/20 split (seed 42): {len(tr):,} train / {len(va):,} valid ratings; {cv}")
     print(f"machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
           f"torch threads {torch.get_num_threads()} (xlcollab fits small problems on 1), load average before: {load()}")
-    rows = [bench_xlcollab(ratings, args.runs)]
-    if not args.skip_surprise:
-        rows += bench_surprise(train, valid, args.runs, args.knn_runs)
+    rows = []
+    for name, holdout, fit_predict, runs in methods(args, scale):
+        done = [holdout(ratings, train, valid) for _ in range(runs)]
+        sc = {m: statistics.median(d["scores"][m] for d in done) for m in evaluate.METRICS}
+        row = {"method": done[-1].get("name", name), "valid RMSE": f"{sc['rmse']:.4f}",
+               "P@10 / R@10 / NDCG@10": f"{sc['precision']:.3f} / {sc['recall']:.3f} / {sc['ndcg']:.3f}",
+               "fit s": f"{statistics.median(d['fit s'] for d in done):.2f}", "runs": runs, "CV RMSE": "",
+               "CV NDCG@10": "", "CV s/fold (CPU s)": ""}
+        if args.cv_folds:
+            cv = evaluate.cross_validate(fit_predict, codes=(codes, len(enc.user_ids), len(enc.item_ids)),
+                                         folds=args.cv_folds, seed=0).summary()
+            row["CV RMSE"] = f"{cv['rmse']['mean']:.4f} ± {cv['rmse']['std']:.4f}"
+            row["CV NDCG@10"] = f"{cv['ndcg']['mean']:.3f} ± {cv['ndcg']['std']:.3f}"
+            row["CV s/fold (CPU s)"] = f"{cv['fit_seconds']['mean']:.1f} ({cv['cpu_seconds']['mean']:.1f})"
+        rows.append(row)
+        print(f"  {row['method']}: {row['valid RMSE']} {row['CV RMSE']} (load {load()})", file=sys.stderr, flush=True)
     print(f"load average after: {load()}\n")
-    print(table(rows, ["method", "valid RMSE", "fit s", "runs", "all fit s"]))
-    print()
+    print(table(rows, ["method", "valid RMSE", "P@10 / R@10 / NDCG@10", "fit s", "runs", "CV RMSE", "CV NDCG@10",
+                       "CV s/fold (CPU s)"]))
+    print("\nvalid: the seed-42 split, median of the runs; fit s: training only. CV: mean ± std over the folds of "
+          "fit + predict (wall, and this process's CPU seconds). Ranking: each user's held-out movies ranked by "
+          "prediction, relevant = rated >= 4 (README).\n")
 
 
 # -- import costs: what the sheet solves avoid by using no torch.optim --------------------------------------------
@@ -247,6 +290,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3, help="runs per cheap method; the median is reported (default 3)")
     p.add_argument("--knn-runs", type=int, default=1, help="runs of KNNBaseline (~7 s each; default 1)")
     p.add_argument("--skip-surprise", action="store_true", help="only xlcollab in the CPU table")
+    p.add_argument("--ratings", help="ratings file, MovieLens directory or .zip for the CPU table (default: the "
+                                     "embedded ml-latest-small; e.g. ml-100k.zip, ml-1m.zip)")
+    p.add_argument("--cv-folds", type=int, default=5, help="folds of the CV columns; 0: none (default 5)")
+    p.add_argument("--models", default="bmf,svdpp,blend", help="xlcollab models beside the defaults (default "
+                                                               "bmf,svdpp,blend; '' for none)")
     p.add_argument("--gpu-only", action="store_true", help="only the GPU section")
     p.add_argument("--gpu", action="store_true", help="run the GPU section even without CUDA (on --device)")
     p.add_argument("--scale", type=float, default=1.0, help="shrink the synthetic problem (e.g. 0.01 on a CPU)")

@@ -74,26 +74,35 @@ def shaped(scale: float, device: torch.device, seed: int = 0):
     return n_users, n_items, users, items, ratings
 
 
-def real_shaped(n: int, seed: int = 0, rank: int = 16, noise: float = 0.7):
-    """Distinct (user, movie) pairs with MovieLens's skew (few users rate much, few movies are rated much), rated
-    3.5 + user bias + movie bias + rank-16 taste + noise, rounded to half stars in [0.5, 5]; also the clean signal."""
-    n_users = max(2, int(round(n * ML25M[0] / ML25M[2])))
-    n_items = max(2, int(round(n * ML25M[1] / ML25M[2])))
-    rng = np.random.default_rng(seed)
-    keys = np.zeros(0, np.int64)
+def real_shaped(n: int, seed: int = 0, rank: int = 16, noise: float = 0.7, device: str = "cpu"):
+    """n distinct (user, movie) pairs with MovieLens's skew (few users rate much, few movies are rated much), rated
+    3.5 + user bias + movie bias + rank-16 taste + noise, rounded to half stars in [0.5, 5]; also the clean signal.
+    numpy arrays; drawn with torch on `device` (a GPU makes the 25M set in a second; a CPU in a minute or two)."""
+    shrink = math.sqrt(n / ML25M[2])  # users and movies shrink by the square root: ML-25M's density (0.26 %)
+    n_users, n_items = (max(8, int(round(x * shrink))) for x in ML25M[:2])
+    g = torch.Generator(device=device).manual_seed(seed)
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=g, device=device)
+
+    def normal(std, *shape):
+        return torch.randn(*shape, generator=g, device=device) * std
+
+    keys = torch.zeros(0, dtype=torch.long, device=device)
     while len(keys) < n:  # popularity: codes drawn as n * u^a, so low codes are the active users and famous movies
         m = int((n - len(keys)) * 1.3) + 16
-        u = (rng.random(m) ** 2.0 * n_users).astype(np.int64)
-        i = (rng.random(m) ** 3.0 * n_items).astype(np.int64)
-        keys = np.unique(np.concatenate([keys, u * n_items + i]))
-    keys = rng.permutation(keys)[:n]
+        drawn = (rand(m).pow(2) * n_users).long() * n_items + (rand(m).pow(3) * n_items).long()
+        keys = torch.unique(torch.cat([keys, drawn]))
+    keys = keys[torch.randperm(len(keys), generator=g, device=device)[:n]]
     users, items = keys // n_items, keys % n_items
-    uf = rng.normal(0, (0.5 / math.sqrt(rank)) ** 0.5, (n_users, rank))
-    vf = rng.normal(0, (0.5 / math.sqrt(rank)) ** 0.5, (n_items, rank))
-    signal = (3.5 + rng.normal(0, 0.4, n_users)[users] + rng.normal(0, 0.4, n_items)[items]
-              + np.einsum("nk,nk->n", uf[users], vf[items]))
-    ratings = np.clip(np.round((signal + rng.normal(0, noise, n)) * 2) / 2, 0.5, 5.0)
-    return users, items, ratings.astype(np.float32), np.clip(signal, 0.5, 5.0)
+    del keys
+    scale = (0.5 / math.sqrt(rank)) ** 0.5
+    uf, vf = normal(scale, n_users, rank), normal(scale, n_items, rank)
+    signal = 3.5 + normal(0.4, n_users)[users] + normal(0.4, n_items)[items]
+    for a in range(0, n, 1 << 22):  # the taste term a few million ratings at a time (25M x 16 at once: 1.6 GB)
+        signal[a:a + (1 << 22)] += (uf[users[a:a + (1 << 22)]] * vf[items[a:a + (1 << 22)]]).sum(1)
+    ratings = ((signal + normal(noise, n)) * 2).round().div(2).clamp(0.5, 5.0)
+    return tuple(t.cpu().numpy() for t in (users, items, ratings, signal.clamp(0.5, 5.0)))
 
 
 # -- the reference loops ----------------------------------------------------------------------------------------
@@ -243,7 +252,7 @@ def accuracy(args, device) -> None:
     sizes = [(args.accuracy_scale, True)] + ([(args.accuracy_scale / 5, False)] if args.accuracy_plain else [])
     for scale, fused_only in sizes:
         n = max(1000, int(ML25M[2] * scale))
-        users, items, ratings, signal = real_shaped(n)
+        users, items, ratings, signal = real_shaped(n, device=str(device))
         train, valid = np.split(np.random.default_rng(1).permutation(n), [int(0.8 * n)])
         floor = float(np.sqrt(np.mean((signal[valid] - ratings[valid]) ** 2)))
         to = lambda a, dt: torch.as_tensor(a).to(device=device, dtype=dt)  # noqa: E731

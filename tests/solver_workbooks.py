@@ -93,7 +93,8 @@ def aggregates() -> Workbook:
               "C4": "=COUNT(A1:A6,B1:B3)*B1", "C5": "=COUNTA(A1:A6)+B2", "C6": "=MIN(A1:A6,B1:B3)+MAX(B1:B3,A1:A6)",
               "C7": "=MIN(B1,B2)*MAX(B1,B3,0.5)", "C8": "=ABS(B1-B3)+SQRT(B2)+EXP(B1/2)",
               "C9": "=LN(B3)+LOG(B2,2)+LOG(B3)+LOG10(B1+1)+POWER(B2,1.5)", "C10": "=SUM(B1:B3)/COUNT(A1:A6)",
-              "C11": "=AVERAGE(B1,B2*2,A1)-MAX(A5,-B3)", "D1": datetime.datetime(2020, 1, 1, 12), "C12": "=D1*B1"})
+              "C11": "=AVERAGE(B1,B2*2,A1)-MAX(A5,-B3)", "D1": datetime.datetime(2020, 1, 1, 12), "C12": "=D1*B1",
+              "C13": "=PRODUCT(B1:B3,2)+MOD(B3*10+0.5,3)+SIGN(B1-1)+SIN(B1)+COS(B2)+TANH(B3)+PI()/10"})
     return wb
 
 
@@ -153,6 +154,8 @@ def arrays() -> Workbook:
     ws["Q2"] = ArrayFormula("Q2:R2", "=MMULT(A2:B2,$D$1:$E$2)")
     ws["N4"] = ArrayFormula("N4", "=SUM(A1:B2*D1:E2)")
     ws["N6"] = ArrayFormula("N6", "=SUM(IF(A1:B2>0,A1:B2*D1:E2,-SQRT(-A1:B2)))")
+    ws["S1"] = ArrayFormula("S1:U3", "=TRANSPOSE(A1:B2)")  # a result smaller than its range: #N/A around it
+    ws["W1"] = ArrayFormula("W1:X3", "=A1:B1*2")           # one row repeated down the range
     _put(ws, {"N1": "=SUMPRODUCT(A1:B2,D1:E2)", "N2": "=SUMXMY2(A1:B2,D1:E2)",
               "N3": "=SUM(G1:H2)+SUM(J1:K2)*2+SUM(M1:M2)", "N5": "=MMULT(A1:B1,D1:D2)"})
     return wb
@@ -261,6 +264,10 @@ def bad() -> Workbook:
     _put(ws, {"A1": "=2*3", "B1": "=A1*2"})
     ws = wb.create_sheet("Const")
     _put(ws, {"A1": 3, "A2": "=A1*2", "B1": 1.0})
+    ws = wb.create_sheet("Mixed")
+    _put(ws, {"B1": 1.5, "A1": "=B1*2", "A2": "=NPV(0.1,B1,1)", "A3": "=A2+1", "A4": "=A1+B1", "A5": "=C1+C2",
+              "C1": "=C2*2", "C2": "=C1+1",
+              "A6": "=1/(B1-2)", "A7": "=SQRT(B1-3)"})
     ws = wb.create_sheet("NoSheet")
     _put(ws, {"B1": 1.0, "A1": "=Nowhere!A1+B1"})
     return wb
@@ -268,7 +275,7 @@ def bad() -> Workbook:
 
 CASES: list[Case] = [
     Case("arith", arith, "Model!$B$2:$B$4", ("Model!$J$2:$J$4", "Model!$C$2:$H$4")),
-    Case("aggregates", aggregates, "Agg!$B$1:$B$3", ("Agg!$C$1:$C$12",)),
+    Case("aggregates", aggregates, "Agg!$B$1:$B$3", ("Agg!$C$1:$C$13",)),
     Case("lookups", lookups, "Tables!$B$2:$B$6,Tables!$E$2:$I$2",
          ("Calc!$B$2:$K$2", "Calc!$B$3:$C$4", "Calc!$L$2,Calc!$L$4,Calc!$M$2:$N$2")),
     Case("criteria", criteria, "Crit!$C$2:$C$7", ("Crit!$E$2:$E$9", "Crit!$G$2:$G$4")),

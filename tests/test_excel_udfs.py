@@ -168,12 +168,12 @@ def test_fit_bad_input():
     assert excel.XC_FIT([[1.0]], 2, 2.5) == ERR + "epochs must be a whole number in [1, 100000], found 2.5"
 
 
-def test_a_bug_is_not_dressed_up_as_a_cell_message():
+def test_a_bug_answers_in_its_cell_as_an_internal_error():
+    """Issue 12: the Excel functions never raise; a bug is named as ours, not dressed up as the user's mistake."""
     @excel.udfs.cell_error
     def broken(x):
-        return x + "1"   # a TypeError: our bug, not the user's; xlwings shows it, it is not swallowed
-    with pytest.raises(TypeError):
-        broken(1)
+        return x + "1"   # a TypeError: our bug, not the user's
+    assert broken(1) == ERR + "internal error: TypeError: unsupported operand type(s) for +: 'int' and 'str'"
 
 
 # -- what xlwings reads: metadata and the VBA wrappers Import Functions writes -----------------------------
@@ -231,3 +231,17 @@ def test_udfs_carry_xlwings_metadata():
     assert args["a"]["convert"] is np.array and args["a"]["ndim"] == 2 and args["a"]["dtype"] is object
     assert excel.XC_RECOMMEND_LEGACY.__xlfunc__["ret"]["options"]["expand"] == "table"
     assert xw.__version__
+
+
+def test_fit_takes_a_device():
+    import torch
+    ratings = [[4.0, 3.0, None], [5.0, None, 2.0]]
+    assert excel.XC_FIT(ratings, 1, 5, "cpu") == excel.XC_FIT(ratings, 1, 5) == excel.XC_FIT(ratings, 1, 5, None)
+    assert excel.XC_FIT(ratings, 1, 5, "tpu").startswith(ERR + "device")
+    if torch.cuda.is_available():  # pragma: no cover - GPU machines
+        block = excel.XC_FIT(ratings, 1, 300, "cuda")
+        np.testing.assert_allclose(np.array(block[1:], dtype=float)[:, 1:], np.array(excel.XC_FIT(ratings, 1, 300)[1:],
+                                   dtype=float)[:, 1:], atol=1e-4)
+    else:
+        assert excel.XC_FIT(ratings, 1, 5, "cuda") == ERR + ("device 'cuda': no CUDA device is available "
+                                                            "(torch.cuda.is_available() is False)")

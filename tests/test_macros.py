@@ -68,8 +68,9 @@ def test_solve_on_a_file_then_libreoffice_computes_torchs_rmse(copy, tmp_path):
     book = Recording(path)
     result = excel.solve(book, "bias")
     assert result["final_rmse"] < result["start_rmse"] and book.alerts == []
-    assert book.messages[-1] == (f"xlcollab: Solve done: RMSE {result['start_rmse']:.4f} -> {result['final_rmse']:.4f}, "
-                                 f"adam 1000 epochs, {result['seconds']:.2f} s on cpu")
+    assert book.messages[-1] == (f"xlcollab: Solve done: {result['status']}, objective 'bias'!Z4: "
+                                 f"{result['start_rmse']:.6g} -> {result['final_rmse']:.6g}, grg (adam, 1000 epochs), "
+                                 f"{result['seconds']:.2f} s on cpu")
     (out,) = libreoffice.recalc([path], tmp_path / "recalc")
     ws = openpyxl.load_workbook(out, data_only=True)["bias"]
     cell = FileBook(path).ref_of("bias", "rmse")
@@ -94,7 +95,7 @@ def test_run_and_reset_on_a_file(copy):
 
 
 @pytest.mark.parametrize("macro, sheet, message", [
-    (excel.solve, "adam", "Solve works on the collab_filter tabs"),
+    (excel.solve, "adam", "holds no Solver model: set one up in Excel's Solver"),
     (excel.run, "data", "Run and Reset work on the graddesc optimizer tabs"),
     (excel.reset, "compare", "Run and Reset work on the graddesc optimizer tabs"),
     (excel.run, "no such tab", "Run and Reset work on the graddesc optimizer tabs"),
@@ -216,8 +217,7 @@ def test_solve_the_active_sheet_live(office, copy):
         rmse = book.value("bias", book.ref_of("bias", "rmse"))
         assert rmse == pytest.approx(result["final_rmse"], rel=1e-9)  # LibreOffice's own formulas agree with torch
         assert book.read_name("dotprod", "movie_factors") == before    # only the active tab was solved
-        assert book.alerts == [] and book.messages[-1].startswith(f"xlcollab: Solve done: RMSE {result['start_rmse']:.4f} -> "
-                                                                  f"{result['final_rmse']:.4f}, ")
+        assert book.alerts == [] and f"{result['start_rmse']:.6g} -> {result['final_rmse']:.6g}, " in book.messages[-1]
     finally:
         book.close()
 
@@ -409,8 +409,8 @@ def test_xlwings_backend_runs_the_same_macro_as_the_file_backend(copy):
     assert fake.app.status_bar.startswith(f"xlcollab: Run done: epoch {live['epoch']}: a = {live['a']:.6g}, ")
     assert fake.app.screen_updating is True
     writes = fake.writes
-    with pytest.raises(WorkbookError, match="Solve works on the collab_filter tabs"):
-        excel.solve(book)                                    # rmsprop is not a collab tab
+    with pytest.raises(WorkbookError, match="holds no Solver model"):
+        excel.solve(book)                                    # rmsprop holds no Solver model
     assert fake.writes == writes and fake.app.alerts[-1].startswith("xlcollab Solve failed")
     book.write("rmsprop", book.ref_of("rmsprop", "steps").split(":")[0].replace("A", "E"), 1.0)
     with pytest.raises(WorkbookError, match="refusing to overwrite the formula"):
@@ -447,7 +447,8 @@ def test_the_buttons_read_the_tabs_settings_cells(copy):
     ([("lr", -1)], "BI1", "the learning rate must be a number > 0, found -1"),
     ([("optimizer", "adam"), ("device", "gpu")], "BI2", "the device must be one of auto, cpu, cuda, found 'gpu'"),
     ([("speed", 3)], "BH1", "the settings block has a row 'speed'"),
-    ([("multistart", 4)], None, "engine 'auto' and multistart 4 apply to a sheet's Solver model"),
+    ([("engine", "lp")], None, "GRG solves it, not engine 'lp'"),
+    ([("multistart", 0)], "BI1", "multistart must be a whole number in [1, 100000], found 0"),
 ])
 def test_a_bad_setting_names_its_cell_and_writes_nothing(copy, rows, cell, message):
     path = copy("collab")

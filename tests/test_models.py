@@ -95,6 +95,8 @@ def test_explicit_start_values_are_used():
 
 def test_from_counts_for_every_model():
     for name, cls in MODELS.items():
+        if name == "blend":  # a container of fitted members (tests/test_blend.py)
+            continue
         m = cls.from_counts(N_USERS, N_ITEMS, 6)
         assert m.u_weight.weight.shape == (N_USERS, 6), name
         assert m.item_factors.shape == (N_ITEMS, 6), name
@@ -129,7 +131,10 @@ def test_build_model_follows_the_settings():
     plain = build_model({**s, "model": "nn", "y_range": None}, N_USERS, N_ITEMS, 3.5)
     assert float(plain.layers[-1].bias.detach()) == 3.5
     assert type(build_model({**s, "model": "dot"}, N_USERS, N_ITEMS, 3.5)) is EmbeddingDot
-    assert set(MODELS) == {"dotbias", "dot", "nn"}
+    assert set(MODELS) == {"dotbias", "dot", "nn", "bmf", "svdpp", "blend"}
+    linear = build_model({**s, "model": "bmf", "kept_factors": 5}, N_USERS, N_ITEMS, 3.5)  # a posterior mean
+    assert type(linear) is EmbeddingDotBias and linear.y_range is None and linear.u_weight.weight.shape[1] == 5
+    assert float(linear.global_bias.detach()) == 3.5
 
 
 @pytest.mark.parametrize("bad", [torch.zeros(3, 3), torch.zeros(4, 2)])

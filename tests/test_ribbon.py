@@ -79,8 +79,8 @@ def test_solve_from_the_ribbon_on_a_file(monkeypatch, copy, tmp_path):
     path = copy("collab")
     book = Caller(path, "bias")
     click(monkeypatch, book, command("solve", optimizer="adam", device="cpu"))
-    assert book.alerts == [] and book.messages[-1].startswith("xlcollab: Solve done: RMSE ")
-    assert "adam" in book.messages[-1] and "on cpu" in book.messages[-1]
+    assert book.alerts == [] and book.messages[-1].startswith("xlcollab: Solve done: locally optimal, objective 'bias'!")
+    assert "(adam, " in book.messages[-1] and "on cpu" in book.messages[-1]
     assert book.boxes == [book.messages[-1].removeprefix("xlcollab: ")]  # and in a box: a Solve takes a while
     final = float(book.messages[-1].split("-> ")[1].split(",")[0])
     (out,) = libreoffice.recalc([path], tmp_path / "recalc")  # LibreOffice's own formulas agree with the message
@@ -98,30 +98,44 @@ def test_a_ribbon_choice_a_collab_tab_cannot_take_is_refused_naming_it(monkeypat
     assert len(book.alerts) == 1 and "engine 'lp'" in book.alerts[0] and book.alerts[0].startswith("xlcollab Solve failed")
 
 
-def test_run_and_reset_from_the_ribbon_on_a_file(monkeypatch, copy):
-    path = copy("graddesc")
-    book = Caller(path, "momentum")
-    click(monkeypatch, book, command("run"))
-    assert book.messages[-1].startswith("xlcollab: Run done: epoch 5: a = ") and book.boxes == []  # no box per click
-    assert FileBook(path).read_name("momentum", "epoch") == [[5]]
-    click(monkeypatch, Caller(path, "momentum"), command("reset"))
-    assert FileBook(path).read_name("momentum", "a") == [[1]]
+# -- a foreign workbook: any sheet's Excel Solver model (the engines' generated acceptance cases) ------------------
+def foreign(name: str, folder) -> "Path":
+    from test_solver_workbooks import CASES
+    path = folder / f"{name}.xlsx"
+    CASES[name].build().save(path)
+    return path
 
 
-def test_fit_movielens_from_the_ribbon_on_a_file(monkeypatch, copy, _embedded_ratings):
-    from xlcollab.core import data
-    from xlcollab.core.data import Ratings, crosstab
-    table = crosstab(_embedded_ratings, 25)
-    f = _embedded_ratings.frame
-    small = Ratings(f[f["user"].isin(table.index) & f["item"].isin(table.columns)].reset_index(drop=True),
-                    _embedded_ratings.titles.loc[list(table.columns)], "25 x 25")
-    monkeypatch.setattr(data, "load_ratings", lambda source=None: small)  # the embedded set, cut to a quick fit
-    path = copy("collab")
-    book = Caller(path, "dotprod")
-    click(monkeypatch, book, command("fit_movielens", optimizer="adam", device="cpu"))
-    assert book.alerts == [] and "validation RMSE" in book.messages[-1] and "on cpu" in book.messages[-1]
-    assert openpyxl.load_workbook(path).sheetnames[-1] == "results"
-    assert macros.model_path_for(path).is_file()
+@pytest.mark.libreoffice
+@pytest.mark.skipif(not libreoffice.available(), reason="LibreOffice not installed")
+def test_solve_a_foreign_workbooks_solver_model_from_the_ribbon(monkeypatch, tmp_path):
+    path = foreign("lp_max_wyndor", tmp_path)  # Wyndor Glass: max 3x + 5y, optimum 36 at (2, 6)
+    book = Caller(path, "Model")
+    click(monkeypatch, book, command("solve"))
+    assert book.alerts == [] and book.boxes[-1].startswith("Solve done: optimal, objective 'Model'!E3: 0 -> 36, lp, ")
+    solved = FileBook(path)
+    assert solved.read("Model", "B1:C1")[0] == [pytest.approx(2.0, abs=1e-9), pytest.approx(6.0, abs=1e-9)]
+    (out,) = libreoffice.recalc([path], tmp_path / "recalc")  # LibreOffice's own SUMPRODUCT agrees
+    assert openpyxl.load_workbook(out, data_only=True)["Model"]["E3"].value == pytest.approx(36.0, abs=1e-9)
+
+
+def test_ribbon_engine_device_and_multistart_reach_the_solver(monkeypatch, tmp_path):
+    path = foreign("rosenbrock", tmp_path)  # min 1 + (1-x)^2 + 100 (y-x^2)^2 = 1 at (1, 1)
+    book = Caller(path, "Model")
+    click(monkeypatch, book, command("solve", engine="evolutionary", device="cpu", multistart="4"))
+    assert book.alerts == [] and "on cpu" in book.boxes[-1] and ", multistart" in book.boxes[-1]
+    assert FileBook(path).read("Model", "B1:B2") == [[pytest.approx(1.0, abs=1e-4)], [pytest.approx(1.0, abs=1e-4)]]
+    path = foreign("lp_max_wyndor", tmp_path)
+    book = Caller(path, "Model")
+    click(monkeypatch, book, command("solve", engine="lp", optimizer="adam", multistart="4"))
+    assert book.alerts == [] and ", lp, " in book.boxes[-1]  # a linear model: the descent settings do not apply
+    wb = openpyxl.load_workbook(path)
+    wb.create_sheet("Notes")
+    wb.save(path)
+    before = path.read_bytes()
+    sheetless = Caller(path, "Notes")  # a sheet without a model: the one-line reason, nothing written
+    click(monkeypatch, sheetless, command("solve"))
+    assert path.read_bytes() == before and "no Solver model" in sheetless.alerts[0]
 
 
 # -- a live LibreOffice ----------------------------------------------------------------------------------------
@@ -132,7 +146,7 @@ def test_ribbon_actions_on_a_live_libreoffice(monkeypatch, office, copy):
     try:
         book.activate("dotprod")
         click(monkeypatch, book, command("solve", optimizer="lbfgs", device="cpu"))
-        assert book.alerts == [] and book.messages[-1].startswith("xlcollab: Solve done: RMSE ")
+        assert book.alerts == [] and "(lbfgs, " in book.messages[-1]
         final = float(book.messages[-1].split("-> ")[1].split(",")[0])
         assert book.value("dotprod", book.ref_of("dotprod", "rmse")) == pytest.approx(final, abs=5e-5)
     finally:
@@ -145,5 +159,19 @@ def test_ribbon_actions_on_a_live_libreoffice(monkeypatch, office, copy):
         assert book.read_name("adam", "epoch") == [[10.0]] and book.alerts == []
         click(monkeypatch, book, command("reset"))
         assert book.read_name("adam", "epoch") == [[0.0]]
+    finally:
+        book.close()
+
+
+@pytest.mark.libreoffice
+@needs_lo
+def test_solve_a_foreign_workbook_live(monkeypatch, office, tmp_path):
+    book = office.open(foreign("lp_max_wyndor", tmp_path))
+    try:
+        book.activate("Model")
+        click(monkeypatch, book, command("solve"))
+        assert book.alerts == [] and book.messages[-1].startswith("xlcollab: Solve done: optimal, objective")
+        assert book.value("Model", "E3") == pytest.approx(36.0, abs=1e-9)  # LibreOffice recomputes the objective
+        assert book.values("Model", "B1:C1") == [[pytest.approx(2.0, abs=1e-9), pytest.approx(6.0, abs=1e-9)]]
     finally:
         book.close()

@@ -35,7 +35,7 @@ def test_check_fit_fills_the_defaults_that_depend_on_others():
 
 
 @pytest.mark.parametrize("name,value,words", [
-    ("model", "svd", "model must be one of dotbias, dot, nn, found 'svd'"),
+    ("model", "svd", "model must be one of dotbias, dot, nn, bmf, svdpp, blend, found 'svd'"),
     ("epochs", True, "epochs must be a whole number >= 1, found True"),
     ("seed", -1, "seed must be a whole number >= 0, found -1"),
     ("clip", "yes", "clip must be True or False, found 'yes'"),

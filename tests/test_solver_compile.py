@@ -155,6 +155,16 @@ def test_objective_without_variables_compiles_to_a_constant(books) -> None:
     assert out.tolist() == [6.0] and not out.requires_grad
 
 
+def test_values_leave_out_what_cannot_be_compiled_off_the_path(books) -> None:
+    """Cached values: a formula off the variables' path with an unknown function, what depends on it, and a
+    circular pair are left out (Excel recomputes them on load); the rest are there, at x."""
+    comp = compile_cells(open_book(books["bad"]), [("Mixed", 1, 2)], [[("Mixed", 1, 1)]])
+    values = comp.values(torch.tensor([2.0], dtype=torch.float64))
+    mixed = {(r, c): v for (s, r, c), v in values.items() if s == "Mixed"}
+    assert mixed == {(1, 1): 4.0, (4, 1): 6.0, (6, 1): "#DIV/0!", (7, 1): "#NUM!"}  # not finite at x: errors
+    assert comp(torch.tensor([3.0], dtype=torch.float64))[0].tolist() == [6.0]
+
+
 def test_filled_blocks_are_batched(books) -> None:
     """225 predictions of dotprod are one compiled group, not 225 (and the long-form rows a few groups)."""
     book = open_book(COLLAB)

@@ -227,3 +227,19 @@ def test_starts_stay_inside_the_bounds() -> None:
     assert x.shape == (500, 3) and x[0].tolist() == [0.5, 0.0, 7.0]
     assert bool((x[:, 0] >= 0).all() and (x[:, 0] <= 1).all() and (x[:, 2] <= 10).all())
     assert float(x[:, 0].std()) > 0.2 and float(x[:, 1].std()) > 0.5
+
+
+@pytest.mark.cuda
+def test_multistart_runs_its_batch_on_the_gpu() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    dev = torch.device("cuda")
+
+    def fn(x):
+        return (x[:, 0] ** 2 - 1) ** 2 + 0.3 * x[:, 0] + (x[:, 1] - 0.5) ** 2, x[:, :0], x[:, :0]
+
+    cpu = problem(fn, (1.3, 0.0), lower=(-3.0, -3.0), upper=(3.0, 3.0))
+    gpu = Problem(cpu.x0.to(dev), cpu.lower.to(dev), cpu.upper.to(dev), fn)
+    a, b = multistart.solve(cpu, 64, grg.solve), multistart.solve(gpu, 64, grg.solve)
+    assert b.x.device.type == "cuda"
+    assert b.objective == pytest.approx(a.objective, abs=1e-9)

@@ -443,6 +443,16 @@ def _evolutionary() -> openpyxl.Workbook:
     return wb
 
 
+def _double_well_grg() -> openpyxl.Workbook:
+    wb = _evolutionary()
+    wb["Model"].defined_names["solver_eng"].attr_text = "1"
+    return wb
+
+
+CASES["multistart_flag_on_grg"] = Case(_double_well_grg, objective=_well_min(), engine="multistart",
+                                       args=("--multistart", "8"))
+
+
 @case("nonnegative_default", objective=4.0, x={"Model!B1": 0.0, "Model!C1": 1.0})
 def _nonneg() -> openpyxl.Workbook:
     wb = book("Model")
@@ -537,6 +547,11 @@ def _protected() -> openpyxl.Workbook:
     wb = _rosenbrock()
     wb["Model"].protection.sheet = True
     return wb
+
+
+CASES["simplex_on_a_nonlinear_model"] = Case(_rosenbrock, refused=("not linear", "D1", "--engine grg"),
+                                             args=("--engine", "lp"))
+CASES["node_limit"] = Case(_binary_nl, refused=("node limit",), args=("--node-limit", "1"))
 
 
 @case("no_model", refused=("no Solver model", "--objective", "--vars"), args=("--sheet", "Model"))

@@ -33,7 +33,7 @@ from xlcollab.book.ooxml import (CONTENT_TYPES, WORKBOOK, WORKBOOK_RELS, Package
                                  workbook_error)
 from xlcollab.book.sheetxml import SheetFacts, patch_sheet_xml, read_sheet_facts
 from xlcollab.book.spec import SheetSpec
-from xlcollab.core import budget, safeio
+from xlcollab.core import atomic, budget, safeio
 from xlcollab.errors import WorkbookError
 
 #: parts openpyxl reads for the values of any sheet (besides the sheet itself and workbook.xml)
@@ -64,7 +64,7 @@ class FileBook(Book):
         self._fh: IO[bytes] | None = None
         super().__init__()
         if self.out is not None:
-            safeio.write_target(self.out, kind=workbook_error(self.out), what="workbook file")
+            atomic.write_target(self.out, kind=workbook_error(self.out), what="workbook file")
         self._open()
         self._map: WorkbookMap | None = None
         self._book_map()
@@ -182,7 +182,7 @@ class FileBook(Book):
         touched = {book.parts[s] for s in {**writes, **cached}} | {WORKBOOK}
         if spec is not None:
             touched |= {WORKBOOK_RELS, CONTENT_TYPES}
-        with safeio.locked(target, kind=workbook_error(target)):
+        with atomic.locked(target, kind=workbook_error(target)):
             base = self._current_base(target, touched)
             try:
                 with Package(base, name=self.name) as pkg:
@@ -209,14 +209,19 @@ class FileBook(Book):
         fresh = safeio.open_regular(self._source, kind=self._fail, what="workbook file")
         try:
             with Package(fresh, name=self.name) as now:
-                changed = sorted(p for p in self._used | touched if now.directory().get(p) != self._directory.get(p))
+                # workbook.xml by what it says (its recalc flag is every writer's to set), the rest by checksum
+                changed = sorted(p for p in (self._used | touched) - {WORKBOOK}
+                                 if now.directory().get(p) != self._directory.get(p))
+                if not changed and now.workbook() != self._book_map():
+                    changed = [WORKBOOK]
         except BaseException:
             fresh.close()
             raise
         if changed:
             fresh.close()
             sheets = [s for s, p in self._book_map().parts.items() if p in changed]
-            what = f"sheet '{sheets[0]}'" if sheets else changed[0]
+            what = (f"sheet '{sheets[0]}'" if sheets else "its sheets or defined names" if changed[0] == WORKBOOK
+                    else changed[0])
             raise self._fail(f"another program saved this workbook after xlcollab read it and changed {what}; "
                              "nothing was written, so its changes are kept: run again to work on the new file")
         return fresh
@@ -240,7 +245,7 @@ class FileBook(Book):
             held = lock_files(p)
             if held:
                 raise self._fail(f"the workbook is open in another application (lock file {held[0].name}); close it first")
-        real = safeio.write_target(target, kind=workbook_error(target), what="workbook file")
+        real = atomic.write_target(target, kind=workbook_error(target), what="workbook file")
         if real.exists() and not (real.stat().st_mode & stat.S_IWUSR):
             raise WorkbookError("the file is read-only", path=str(target))
         if real.parent.exists() and not os.access(real.parent, os.W_OK):

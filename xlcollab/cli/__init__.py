@@ -1,7 +1,8 @@
 """The `xlcollab` command: one sub-command module per area, each adding its parser with `register`.
 
 Sub-command modules import torch and friends inside their run functions, so `xlcollab --help`
-stays quick. Every XlcollabError becomes one line on stderr and exit status 1.
+stays quick. Every XlcollabError (and an OSError or MemoryError) becomes one line on stderr, control
+characters escaped, and exit status 1.
 """
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from xlcollab.core.safeio import os_words, printable
 from xlcollab.errors import XlcollabError
 
 # Each module defines `register(subparsers)`, which adds its commands with set_defaults(run=fn).
-COMMAND_MODULES = ("fit", "workbook", "solve", "graddesc", "addin")
+COMMAND_MODULES = ("fit", "evaluate", "workbook", "solve", "graddesc", "addin")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +39,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except XlcollabError as exc:
-        print(f"xlcollab: error: {exc}", file=sys.stderr)
+        print(f"xlcollab: error: {printable(exc)}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("xlcollab: error: out of memory (try a smaller data set, fewer factors or a smaller --batch-size)",
+              file=sys.stderr)
+        return 1
+    except OSError as exc:  # an OS failure outside the checked paths: still one line
+        where = f": {printable(exc.filename)}" if exc.filename else ""
+        print(f"xlcollab: error: {os_words(exc)}{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("xlcollab: interrupted", file=sys.stderr)

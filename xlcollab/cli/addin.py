@@ -139,7 +139,8 @@ def run_addin(args: argparse.Namespace) -> int:
         else:
             print(f"wrote {set_interpreter(workbook, python, platform)} = {python} into {workbook} (sheet xlwings.conf)")
     if excel is None:
-        print("Excel is not installed here, so nothing was installed: copy the add-in to the machine with Excel.")
+        print("Excel is not installed here, so nothing was installed. On the machine with Excel, install xlcollab (step 1) "
+              "and run `xlcollab addin` there:\nthe add-in it builds records that machine's Python and installs itself.")
         return 0
     if args.dry_run:
         print(f"Excel found at {excel}; --dry-run: nothing installed.")

@@ -7,16 +7,13 @@ import math
 import sys
 from typing import Any
 
+from xlcollab.core.safeio import printable
 from xlcollab.core.settings import FIT, check_fit
 from xlcollab.errors import SettingsError
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add fit, recommend and explain to the `xlcollab` command; fit's flags are core.settings.FIT, one per setting."""
-    p = sub.add_parser("fit", help="fit a collaborative-filtering model (default: the embedded ml-latest-small)",
-                       description="Fit a collaborative-filtering model by gradient descent; print the per-epoch "
-                                   "table and the validation RMSE. Every flag is a setting of "
-                                   "xlcollab.core.fit.CollabFit.")
+def add_fit_flags(p: argparse.ArgumentParser) -> None:
+    """RATINGS, one flag per setting of core.settings.FIT, and the CSV column names (fit, cv, tune)."""
     p.add_argument("ratings", nargs="?", metavar="RATINGS",
                    help="ratings file, MovieLens directory or .zip (default: the embedded ml-latest-small)")
     for name, setting in FIT.items():
@@ -30,8 +27,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--user-col", help="user column of a CSV with other names")
     p.add_argument("--item-col", help="movie/item column of a CSV with other names")
     p.add_argument("--rating-col", help="rating column of a CSV with other names")
+
+
+def read_ratings(args: argparse.Namespace) -> Any:
+    """The ratings RATINGS and the column flags name (data.Ratings)."""
+    from xlcollab.core import data
+
+    return data.load_ratings(args.ratings, user_col=args.user_col, item_col=args.item_col, rating_col=args.rating_col)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add fit, recommend and explain to the `xlcollab` command; fit's flags are core.settings.FIT, one per setting."""
+    p = sub.add_parser("fit", help="fit a collaborative-filtering model (default: the embedded ml-latest-small)",
+                       description="Fit a collaborative-filtering model (gradient descent; Gibbs sampling for "
+                                   "bmf); print the per-epoch table and the validation RMSE. Every flag is a "
+                                   "setting of xlcollab.core.fit.CollabFit.")
+    add_fit_flags(p)
     p.add_argument("--save", metavar="PATH", help="save the fitted model (for recommend and explain)")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end instead of the table")
+    p.add_argument("--force", action="store_true", help="run even when the estimated memory or time is more "
+                   "than this machine has (or than XLCOLLAB_MAX_HOURS)")
     p.set_defaults(run=run_fit)
 
     p = sub.add_parser("recommend", help="top-N unseen movies for a user (or movies like a movie), from a saved model")
@@ -60,13 +75,16 @@ def _finite(x: Any) -> Any:
 def run_fit(args: argparse.Namespace) -> int:
     """Load, fit, print the per-epoch table (or JSON), optionally save."""
     params = {name: getattr(args, name) for name in FIT}
-    check_fit(params)  # bad settings fail before the data (or torch) is read
-    from xlcollab.core import data
+    settings = check_fit(params)  # bad settings fail before the data (or torch) is read
+    from xlcollab.core import budget, modelfile
     from xlcollab.core.fit import CollabFit
 
+    if args.save:
+        modelfile.check_target(args.save)  # a path that cannot take the model fails now, not after training
     est = CollabFit(**params)
-    ratings = data.load_ratings(args.ratings, user_col=args.user_col, item_col=args.item_col,
-                                rating_col=args.rating_col)
+    ratings = read_ratings(args)
+    frame = ratings.frame
+    budget.check_fit(len(frame), frame["user"].nunique(), frame["item"].nunique(), settings, force=args.force)
     out = sys.stdout
     if not args.json:
         n = len(ratings.frame)
@@ -76,7 +94,8 @@ def run_fit(args: argparse.Namespace) -> int:
         print(f"{'epoch':>5}  {'train_rmse':>10}  {'valid_rmse':>10}  {'lr':>9}  {'seconds':>7}", file=out, flush=True)
 
     def show(row: dict[str, Any]) -> None:
-        print(f"{row['epoch']:>5}  {row['train_rmse']:>10.4f}  {row['valid_rmse']:>10.4f}  {row['lr']:>9.2e}  "
+        lr = "-" if math.isnan(row["lr"]) else f"{row['lr']:.2e}"  # bmf samples: no learning rate
+        print(f"{row['epoch']:>5}  {row['train_rmse']:>10.4f}  {row['valid_rmse']:>10.4f}  {lr:>9}  "
               f"{row['seconds']:>7.2f}", file=out, flush=True)
 
     est.fit(ratings, callback=None if args.json else show)
@@ -86,16 +105,29 @@ def run_fit(args: argparse.Namespace) -> int:
     if args.json:
         settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items() if k != "progress"}
         print(json.dumps({"valid_rmse": _finite(est.valid_rmse_), "train_rmse": _finite(est.train_rmse_),
+                          "valid_scores": {k: _finite(v) for k, v in est.valid_scores_.items()},
                           "fit_seconds": est.fit_seconds_, "epochs": s["epochs"], "device": est.device_,
                           "n_ratings": est.n_ratings_, "source": ratings.source, "settings": settings,
                           "saved": args.save, "trace": [{k: _finite(v) for k, v in r.items()} for r in est.trace_]}))
         return 0
     batch = "full" if s["batch_size"] is None else s["batch_size"]
-    print(f"model {s['model']}, {s['n_factors']} factors, {s['optimizer']} lr {s['lr']:g}, wd {s['wd']:g} "
-          f"(biases {s['wd_bias']:g}, {s['wd_mode']}), batch {batch}, {s['schedule']}, {s['epochs']} epochs, "
-          f"seed {s['seed']}", file=out)
+    if s["model"] == "blend":
+        weights = ", ".join(f"{w:+.3f}" for w in est.model_.weights.tolist())
+        print(f"model blend of {', '.join(m['model'] for m in s['members'])} (intercept, weights {weights}: least "
+              f"squares on a held-out tenth of the training ratings), seed {s['seed']}", file=out)
+    elif s["model"] == "bmf":
+        print(f"model bmf, {s['n_factors']} factors per draw, {s['epochs']} Gibbs sweeps ({s['epochs'] // 4} burn-in), "
+              f"posterior mean kept as {s['kept_factors']} factors, seed {s['seed']}", file=out)
+    else:
+        print(f"model {s['model']}, {s['n_factors']} factors, {s['optimizer']} lr {s['lr']:g}, wd {s['wd']:g} "
+              f"(biases {s['wd_bias']:g}, {s['wd_mode']}), batch {batch}, {s['schedule']}, {s['epochs']} epochs, "
+              f"seed {s['seed']}", file=out)
     valid = "n/a (no validation set)" if math.isnan(est.valid_rmse_) else f"{est.valid_rmse_:.4f}"
     print(f"valid RMSE {valid}  (train {est.train_rmse_:.4f}; fit {est.fit_seconds_:.2f} s on {est.device_})", file=out)
+    if est.valid_scores_:
+        v = est.valid_scores_
+        print(f"valid MAE {v['mae']:.4f}; ranking of each user's validation movies (k 10, relevant >= 4): "
+              f"precision {v['precision']:.4f}, recall {v['recall']:.4f}, NDCG {v['ndcg']:.4f}", file=out)
     if args.save:
         print(f"saved model to {args.save}", file=out)
     return 0
@@ -108,7 +140,7 @@ def _positive(name: str, value: int) -> None:
 
 def _table(df: Any, cols: list[str], fmt: dict[str, str]) -> str:
     """A plain left-aligned text table (titles last, so they may be long)."""
-    rows = [[format(v, fmt[c]) if c in fmt else str(v) for c, v in zip(cols, r)]
+    rows = [[format(v, fmt[c]) if c in fmt else printable(v) for c, v in zip(cols, r)]
             for r in df[cols].itertuples(index=False)]
     widths = [max([len(c)] + [len(r[j]) for r in rows]) for j, c in enumerate(cols)]
     lines = ["  ".join(c.rjust(w) if c != "title" else c for c, w in zip(cols, widths)).rstrip()]
@@ -132,7 +164,7 @@ def run_recommend(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"movie": args.movie, "similar": _records(sims)}))
             return 0
-        title = fit.title(fit.item_ids_[fit.item_codes(args.movie)])
+        title = printable(fit.title(fit.item_ids_[fit.item_codes(args.movie)]))
         print(f"{len(sims)} movies most like {title} (cosine of factors):")
         print(_table(sims, ["movie", "similarity", "title"], {"similarity": "+.3f"}))
         return 0
@@ -140,7 +172,7 @@ def run_recommend(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"user": args.user, "recommendations": _records(recs)}))
         return 0
-    print(f"top {len(recs)} unseen movies for user {args.user} (predicted rating):")
+    print(f"top {len(recs)} unseen movies for user {printable(args.user)} (predicted rating):")
     print(_table(recs, ["movie", "predicted", "title"], {"predicted": ".2f"}))
     return 0
 

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from xlcollab.core.safeio import printable
 from xlcollab.core.settings import SOLVE
 
 
@@ -52,13 +53,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--node-limit", type=int, default=500, help="branch-and-bound nodes before giving up (default 500)")
     p.add_argument("--out", type=Path, help="write the solved workbook here instead of over WORKBOOK")
     p.add_argument("--json", action="store_true", help="print the outcome per sheet as JSON")
+    p.add_argument("--force", action="store_true", help="run even when --epochs would take longer than the time "
+                   "limit (XLCOLLAB_MAX_HOURS, default 24)")
     p.set_defaults(run=run_solve)
 
 
 def run_solve(args: argparse.Namespace) -> int:
     from xlcollab.book.filebook import FileBook
-    from xlcollab.errors import SolveError, XlcollabError
+    from xlcollab.core import budget
+    from xlcollab.errors import SettingsError, SolveError, XlcollabError
 
+    if args.sheet and not any(name.strip() for arg in args.sheet for name in arg.split(",")):
+        raise SettingsError(f"--sheet {args.sheet[-1]!r} names no sheet: give a sheet name, a comma list or all")
+    if args.epochs is not None:
+        budget.check_solve(args.epochs, force=args.force)
     book = FileBook(args.workbook, out=args.out)
     try:
         results = solve(book, args)
@@ -77,9 +85,9 @@ def run_solve(args: argparse.Namespace) -> int:
     print(f"{'sheet':<16}{'engine':>16}{'status':>17}{'objective before':>18}{'after':>14}{'seconds':>9}  device")
     for sheet, r in results.items():
         before, after = r.get("objective_before"), r.get("objective_after")
-        print(f"{sheet:<16}{r['engine']:>16}{r['status']:>17}{_num(before):>18}{_num(after):>14}"
+        print(f"{printable(sheet):<16}{r['engine']:>16}{r['status']:>17}{_num(before):>18}{_num(after):>14}"
               f"{r['seconds']:>9.3f}  {r['device']}")
-    print(f"saved {saved}")
+    print(f"saved {printable(saved)}")
     return 0
 
 

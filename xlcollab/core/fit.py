@@ -29,10 +29,10 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from xlcollab.core import data, modelfile
+from xlcollab.core import blend, bmf, data, evaluate, modelfile, svdpp
 from xlcollab.core.device import pick_device, torch_threads
 from xlcollab.core.models import build_model
-from xlcollab.core.settings import FIT, check_fit, resolve_y_range
+from xlcollab.core.settings import FIT, auto_epochs, check_fit, resolve_y_range
 from xlcollab.core.train import schedule_lr, train
 from xlcollab.errors import DataError, SettingsError
 
@@ -55,6 +55,8 @@ class CollabFit:
                                           before its step, like fastai's train loss; the data term only),
                                           valid_rmse (after the epoch), lr (of its last step), seconds.
     valid_rmse_, train_rmse_ : float      the last epoch's (valid: NaN when valid_pct is 0).
+    valid_scores_ : dict                  rmse, mae, precision, recall, ndcg (@10, relevant >= 4) on the validation
+                                          set (core.evaluate.scores); empty when valid_pct is 0.
     fit_seconds_ : float                  building the model + the loop + per-epoch validation; not reading or
                                           encoding the data, nor torch's one-time import of torch._dynamo.
     device_ : str                         where it ran; threads_: torch threads it ran on (CPU).
@@ -155,6 +157,8 @@ class CollabFit:
         benchmark's synthetic data starts here): model, optimizer, the training loop, one trace row per epoch."""
         s = check_fit(self.get_params())
         tr = train_codes[2]
+        if s["epochs"] is None:  # the gradient models' rule of the training set's size
+            s["epochs"] = auto_epochs(len(tr), s["batch_size"])
         valid = valid_codes if valid_codes is not None and len(valid_codes[2]) else None
         device = tr.device
         self.rating_range_ = (float(tr.min()), float(tr.max()))
@@ -170,28 +174,52 @@ class CollabFit:
             if device.type == "cuda" else []
         with torch_threads(threads), torch.random.fork_rng(devices=devices):
             torch.manual_seed(s["seed"])
-            self.model_ = model = build_model(s, n_users, n_items, float(tr.mean())).to(device)
             self.trace_ = []
-            batches, steps = shuffled_batches(train_codes, s["batch_size"], s["seed"])
 
-            def on_epoch(row: dict[str, Any]) -> None:
-                row = {"epoch": row["epoch"], "train_rmse": math.sqrt(row["loss"]),
-                       "valid_rmse": row.get("valid_rmse", math.nan), "lr": row["lr"], "seconds": row["seconds"]}
+            def record(row: dict[str, Any]) -> None:
                 self.trace_.append(row)
                 if callback is not None:
                     callback(row)
 
-            model.train()
-            train(torch_optimizer(s, model), mse_objective(model, s), s["epochs"], batches=batches,
-                  lr_at=lambda step: schedule_lr(s["schedule"], step / (s["epochs"] * steps), s["lr"]),
-                  evaluate=None if valid is None else lambda: {"valid_rmse": self._rmse_on(*valid)},
-                  on_epoch=on_epoch, progress=s["progress"], lr_hint=s["lr"])
+            if s["model"] == "bmf":  # sampled, not descended: core.bmf
+                self.model_ = bmf.fit(s, train_codes, valid, n_users, n_items, record)
+                s["kept_factors"] = self.model_.u_weight.weight.shape[1]
+            elif s["model"] == "blend":  # members fitted by their own CollabFit, weights on a probe part
+                def member(name: str) -> CollabFit:
+                    return CollabFit(model=name, seed=s["seed"], threads=s["threads"], clip=s["clip"],
+                                     valid_pct=0.0, progress=False)
+                self.model_, s["members"] = blend.fit(s, train_codes, valid, n_users, n_items, member, record)
+            elif s["model"] == "svdpp":  # trained with the implicit sum, kept folded into the user factors
+                self.model_ = svdpp.build(s, train_codes, n_users, n_items, float(tr.mean())).to(device)
+                self._descend(s, train_codes, valid, record)
+                self.model_ = self.model_.folded()
+            else:
+                self.model_ = build_model(s, n_users, n_items, float(tr.mean())).to(device)
+                self._descend(s, train_codes, valid, record)
             self.threads_ = threads or torch.get_num_threads()
-        model.eval()
+        self.model_.eval()
         self.valid_rmse_ = self.trace_[-1]["valid_rmse"]
         self.train_rmse_ = self.trace_[-1]["train_rmse"]
         self.fit_seconds_ = time.perf_counter() - start
+        self.valid_scores_ = {} if valid is None else evaluate.scores(*valid[:2], valid[2],
+                                                                        self.predict_codes(*valid[:2]))
         return self
+
+    def _descend(self, s: dict[str, Any], train_codes: Codes, valid: Codes | None,
+                 record: Callable[[dict[str, Any]], None]) -> None:
+        """Gradient descent on model_ in core.train's loop, one trace row per epoch."""
+        model = self.model_
+        batches, steps = shuffled_batches(train_codes, s["batch_size"], s["seed"])
+
+        def on_epoch(row: dict[str, Any]) -> None:
+            record({"epoch": row["epoch"], "train_rmse": math.sqrt(row["loss"]),
+                    "valid_rmse": row.get("valid_rmse", math.nan), "lr": row["lr"], "seconds": row["seconds"]})
+
+        model.train()
+        train(torch_optimizer(s, model), mse_objective(model, s), s["epochs"], batches=batches,
+              lr_at=lambda step: schedule_lr(s["schedule"], step / (s["epochs"] * steps), s["lr"]),
+              evaluate=None if valid is None else lambda: {"valid_rmse": self._rmse_on(*valid)},
+              on_epoch=on_epoch, progress=s["progress"], lr_hint=s["lr"])
 
     # -- predictions -----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -360,3 +388,16 @@ def _codes(ids: np.ndarray, wanted: Any, what: str) -> np.ndarray:
         miss = w[np.flatnonzero(idx < 0)[0]]
         raise DataError(f"unknown {what} {miss!s}: not in the ratings this model was fitted on")
     return idx[0] if scalar else idx.astype(np.int64)
+
+
+def fit_predict(**params: Any) -> evaluate.FitPredict:
+    """A FitPredict of CollabFit with these settings (valid_pct 0: the fold's training part is all it sees)."""
+    try:  # torch.optim's first use imports torch._dynamo (seconds): not part of any fold's fit time
+        import torch._dynamo  # noqa: F401
+    except ImportError:
+        pass
+
+    def fit_predict(train: Codes, users: Tensor, items: Tensor, n_users: int, n_items: int) -> Tensor:
+        est = CollabFit(**{"progress": False, **params, "valid_pct": 0.0}).fit_tensors(train, None, n_users, n_items)
+        return est.predict_codes(users, items)
+    return fit_predict

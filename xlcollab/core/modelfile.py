@@ -1,7 +1,7 @@
 """A fitted CollabFit in one file and back: torch.save of plain data (weights, settings, id maps, titles, seen
 movies, trace); loading uses torch.load(weights_only=True), so a model file can run no code.
 
-Saving is atomic (`core.safeio.atomic_write`: a temporary file beside the target, fsync, rename), so a full disk
+Saving is atomic (`core.atomic.atomic_write`: a temporary file beside the target, fsync, rename), so a full disk
 leaves the previous model as it was. Loading reads only a regular file under the size cap, and checks every
 field against the others before anything is allocated: the model is first built on torch's "meta" device (no
 memory) and its parameters' shapes compared with the file's tensors, so a file claiming 120,000,000 users is
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from xlcollab.core import safeio
+from xlcollab.core import atomic, safeio
 from xlcollab.core.models import build_model
 from xlcollab.core.settings import MODEL_NAMES, check_fit
 from xlcollab.errors import DataError, XlcollabError
@@ -49,7 +49,8 @@ def save(est: Any, path: str | Path, *, before_replace: Callable[[], None] | Non
         "trace": est.trace_, "valid_rmse": est.valid_rmse_, "train_rmse": est.train_rmse_,
         "fit_seconds": est.fit_seconds_, "device": est.device_,
     }
-    with safeio.atomic_write(path, kind=_error("cannot save the model", path), what="model file") as fh:
+    with atomic.atomic_write(path, kind=_error("cannot save the model", path), what="model file",
+                             make_folders=False) as fh:
         torch.save(blob, fh)
         if before_replace is not None:
             before_replace()
@@ -58,11 +59,11 @@ def save(est: Any, path: str | Path, *, before_replace: Callable[[], None] | Non
 
 def check_target(path: str | Path) -> Path:
     """Refuse, before any work, a model path that cannot be written (a folder, a device, an unwritable folder)."""
-    return safeio.write_target(path, kind=_error("cannot save the model", path), what="model file")
+    return atomic.write_target(path, kind=_error("cannot save the model", path), what="model file", make_folders=False)
 
 
 def _error(what: str, path: str | Path) -> safeio.Kind:
-    return lambda message: DataError(f"{what} to {path}: {message.removeprefix(f'{path}: ')}")
+    return lambda message: DataError(f"{what} at {path}: {message.removeprefix(f'{path}: ')}")
 
 
 def load(cls: type, path: str | Path, device: str = "cpu") -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from xlcollab.core.blend import Blend
 from xlcollab.core.settings import MODEL_NAMES
 
 YRange = tuple[float, float] | None
@@ -28,7 +29,7 @@ def sigmoid_range(x: Tensor, low: float, high: float) -> Tensor:
 def logit_range(y: float, low: float, high: float) -> float:
     """The inverse of sigmoid_range for one number (used to start the global bias at the mean rating)."""
     p = min(max((y - low) / (high - low), 1e-6), 1 - 1e-6)
-    return float(torch.logit(torch.tensor(p, dtype=torch.float64)))
+    return float(torch.logit(torch.tensor(p, dtype=torch.float64, device="cpu")))  # a real number, even under meta
 
 
 def embedding(n: int, k: int, weight: Any = None, std: float = 0.01) -> nn.Embedding:
@@ -144,18 +145,26 @@ class EmbeddingNN(nn.Module):
     item_factors = EmbeddingDot.item_factors
 
 
-# The settings' model names (core.settings.MODEL_NAMES: dotbias, dot, nn), in that order, to the classes.
-MODELS: dict[str, type[nn.Module]] = dict(zip(MODEL_NAMES, (EmbeddingDotBias, EmbeddingDot, EmbeddingNN)))
+# The settings' model names (core.settings.MODEL_NAMES: dotbias, dot, nn, bmf, svdpp, blend), in that order, to the
+# classes as saved: bmf's posterior mean is a biased dot product without a sigmoid, `kept_factors` wide (core.bmf.Chain.model);
+# svdpp's implicit sum is folded into the user factors after the fit (core.svdpp), leaving a dotbias; a blend holds
+# its members, each as its own settings (`members`) build it.
+MODELS: dict[str, type[nn.Module]] = dict(zip(MODEL_NAMES, (EmbeddingDotBias, EmbeddingDot, EmbeddingNN,
+                                                             EmbeddingDotBias, EmbeddingDotBias, Blend), strict=True))
 
 
 def build_model(s: dict[str, Any], n_users: int, n_items: int, mean: float) -> nn.Module:
     """The model checked fit settings s name (resolved y_range), random start; output starts at the `mean` rating."""
     cls = MODELS[s["model"]]
+    if s["model"] == "blend":
+        return Blend([build_model(m, n_users, n_items, mean) for m in s["members"]], torch.zeros(len(s["members"]) + 1))
+    if s["model"] == "bmf":
+        return cls.from_counts(n_users, n_items, s["kept_factors"], y_range=None, global_bias=mean)
     if s["model"] == "dot":
         return cls.from_counts(n_users, n_items, s["n_factors"])
     yr = s["y_range"]
     start = mean if yr is None else logit_range(mean, *yr)
-    if s["model"] == "dotbias":
+    if s["model"] in ("dotbias", "svdpp"):
         return cls.from_counts(n_users, n_items, s["n_factors"], y_range=yr, global_bias=start)
     model = cls.from_counts(n_users, n_items, s["n_factors"], n_hidden=s["n_hidden"], y_range=yr)
     with torch.no_grad():

@@ -209,6 +209,11 @@ def _clean_ids(s: pd.Series, col: str, where: Callable[[object, str], str], stri
     return pd.Series(s.astype(str).str.strip().to_numpy(dtype=object), index=s.index)
 
 
+def too_large(rating: float) -> str:
+    """Why a rating beyond RATING_LIMIT is refused."""
+    return f"{rating!r} is outside +-{RATING_LIMIT:g}: a fit in float32 cannot square and sum such ratings"
+
+
 _INT64_LIMIT = 2.0 ** 63  # whole-number ids are int64: [-2**63, 2**63)
 
 
@@ -221,6 +226,12 @@ def _int64_ids(num: pd.Series, col: str, where: Callable[[object, str], str], ra
     else:
         v = num.to_numpy(dtype=np.float64)
         out = (v >= _INT64_LIMIT) | (v < -_INT64_LIMIT)
+        for i in np.flatnonzero(~out & (np.abs(v) >= _INT64_LIMIT / 2)):  # float rounding may hide -2**63 - 1
+            try:
+                exact = int(str((raw if raw is not None else num).iat[i]).strip())
+            except ValueError:
+                continue
+            out[i] = not -_INT64_LIMIT <= exact < _INT64_LIMIT
     if out.any():
         i = num.index[int(np.argmax(out))]
         shown = str((raw if raw is not None else num).at[i]).strip()
@@ -246,8 +257,7 @@ def _clean_ratings(r: pd.Series, where: Callable[[object, str], str]) -> pd.Seri
     big = np.abs(r.to_numpy()) > RATING_LIMIT
     if big.any():
         i = r.index[int(np.argmax(big))]
-        raise DataError(f"{where(i, 'rating')}: {float(r.at[i])!r} is outside +-{RATING_LIMIT:g}: a fit in float32 "
-                        "cannot square and sum such ratings")
+        raise DataError(f"{where(i, 'rating')}: {too_large(float(r.at[i]))}")
     return r
 
 

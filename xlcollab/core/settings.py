@@ -66,8 +66,8 @@ def _y_range(value: Any, what: str) -> tuple[float, float] | str | None:
 
 
 def batch_size(text: str) -> int | None:
-    """--batch-size: a whole number, or 'full' for one step per epoch."""
-    return None if text.lower() in ("full", "none", "0") else int(text)
+    """--batch-size: a whole number, or 'full' for one step per epoch (0 is a number, which the check refuses)."""
+    return None if text.strip().lower() in ("full", "none") else int(text)
 
 
 def y_range(text: str) -> tuple[float, float] | str | None:
@@ -83,7 +83,22 @@ def optional_number(text: str) -> float | None:
     return None if text.lower() == "none" else float(text)
 
 
-MODEL_NAMES = ("dotbias", "dot", "nn")  # core.models.MODELS maps these names to the classes
+MODEL_NAMES = ("dotbias", "dot", "nn", "bmf", "svdpp", "blend")  # core.models.MODELS maps these names to the classes
+# What n_factors and epochs None ("auto") become, per model (bmf: factors per draw, and Gibbs sweeps); the gradient
+# models' epochs None is the rule auto_epochs of the training set's size, resolved when the fit sees the data.
+AUTO: dict[str, dict[str, int | None]] = {"bmf": {"n_factors": 6, "epochs": 150}}
+AUTO_GRADIENT: dict[str, int | None] = {"n_factors": 64, "epochs": None}
+AUTO_STEPS = 400  # optimizer steps the epochs rule aims at (benchmarks/study_defaults.py chose 400 of 400, 560, 800)
+MIN_EPOCHS, MAX_EPOCHS = 7, 30
+
+
+def auto_epochs(n_train: int, batch_size: int | None, steps: int = AUTO_STEPS) -> int:
+    """Epochs for about `steps` optimizer steps, between MIN_EPOCHS and MAX_EPOCHS: a small training set gets more
+    passes (cross-validation across six data sets, benchmarks/study_defaults.py: README); full batch: MIN_EPOCHS."""
+    if batch_size is None:
+        return MIN_EPOCHS
+    per_epoch = -(-n_train // batch_size)
+    return max(MIN_EPOCHS, min(MAX_EPOCHS, round(steps / per_epoch)))
 FIT_OPTIMIZERS = ("adam", "adamw", "momentum", "sgd")
 SCHEDULES = ("annealed", "one-cycle", "constant")
 WD_MODES = ("l2", "decoupled")
@@ -92,10 +107,15 @@ WD_MODES = ("l2", "decoupled")
 # 0.8366 on the seed-42 split of the embedded ml-latest-small).
 FIT: dict[str, Setting] = {
     "model": Setting("dotbias", _choice(MODEL_NAMES), "dotbias: dot product + biases in a sigmoid range; dot: dot "
-                     "product; nn: embedding net", "--model", str, MODEL_NAMES),
-    "n_factors": Setting(64, _whole(1), "factors per user and movie (the net: both embedding sizes)", "--factors",
-                         int),
-    "epochs": Setting(7, _whole(1), "passes over the training ratings", "--epochs", int),
+                     "product; nn: embedding net; bmf: Bayesian matrix factorisation by Gibbs sampling (core.bmf; "
+                     "lr, wd, optimizer, batch size and schedule do not apply); svdpp: dotbias with SVD++'s implicit "
+                     "feedback (core.svdpp); blend: bmf and svdpp with their defaults, weighted by least squares on "
+                     "a held-out tenth of the training ratings (core.blend)", "--model", str, MODEL_NAMES),
+    "n_factors": Setting(None, _optional(_whole(1)), "factors per user and movie (the net: both embedding sizes; "
+                         "bmf: per draw); default 64, bmf 6", "--factors", int),
+    "epochs": Setting(None, _optional(_whole(1)), "passes over the training ratings (bmf: Gibbs sweeps, the first "
+                      "quarter discarded); default: at least 7 and about 400 optimizer steps, at most 30 (7 for the "
+                      "embedded ratings, more for small sets); bmf 150", "--epochs", int),
     "lr": Setting(0.005, _number(lo=0, lo_open=True), "peak learning rate", "--lr", float),
     "wd": Setting(0.1, _number(lo=0), "weight decay of the factors (see --wd-mode)", "--wd", float),
     "wd_bias": Setting(0.01, _optional(_number(lo=0)), "weight decay of the user and movie biases ('none': as --wd)",
@@ -131,7 +151,8 @@ FIT: dict[str, Setting] = {
 
 def check_fit(params: dict[str, Any]) -> dict[str, Any]:
     """CollabFit's settings after checking each one, with the defaults that depend on others filled in
-    (wd_bias None -> wd; wd_mode None -> decoupled for adamw, else l2); SettingsError names the bad one."""
+    (n_factors, epochs None -> AUTO of the model; wd_bias None -> wd; wd_mode None -> decoupled for adamw, else l2);
+    SettingsError names the bad one."""
     unknown = sorted(set(params) - set(FIT))
     if unknown:
         raise SettingsError(f"unknown setting '{unknown[0]}'; the settings are {', '.join(FIT)}")
@@ -142,6 +163,9 @@ def check_fit(params: dict[str, Any]) -> dict[str, Any]:
             out[name] = setting.check(value, setting.label or name)
         except checks.CheckError as exc:
             raise SettingsError(str(exc)) from None
+    for name, value in AUTO.get(out["model"], AUTO_GRADIENT).items():
+        if out[name] is None:
+            out[name] = value
     if out["wd_bias"] is None:
         out["wd_bias"] = out["wd"]
     if out["wd_mode"] is None:

@@ -6,8 +6,6 @@ shows a failure in a message box; either way a failure leaves the workbook as it
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -65,25 +63,58 @@ def run_macro(book: Book | None, what: str, action: Callable[[Book], Any],
 
 
 def solve(book: Book | None = None, sheet: str | None = None, **given: Any) -> dict[str, Any]:
-    """Button Solve: fit a collab_filter tab (default: the active one) with torch, write its parameters back.
+    """Button Solve: the Solver model of a sheet (default: the active one), any workbook, written back.
 
-    Settings (optimizer, lr, epochs, wd, device) come from the tab's settings cells, overridden by `given` (the
-    ribbon's choices); engine and multistart belong to a sheet's Solver model, which a collab tab (fitted by torch
-    directly) does not take beyond one start.
+    A collab_filter tab goes through its own layer (trace, "last run"); any other sheet through the generic solver.
+    Settings (engine, optimizer, lr, epochs, wd, device, multistart) come from the tab's settings cells, overridden
+    by `given` (the ribbon's choices).
     """
     from xlcollab.sheets import collab
 
     def action(b: Book) -> dict[str, Any]:
-        (tab,) = collab.tabs(sheet or b.active_sheet(), path=b.name)
+        tab = sheet or b.active_sheet()
+        b.require_sheet(tab)
         chosen = tab_settings(b, tab, given)
-        engine, multistart = chosen.pop("engine", "auto"), chosen.pop("multistart", 1)
-        if engine != "auto" or multistart != 1:
-            raise SettingsError(f"the collab tab '{tab}' is fitted by torch directly: engine {engine!r} and multistart "
-                                f"{multistart} apply to a sheet's Solver model; leave them 'as the sheet says'")
-        return collab.solve_book(b, [tab], **chosen)[tab]
-    return run_macro(book, "Solve", action, lambda r: (
-        f"RMSE {r['start_rmse']:.4f} -> {r['final_rmse']:.4f}, {r['optimizer']} {r['epochs']} epochs, "
-        f"{r['seconds']:.2f} s on {r['device']}"), box=True)
+        engine = chosen.pop("engine", "auto")
+        if chosen.get("multistart") == 1:  # one start: the sheet's own start values, no random ones
+            chosen["multistart"] = 0
+        if collab.is_tab(b, tab):
+            if engine not in ("auto", "grg"):
+                raise SettingsError(f"the collab tab '{tab}' is a nonlinear model: GRG solves it, not engine "
+                                    f"'{engine}'; leave the engine 'as the sheet says'")
+            return collab.solve_book(b, [tab], **chosen)[tab]
+        return _solve_model(b, tab, engine, chosen)
+    return run_macro(book, "Solve", action, _solve_report, box=True)
+
+
+def _solve_model(book: Book, sheet: str, engine: str, chosen: dict[str, Any]) -> dict[str, Any]:
+    """Any sheet's stored Solver model, solved by the engine chosen; the writes buffered for run_macro's commit."""
+    from xlcollab.solver import solve as generic
+    from xlcollab.solver.engines import grg
+    from xlcollab.solver.model import has_model, read_model
+
+    if not has_model(book, sheet):
+        raise WorkbookError("holds no Solver model: set one up in Excel's Solver (Data > Solver: objective, variable "
+                            "cells, constraints), then click Solve again", sheet=sheet, path=book.name)
+
+    descent = {"optimizer": chosen.get("optimizer"), "lr": chosen.get("lr"), "iterations": chosen.get("epochs"),
+               "wd": chosen.get("wd")}
+    options = generic.Options(engine=engine, device=chosen.get("device", "auto"),
+                              multistart=chosen.get("multistart", 0),
+                              grg=grg.Settings(**{k: v for k, v in descent.items() if v is not None}))
+    book.status(f"xlcollab: solving {sheet}")
+    outcome, writes = generic.solve_model(book, read_model(book, sheet), options)
+    generic.apply(book, writes)
+    return outcome.as_json()
+
+
+def _solve_report(r: dict[str, Any]) -> str:
+    """"locally optimal, objective F23: 1.11723 -> 0.190421, grg (adam, 1000 epochs), 1.88 s on cpu"."""
+    def num(v: Any) -> str:
+        return "-" if v is None else f"{v:.6g}"
+    how = f" ({r['optimizer']}, {r['epochs']} epochs)" if "optimizer" in r else ""
+    return (f"{r['status']}, objective {r['objective_cell'] or '(none)'}: {num(r['objective_before'])} -> "
+            f"{num(r['objective_after'])}, {r['engine']}{how}, {r['seconds']:.2f} s on {r['device']}")
 
 
 def run(book: Book | None = None, sheet: str | None = None, epochs: int | None = None) -> dict[str, Any]:
@@ -128,11 +159,12 @@ def fit_movielens(book: Book | None = None, *, model_path: str | Path | None = N
         est = CollabFit(**{"progress": False, **{k: v for k, v in settings.items() if v is not None}})
         start = time.perf_counter()
         b.status(f"xlcollab: fitting {len(rs.frame):,} ratings ({rs.source})")
-        est.fit(rs, callback=lambda row: b.status(f"xlcollab: epoch {row['epoch']}/{est.epochs}, "
+        # settings_ holds the epochs the fit resolved (epochs None: a rule of the data's size)
+        est.fit(rs, callback=lambda row: b.status(f"xlcollab: epoch {row['epoch']}/{est.settings_['epochs']}, "
                                                    f"validation RMSE {row['valid_rmse']:.4f}"))
         spec = results_sheet(est, rs)
         _save_then(est, path, lambda: b.put_sheet(spec))
-        return {"valid_rmse": est.valid_rmse_, "train_rmse": est.train_rmse_, "epochs": est.epochs,
+        return {"valid_rmse": est.valid_rmse_, "train_rmse": est.train_rmse_, "epochs": est.settings_["epochs"],
                 "seconds": time.perf_counter() - start, "device": str(est.device_), "model": str(path),
                 "sheet": spec.name}
     return run_macro(book, "Fit MovieLens", action, lambda r: (
@@ -149,15 +181,7 @@ def _location(book: Book) -> Path:
 
 
 def _save_then(est: Any, path: Path, then: Callable[[], None]) -> None:
-    """Save the model to a scratch file beside `path`, run `then`, and only then move the file into place."""
-    try:
-        fd, scratch = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as exc:
-        raise XlcollabError(f"cannot save the model at {path} ({exc.strerror or exc})") from None
-    os.close(fd)
-    try:
-        est.save(scratch)
-        then()
-        os.replace(scratch, path)
-    finally:
-        Path(scratch).unlink(missing_ok=True)
+    """Save the model atomically (core.modelfile), running `then` once the new file is complete and before it
+    replaces the old one: if `then` fails, the previous model stays."""
+    from xlcollab.core import modelfile
+    modelfile.save(est, path, before_replace=then)

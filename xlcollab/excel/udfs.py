@@ -32,13 +32,16 @@ MODEL_DOC = "optional: a model file; default <workbook>.xlcollab.pt beside the w
 
 
 def cell_error(udf: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a UDF so that an XlcollabError becomes the cell's text "#xlcollab: <first line of the reason>"."""
+    """Wrap a UDF so that it never raises: an XlcollabError becomes the cell's text "#xlcollab: <first line of the
+    reason>", and anything else (a bug, memory) "#xlcollab: internal error: <kind>: <first line>"."""
     @functools.wraps(udf)  # xlwings reads the signature and docstring through __wrapped__
     def in_cell(*args: Any, **kwargs: Any) -> Any:
         try:
             return udf(*args, **kwargs)
         except XlcollabError as exc:
             return ERROR_PREFIX + (str(exc).splitlines() or [type(exc).__name__])[0]
+        except Exception as exc:  # a worksheet function must answer in its cell, whatever happened
+            return f"{ERROR_PREFIX}internal error: {type(exc).__name__}: " + (str(exc).splitlines() or [""])[0]
     return in_cell
 
 
@@ -84,11 +87,15 @@ def model_path_for(workbook: str | Path) -> Path:
     return workbook.with_name(workbook.stem + MODEL_SUFFIX)
 
 
-_MODELS: dict[Path, tuple[tuple[int, int], CollabFit]] = {}
+_MODELS: dict[Path, tuple[tuple[int, int, int], CollabFit | XlcollabError]] = {}
 
 
 def load_model(path: str | Path) -> CollabFit:
-    """The fitted model saved at `path`, cached; reloaded when the file's mtime or size changes."""
+    """The fitted model saved at `path`, cached; reloaded when the file changes (inode, mtime or size).
+
+    A load that failed is cached too, until the file changes: a damaged model file is read once, not on
+    every recalculation of every cell that asks.
+    """
     from xlcollab.core.fit import CollabFit
 
     path = Path(path).resolve()
@@ -96,10 +103,16 @@ def load_model(path: str | Path) -> CollabFit:
         st = path.stat()
     except OSError:
         raise XlcollabError(f"no saved model at {path}: click Fit MovieLens (or run `xlcollab fit --save {path}`)") from None
-    stamp = (st.st_mtime_ns, st.st_size)
+    stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
     if path not in _MODELS or _MODELS[path][0] != stamp:
-        _MODELS[path] = (stamp, CollabFit.load(path))
-    return _MODELS[path][1]
+        try:
+            _MODELS[path] = (stamp, CollabFit.load(path))
+        except XlcollabError as exc:
+            _MODELS[path] = (stamp, exc)
+    found = _MODELS[path][1]
+    if isinstance(found, XlcollabError):
+        raise found
+    return found
 
 
 def model_for(model: Any, caller: Any) -> CollabFit:

@@ -95,16 +95,7 @@ def make_xlsm(xlsx_path: Path, xlsm_path: Path, buttons: Mapping[str, Sequence[s
                 block = 100 + codenames.index(codename)  # shape ids clear of the comments' (openpyxl's from 1025)
                 _merge_buttons(pkg, part, legacy, _buttons_vml(subs[name], row, col, shape_block=block))
             elif name in subs:
-                vml_n += 1
-                vml_part = free_name(pkg, "xl/drawings/vmlDrawing{}.vml", start=vml_n)
-                vml_n = int(re.search(r"(\d+)\.vml$", vml_part)[1])
-                row, col = _button_anchor(root, anchors.get(name))
-                pkg.set(vml_part, _buttons_vml(subs[name], row, col, shape_block=vml_n))
-                rel_part = rels_of(part)
-                if rel_part not in pkg:
-                    pkg.put_tree(rel_part, etree.Element(q("Relationships", PKG_NS), nsmap={None: PKG_NS}))
-                rid = add_relationship(pkg.tree(rel_part), VML_REL, "../drawings/" + vml_part.rsplit("/", 1)[1])
-                _add_legacy_drawing(root, rid, sheet=name, path=str(xlsx_path))
+                vml_n = _add_buttons(pkg, name, part, root, subs[name], anchors.get(name), vml_n + 1)
 
         # the VBA project, and the workbook declared macro-enabled
         pkg.set("xl/vbaProject.bin", workbook_project(codenames))
@@ -120,6 +111,21 @@ def make_xlsm(xlsx_path: Path, xlsm_path: Path, buttons: Mapping[str, Sequence[s
 
 
 # -- parts ------------------------------------------------------------------------------------------
+def _add_buttons(pkg: Package, sheet: str, part: str, root: etree._Element, subs: list[str], cell: str | None,
+                 block: int) -> int:
+    """Give a sheet its buttons: a VML drawing (shape block >= `block`), its relationship and <legacyDrawing>."""
+    vml_part = free_name(pkg, "xl/drawings/vmlDrawing{}.vml", start=block)
+    block = int(re.search(r"(\d+)\.vml$", vml_part)[1])
+    row, col = _button_anchor(root, cell)
+    pkg.set(vml_part, _buttons_vml(subs, row, col, shape_block=block))
+    rel_part = rels_of(part)
+    if rel_part not in pkg:
+        pkg.put_tree(rel_part, etree.Element(q("Relationships", PKG_NS), nsmap={None: PKG_NS}))
+    rid = add_relationship(pkg.tree(rel_part), VML_REL, "../drawings/" + vml_part.rsplit("/", 1)[1])
+    _add_legacy_drawing(root, rid, sheet=sheet, path=pkg.name)
+    return block
+
+
 def _set_codename(root: etree._Element, codename: str) -> None:
     pr = root.find(q("sheetPr"))
     if pr is None:

@@ -7,6 +7,7 @@ tensor per output range and, for writing cached values, gives every formula cell
 """
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,8 +48,9 @@ class Compiled:
     def values(self, x: torch.Tensor) -> dict[Cell, float | str | bool | None]:
         """Every formula cell on the sheets the compile touched, evaluated at x (n,): for writing cached values.
 
-        Numbers are floats, TRUE/FALSE bools, text str, errors their text ("#DIV/0!"); cells whose formulas
-        the compiler cannot evaluate (functions off the variables' path it does not know) are left out.
+        Numbers are floats, TRUE/FALSE bools, text str, errors their text ("#DIV/0!"; a number that is not
+        finite at x is the error Excel would show there); cells whose formulas the compiler cannot evaluate
+        (functions off the variables' path it does not know) are left out.
         """
         prog = self._program
         for sheet in self._touched:
@@ -68,8 +70,7 @@ class Compiled:
             for s in np.unique(src[dyn]):
                 nums[src == s] = env.src[s][0, torch.as_tensor(pos[src == s])].cpu().numpy()
             for r, c, k, v, t in zip(rows, cols, kind, nums, text):
-                out[(sheet, int(r), int(c))] = (float(v) if k == NUM else bool(v) if k == BOOL
-                                                else str(t) if k in (TEXT, ERR) else None)
+                out[(sheet, int(r), int(c))] = _cell_value(int(k), float(v), str(t))
         return out
 
     def _batch(self, x: torch.Tensor) -> tuple[torch.Tensor, bool]:
@@ -95,6 +96,14 @@ def compile_cells(book: Book, variables: Sequence[Cell], outputs: Sequence[Seque
         warnings.warn(note, stacklevel=2)
     touched = wb.loaded()
     return Compiled(variables, x0.to(device), outputs, list(prog.notes), prog, reads, len(prog.sources), touched)
+
+
+def _cell_value(kind: int, num: float, text: str) -> float | str | bool | None:
+    if kind == NUM:
+        return num if math.isfinite(num) else "#NUM!" if math.isnan(num) else "#DIV/0!"
+    if kind == BOOL:
+        return bool(num)
+    return text if kind in (TEXT, ERR) else None
 
 
 def _real(wb: Workbook, cell: Cell) -> Cell:

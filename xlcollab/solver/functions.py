@@ -44,8 +44,13 @@ _MATH: dict[str, tuple[Callable[..., torch.Tensor], int, int, bool]] = {
     "INT": (torch.floor, 1, 1, False),
     "ROUND": (_round_half_away, 2, 2, False),
     "FLOOR": (_floor_sig, 2, 2, False),
+    "SIGN": (torch.sign, 1, 1, False),
+    "MOD": (torch.remainder, 2, 2, True),   # the divisor's sign, as Excel
+    "SIN": (torch.sin, 1, 1, False),
+    "COS": (torch.cos, 1, 1, False),
+    "TANH": (torch.tanh, 1, 1, False),
 }
-_ZERO_GRADIENT = {"INT", "ROUND", "FLOOR"}
+_ZERO_GRADIENT = {"INT", "ROUND", "FLOOR", "SIGN"}
 
 
 def _math(name: str) -> Function:
@@ -55,7 +60,7 @@ def _math(name: str) -> Function:
         vals = [block.operand(a) for a in args]
         block.risky |= risky
         out = ops.elementwise(fn, vals, block.device,
-                              zero_div=(lambda a: a[1] == 0) if name == "FLOOR" else None)
+                              zero_div=(lambda a: a[1] == 0) if name in ("FLOOR", "MOD") else None)
         if name in _ZERO_GRADIENT and out.dynamic:
             block.note(f"{block.label}: {name} has zero gradient with respect to the variables")
         return out
@@ -107,9 +112,9 @@ def _member_errors(vals: list[Val], G: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def reduce(v: Val, keep: np.ndarray, how: str, device: torch.device):
-    """Sum / sum of squares / min / max over each cell's (h, w), only where `keep`."""
+    """Sum / sum of squares / product / min / max over each cell's (h, w), only where `keep`."""
     k = tensor(np.broadcast_to(keep, np.broadcast_shapes(keep.shape, v.shape)))
-    fill = {"sum": 0.0, "sumsq": 0.0, "min": math.inf, "max": -math.inf}[how]
+    fill = {"sum": 0.0, "sumsq": 0.0, "prod": 1.0, "min": math.inf, "max": -math.inf}[how]
 
     def run(t: torch.Tensor, k_: torch.Tensor) -> torch.Tensor:
         t = torch.where(k_, t, torch.full((), fill, dtype=F64, device=t.device))
@@ -117,6 +122,8 @@ def reduce(v: Val, keep: np.ndarray, how: str, device: torch.device):
             t = t * t
         if how in ("sum", "sumsq"):
             return t.sum((-2, -1), keepdim=True)
+        if how == "prod":
+            return t.prod(-1, keepdim=True).prod(-2, keepdim=True)
         return t.amin((-2, -1), keepdim=True) if how == "min" else t.amax((-2, -1), keepdim=True)
     return lift(run, v.num, k, device=device)
 
@@ -129,8 +136,8 @@ def _aggregate(how: str) -> Function:
         count = sum(np.broadcast_to(k, (G,) + v.shape[1:]).sum((1, 2)) for v, k, _ in items).reshape(G, 1, 1) \
             if items else np.zeros((G, 1, 1))
         parts = [reduce(v, k, "sum" if how == "average" else how, block.device) for v, k, _ in items]
-        if how in ("min", "max"):
-            combine = torch.minimum if how == "min" else torch.maximum
+        if how in ("min", "max", "prod"):  # of no numbers at all: 0
+            combine = {"min": torch.minimum, "max": torch.maximum, "prod": torch.mul}[how]
             total = _fold(parts, combine, block.device)
             total = lift(lambda t, c: torch.where(c > 0, t, torch.zeros((), dtype=F64, device=t.device)), total,
                          tensor(count), device=block.device)
@@ -152,7 +159,8 @@ def _fold(parts: list, combine: Callable, device: torch.device):
     return total
 
 
-for _name, _how in (("SUM", "sum"), ("SUMSQ", "sumsq"), ("AVERAGE", "average"), ("MIN", "min"), ("MAX", "max")):
+for _name, _how in (("SUM", "sum"), ("SUMSQ", "sumsq"), ("AVERAGE", "average"), ("MIN", "min"), ("MAX", "max"),
+                    ("PRODUCT", "prod")):
     register(_name, lo=1)(_aggregate(_how))
 
 
@@ -286,6 +294,14 @@ def not_(block: Block, args: Sequence[Node]) -> Val:
 register("TRUE", lo=0, hi=0)(lambda block, args: scalar(True))
 register("FALSE", lo=0, hi=0)(lambda block, args: scalar(False))
 register("NA", lo=0, hi=0)(lambda block, args: error("#N/A"))
+register("PI", lo=0, hi=0)(lambda block, args: scalar(math.pi))
+
+
+@register("SINGLE", lo=1, hi=1)
+def single(block: Block, args: Sequence[Node]) -> Val:
+    """Excel 365's `@` (stored as _xlfn.SINGLE): implicit intersection, even inside an array formula."""
+    with block.array_context(False):
+        return block.operand(args[0])
 
 
 def _is(test: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Function:

@@ -9,19 +9,19 @@ is a circular reference.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from xlcollab.errors import WorkbookError
-from xlcollab.solver import functions, lookup  # noqa: F401  (importing them registers the Excel functions)
-from xlcollab.solver.lower import Block, DependsOnFailed, Ragged, RefVal
+from xlcollab.solver import criteria, functions, lookup  # noqa: F401  (importing them registers the Excel functions)
+from xlcollab.solver.lower import Block, DependsOnFailed, Ragged
 from xlcollab.solver.forms import group_formulas, parse_formula
 from xlcollab.solver.parse import Call, Name, Node, ParseError, Ref
 from xlcollab.solver.refs import Cell, a1, cell_label
-from xlcollab.solver.values import ERR, Env, Unsupported, Val, broadcast
+from xlcollab.solver.values import Env, Unsupported
 from xlcollab.solver.workbook import FAILED, NotReady, SheetData, Workbook
 
 TODO, ACTIVE, DONE, BROKEN, SPLIT = range(5)
@@ -32,6 +32,7 @@ _POSITION_ARGS = {"INDEX": (0,), "OFFSET": (0,), "VLOOKUP": (1,), "HLOOKUP": (1,
 
 @dataclass(eq=False)
 class Group:
+    """Formula cells of one sheet with one R1C1 form (hosts rows[i], cols[i]; an array formula's extent)."""
     sheet: str
     key: str
     tree: Node | None
@@ -41,8 +42,8 @@ class Group:
     extent: tuple[int, int]
     array: bool
     state: int = TODO
-    deps: list[Cell] | None = None
-    run: object = None            # env -> (B, cells) for a group on the variables' path
+    deps: list[int] | None = None      # the groups it reads (indices into Program.groups)
+    run: Callable[[Env], torch.Tensor] | None = None  # env -> (B, cells), for a group on the variables' path
     why: str = ""                 # why it failed (BROKEN)
 
     @property
@@ -264,7 +265,7 @@ class Program:
             raise Unsupported(g.problem or "cannot read the formula")
         block = Block(self.wb, g.sheet, g.rows, g.cols, array=g.array, device=self.device, notes=self.notes,
                       label=cell_label(g.first))
-        val = fit(block, block.lower(g.tree), g)
+        val = block.fit(block.lower(g.tree), g.extent if g.array else None)
         rows, cols = g.cells()
         shape = rows.shape
         kind = np.broadcast_to(val.kind, shape)
@@ -298,34 +299,3 @@ class _Cycle(Exception):
     def __init__(self, loop: list[Group]) -> None:
         super().__init__("cycle")
         self.loop = loop
-
-
-def fit(block: Block, out, g: Group) -> Val:
-    """A formula's result shaped to its cell (ordinary formula) or to its extent (array formula)."""
-    if isinstance(out, RefVal):
-        out = block.intersect(out) if not g.array and (out.h, out.w) != (1, 1) else block.gather(out)
-    eh, ew = g.extent
-    if not g.array:
-        eh = ew = 1
-    _, h, w = out.shape
-    if (h, w) == (eh, ew) or (h in (1, eh) and w in (1, ew)):
-        shape = broadcast(out.shape, (block.G, eh, ew))
-        return Val(np.broadcast_to(out.kind, shape), out.num, None if out.text is None else np.broadcast_to(out.text, shape))
-    return _resize(out, eh, ew, block)
-
-
-def _resize(v: Val, eh: int, ew: int, block: Block) -> Val:
-    """Excel's fit of an array result to a differently sized range: cut, or pad with #N/A."""
-    _, h, w = v.shape
-    th, tw = (eh if h == 1 else min(h, eh)), (ew if w == 1 else min(w, ew))
-    kind = np.broadcast_to(v.kind, (v.shape[0], th if h == 1 else h, tw if w == 1 else w))[:, :th, :tw]
-    text = np.broadcast_to(v.texts(), kind.shape[:1] + (max(h, th), max(w, tw)))[:, :th, :tw]
-    pad = ((0, 0), (0, eh - th), (0, ew - tw))
-    kind = np.pad(kind, pad, constant_values=ERR)
-    text = np.pad(text.astype(object), pad, constant_values="#N/A")
-
-    def shape_num(t: torch.Tensor) -> torch.Tensor:
-        t = t.expand(*t.shape[:2], max(h, th), max(w, tw))[..., :th, :tw]
-        return F.pad(t, (0, ew - tw, 0, eh - th), value=float("nan"))
-    from xlcollab.solver.values import lift
-    return Val(kind, lift(shape_num, v.num, device=block.device), text)

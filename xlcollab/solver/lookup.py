@@ -1,7 +1,7 @@
-"""Look-ups and conditional sums: INDEX, MATCH, VLOOKUP, HLOOKUP, OFFSET, CHOOSE, ROW(S), COLUMN(S), SUMIF & co.
+"""Look-ups: INDEX, MATCH, VLOOKUP, HLOOKUP, OFFSET, CHOOSE, ROW(S), COLUMN(S).
 
-Their positions, keys and criteria must not depend on the variables: they are resolved at compile time, per
-cell of a block, into references (so INDEX($B$6:$F$20, MATCH(...), 1) becomes a static gather) and masks.
+Their positions and keys must not depend on the variables: they are resolved at compile time, per
+cell of a block, into references (so INDEX($B$6:$F$20, MATCH(...), 1) becomes a static gather).
 The values they return may depend on the variables.
 """
 from __future__ import annotations
@@ -13,14 +13,12 @@ import numpy as np
 import torch
 
 from xlcollab.solver import ops
-from xlcollab.solver.functions import reduce
 from xlcollab.solver.lower import Block, Lowered, RefVal, register
 from xlcollab.solver.parse import Missing, Node
-from xlcollab.solver.values import (BLANK, BOOL, ERR, NUM, TEXT, Unsupported, Val, const_val, error, lift,
-                                    number_from_text, tensor, with_errors)
+from xlcollab.solver.values import BOOL, ERR, NUM, TEXT, Unsupported, Val, const_val, error, lift, tensor, with_errors
 
 
-def _static(block: Block, node: Node, fn: str, what: str) -> Val:
+def static_arg(block: Block, node: Node, fn: str, what: str) -> Val:
     v = block.operand(node)
     if v.dynamic:
         raise Unsupported(f"{fn}'s {what} depends on the variables")
@@ -31,7 +29,7 @@ def _ints(block: Block, node: Node | None, fn: str, what: str, default: int) -> 
     """A per-cell whole number argument: (values (G,), error mask (G,), error codes (G,))."""
     if node is None or isinstance(node, Missing):
         return np.full(1, default), np.zeros(1, bool), np.full(1, "", dtype=object)
-    v = ops.to_number(_static(block, node, fn, what), block.device)
+    v = ops.to_number(static_arg(block, node, fn, what), block.device)
     if v.shape[1:] != (1, 1):
         raise Unsupported(f"{fn}'s {what} must be one value per cell")
     nums = np.nan_to_num(v.num[0].numpy().reshape(-1))
@@ -171,7 +169,7 @@ def _key(kind: int, num: float, text: str) -> tuple | None:
     return None
 
 
-def _wildcard(text: str) -> re.Pattern | None:
+def wildcard(text: str) -> re.Pattern | None:
     """A regex for Excel's * and ? (~ escapes them); None when the text has none."""
     if not re.search(r"(?<!~)[*?]", text):
         return None
@@ -208,7 +206,7 @@ def match_positions(value: Val, look: Val, mtype: np.ndarray) -> tuple[np.ndarra
         key = _key(int(vk[g]), vn[g], vt[g])
         found = None
         if key is not None and mt[g] == 0:
-            pattern = _wildcard(str(vt[g])) if vk[g] == TEXT else None
+            pattern = wildcard(str(vt[g])) if vk[g] == TEXT else None
             if pattern is not None:
                 found = next((i for i in range(lk.shape[1]) if lk[g, i] == TEXT and pattern.match(str(lt[g, i]))), None)
             else:
@@ -237,7 +235,7 @@ def match_positions(value: Val, look: Val, mtype: np.ndarray) -> tuple[np.ndarra
 
 @register("MATCH", lo=2, hi=3)
 def match(block: Block, args: Sequence[Node]) -> Val:
-    value = _static(block, args[0], "MATCH", "lookup value")
+    value = static_arg(block, args[0], "MATCH", "lookup value")
     with block.array_context():
         look = block.values(args[1])
     if look.dynamic:
@@ -251,22 +249,22 @@ def match(block: Block, args: Sequence[Node]) -> Val:
 
 
 def _lookup(block: Block, args: Sequence[Node], fn: str, vertical: bool) -> Lowered:
-    value = _static(block, args[0], fn, "lookup value")
+    value = static_arg(block, args[0], fn, "lookup value")
     with block.array_context():
         table = block.lower(args[1])
     idx, i_err, i_codes = _ints(block, args[2], fn, "column" if vertical else "row", 1)
     approx = True
     if len(args) > 3 and not isinstance(args[3], Missing):
-        flag = ops.to_bool(_static(block, args[3], fn, "match mode"), block.device)
+        flag = ops.to_bool(static_arg(block, args[3], fn, "match mode"), block.device)
         approx = bool(flag.num[0].numpy().reshape(-1)[0])
     if isinstance(table, RefVal):
         keys_ref = RefVal(table.sheet, table.r0, table.c0, table.h if vertical else 1, 1 if vertical else table.w)
         keys = block.gather(keys_ref)
         size = table.w if vertical else table.h
     else:
-        keys = table if not vertical else _slice(table, np.zeros(1, int), np.zeros(1, int), table.shape[1], 1, block.device)
-        if not vertical:
-            keys = _slice(table, np.zeros(1, int), np.zeros(1, int), 1, table.shape[2], block.device)
+        origin = np.zeros(1, int)
+        keys = _slice(table, origin, origin, table.shape[1] if vertical else 1, 1 if vertical else table.shape[2],
+                      block.device)
         size = table.shape[2] if vertical else table.shape[1]
     if keys.dynamic:
         raise Unsupported(f"{fn}'s first {'column' if vertical else 'row'} depends on the variables")
@@ -289,106 +287,3 @@ def _lookup(block: Block, args: Sequence[Node], fn: str, vertical: bool) -> Lowe
 
 register("VLOOKUP", lo=3, hi=4)(lambda block, args: _lookup(block, args, "VLOOKUP", True))
 register("HLOOKUP", lo=3, hi=4)(lambda block, args: _lookup(block, args, "HLOOKUP", False))
-
-
-# -- SUMIF, SUMIFS, COUNTIF, COUNTIFS, AVERAGEIF, AVERAGEIFS -----------------------------------------------------------
-_OP = re.compile(r"^(<=|>=|<>|=|<|>)?(.*)$", re.DOTALL)
-
-
-def criteria_mask(kind: np.ndarray, num: np.ndarray, text: np.ndarray, ck: int, cn: float, ct: str) -> np.ndarray:
-    """Which cells (kind/num/text arrays) meet one criterion, as COUNTIF reads it ("<>5", "ab*", 3, TRUE)."""
-    if ck == NUM:
-        return (kind == NUM) & (num == cn)
-    if ck == BOOL:
-        return (kind == BOOL) & (num == cn)
-    if ck == BLANK:
-        return kind == BLANK
-    m = _OP.match(str(ct))
-    op, rest = m[1] or "=", m[2]
-    if rest == "":
-        blank = (kind == BLANK) | ((kind == TEXT) & (text == ""))
-        return blank if op == "=" and m[1] is None or op == "=" else ~blank if op == "<>" else np.zeros(kind.shape, bool)
-    x = number_from_text(rest)
-    if x is not None:
-        hit = (kind == NUM) & ops._order(op, np.sign(num - x))
-        return hit | ((kind != NUM) if op == "<>" else False)
-    if rest.upper() in ("TRUE", "FALSE") and op in ("=", "<>"):
-        hit = (kind == BOOL) & (num == float(rest.upper() == "TRUE"))
-        return ~hit if op == "<>" else hit
-    folded = np.array([str(t).casefold() for t in text.reshape(-1)], dtype=object).reshape(text.shape)
-    if op in ("=", "<>"):
-        pattern = _wildcard(rest)
-        if pattern is None:
-            hit = (kind == TEXT) & (folded == rest.casefold())
-        else:
-            hit = (kind == TEXT) & np.vectorize(lambda t: bool(pattern.match(t)), otypes=[bool])(folded)
-        return ~hit if op == "<>" else hit
-    sign = np.vectorize(lambda t: (t > rest.casefold()) - (t < rest.casefold()), otypes=[int])(folded)
-    return (kind == TEXT) & ops._order(op, sign)
-
-
-def _condition(block: Block, range_node: Node, crit_node: Node, fn: str) -> tuple[Lowered, np.ndarray, np.ndarray, np.ndarray]:
-    """(range, mask (G, h, w), error mask (G,), codes (G,)) of one range/criterion pair."""
-    with block.array_context():
-        rng = block.lower(range_node)
-    vals = block.gather(rng) if isinstance(rng, RefVal) else rng
-    if vals.dynamic:
-        raise Unsupported(f"{fn}'s criteria range depends on the variables")
-    crit = _static(block, crit_node, fn, "criteria")
-    if crit.shape[1:] != (1, 1):
-        raise Unsupported(f"{fn} with an array of criteria")
-    G = max(vals.shape[0], crit.shape[0])
-    kind, num, text = vals.kind, np.broadcast_to(vals.num[0].numpy(), vals.shape), vals.texts()
-    ck, cn, ct = (np.broadcast_to(a.reshape(-1), (G,)) for a in (crit.kind, crit.num[0].numpy(), crit.texts()))
-    mask = np.zeros((G,) + vals.shape[1:], dtype=bool)
-    cache: dict[tuple, np.ndarray] = {}
-    for g in range(G):
-        gv = g if vals.shape[0] > 1 else 0
-        key = (gv, int(ck[g]), float(cn[g]) if ck[g] != ERR else 0.0, str(ct[g]))
-        if key not in cache:
-            cache[key] = criteria_mask(kind[gv], num[gv], text[gv], int(ck[g]), float(cn[g]), str(ct[g]))
-        mask[g] = cache[key]
-    return rng, mask, ck == ERR, np.where(ck == ERR, ct, "")
-
-
-def _conditional(block: Block, args: Sequence[Node], fn: str, how: str) -> Val:
-    """SUMIF(S) / COUNTIF(S) / AVERAGEIF(S): one mask from the criteria, then a sum or a count."""
-    multi = fn.endswith("S")
-    if multi:
-        target, pairs = (args[0] if how != "count" else None), list(zip(args[1 if how != "count" else 0::2],
-                                                                         args[2 if how != "count" else 1::2]))
-    else:
-        target, pairs = (args[2] if len(args) > 2 and how != "count" else None), [(args[0], args[1])]
-    conds = [_condition(block, r, c, fn) for r, c in pairs]
-    shapes = {(x.h, x.w) if isinstance(x, RefVal) else x.shape[1:] for x, _, _, _ in conds}
-    if len(shapes) != 1:
-        return error("#VALUE!")
-    h, w = shapes.pop()
-    G = max(m.shape[0] for _, m, _, _ in conds)
-    mask = np.ones((G, h, w), dtype=bool)
-    err, codes = np.zeros(G, bool), np.full(G, "", dtype=object)
-    for _, m, e, k in conds:
-        mask &= m
-        new = np.broadcast_to(e, (G,)) & ~err
-        codes, err = np.where(new, np.broadcast_to(k, (G,)), codes), err | new
-    count = mask.sum((1, 2)).reshape(G, 1, 1).astype(float)
-    if how == "count":
-        return with_errors(np.zeros((G, 1, 1), np.int8), tensor(count), err.reshape(G, 1, 1), codes.reshape(G, 1, 1))
-    base = conds[0][0] if target is None or isinstance(target, Missing) else block.lower(target)
-    if isinstance(base, RefVal):  # Excel sizes the sum range like the criteria range, from its top-left cell
-        base = RefVal(base.sheet, base.r0, base.c0, h, w)
-    values = block.gather(base) if isinstance(base, RefVal) else base
-    keep = mask & (values.kind == NUM)
-    total = reduce(values, keep, "sum", block.device)
-    if how == "average":
-        n = keep.sum((1, 2)).reshape(-1, 1, 1).astype(float)
-        total = lift(lambda t, c: t / c, total, tensor(np.maximum(n, 1)), device=block.device)
-        zero = (n == 0).reshape(-1)
-        codes, err = np.where(zero & ~err, "#DIV/0!", codes), err | zero
-    return with_errors(np.zeros((G, 1, 1), np.int8), total, err.reshape(G, 1, 1), codes.reshape(G, 1, 1))
-
-
-for _fn, _how, _lo, _hi in (("SUMIF", "sum", 2, 3), ("COUNTIF", "count", 2, 2), ("AVERAGEIF", "average", 2, 3),
-                            ("SUMIFS", "sum", 3, None), ("COUNTIFS", "count", 2, None),
-                            ("AVERAGEIFS", "average", 3, None)):
-    register(_fn, lo=_lo, hi=_hi)(lambda block, args, fn=_fn, how=_how: _conditional(block, args, fn, how))

@@ -21,7 +21,8 @@ from xlcollab.solver import ops
 from xlcollab.solver.forms import parse_formula
 from xlcollab.solver.parse import ArrayLit, Binary, Bool, Call, Err, Missing, Name, Node, Num, ParseError, Ref, Str, Unary
 from xlcollab.solver.refs import MAX_COL, MAX_ROW
-from xlcollab.solver.values import ERR, TEXT, Env, Unsupported, Val, const_val, error, from_python, scalar, tensor
+from xlcollab.solver.values import (ERR, TEXT, Env, Unsupported, Val, broadcast, const_val, error, from_python, lift,
+                                    scalar, tensor)
 from xlcollab.solver.workbook import FAILED, PENDING, NotReady, Workbook
 
 _mask_ids = itertools.count()
@@ -263,9 +264,37 @@ class Block:
                       None if val.text is None else np.broadcast_to(val.text, (max(g, mg), h, w)))
         return val
 
+    def fit(self, out: Lowered, extent: tuple[int, int] | None) -> Val:
+        """A formula's result shaped to its cell (ordinary formula: extent None) or to an array formula's extent."""
+        if isinstance(out, RefVal):
+            out = self.intersect(out) if extent is None and (out.h, out.w) != (1, 1) else self.gather(out)
+        eh, ew = extent or (1, 1)
+        _, h, w = out.shape
+        if h in (1, eh) and w in (1, ew):
+            shape = broadcast(out.shape, (self.G, eh, ew))
+            return Val(np.broadcast_to(out.kind, shape), out.num,
+                       None if out.text is None else np.broadcast_to(out.text, shape))
+        return _resize(out, eh, ew, self.device)
+
     def note(self, message: str) -> None:
         if message not in self.notes:
             self.notes.append(message)
+
+
+def _resize(v: Val, eh: int, ew: int, device: torch.device) -> Val:
+    """Excel's fit of an array result to a differently sized range: cut, or pad with #N/A."""
+    _, h, w = v.shape
+    th, tw = (eh if h == 1 else min(h, eh)), (ew if w == 1 else min(w, ew))
+    kind = np.broadcast_to(v.kind, (v.shape[0], max(h, th), max(w, tw)))[:, :th, :tw]
+    text = np.broadcast_to(v.texts(), kind.shape[:1] + (max(h, th), max(w, tw)))[:, :th, :tw]
+    pad = ((0, 0), (0, eh - th), (0, ew - tw))
+    kind = np.pad(kind, pad, constant_values=ERR)
+    text = np.pad(text.astype(object), pad, constant_values="#N/A")
+
+    def shape_num(t: torch.Tensor) -> torch.Tensor:
+        t = t.expand(*t.shape[:2], max(h, th), max(w, tw))[..., :th, :tw]
+        return torch.nn.functional.pad(t, (0, ew - tw, 0, eh - th), value=float("nan"))
+    return Val(kind, lift(shape_num, v.num, device=device), text)
 
 
 class Ragged(Unsupported):

@@ -14,10 +14,10 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Union
 
-from xlcollab.book.base import Book, bounds, cell_name, split_ref
+from xlcollab.book.base import Book, bounds, cell_name
 from xlcollab.errors import WorkbookError
+from xlcollab.solver.refs import Cell, parse_area, split_areas
 
-Cell = tuple[str, int, int]  # (sheet, row, col), 1-based: the compiler's cell
 RELATIONS = {1: "<=", 2: "=", 3: ">=", 4: "int", 5: "bin", 6: "dif"}
 GOALS = {1: "max", 2: "min", 3: "value"}
 ENGINES = {1: "grg", 2: "lp", 3: "evolutionary"}
@@ -58,27 +58,9 @@ class SolverModel:
     constraints: tuple[Constraint, ...] = field(default_factory=tuple)
 
 
-def where(cell: Cell) -> str:
-    """"'Sheet 1'!B3" for messages."""
-    return f"'{cell[0]}'!{cell_name(cell[1], cell[2])}"
-
-
 # -- the text of one name ------------------------------------------------------------------------------------
 def _fail(book: Book, sheet: str, message: str, cell: str | None = None) -> WorkbookError:
     return WorkbookError(message, sheet=sheet, cell=cell, path=book.name)
-
-
-def split_areas(text: str) -> list[str]:
-    """"'a,b'!A1,B2:C3" -> ["'a,b'!A1", "B2:C3"]: commas outside quoted sheet names separate areas."""
-    parts, depth_quote, start = [], False, 0
-    for i, ch in enumerate(text):
-        if ch == "'":
-            depth_quote = not depth_quote
-        elif ch == "," and not depth_quote:
-            parts.append(text[start:i])
-            start = i + 1
-    parts.append(text[start:])
-    return [p.strip() for p in parts]
 
 
 def is_ref_error(text: str) -> bool:
@@ -96,20 +78,25 @@ def cells(book: Book, sheet: str, text: str, what: str, _depth: int = 0) -> tupl
     """The cells of a reference text (areas, quoted sheets, defined names), row-major per area, in order."""
     body = text.strip().lstrip("=").strip()
     if is_ref_error(body):
-        raise _fail(book, sheet, f"{what} refers to a deleted cell ({body}); Excel leaves #REF! behind when a "
+        raise _fail(book, sheet, f"{what}: {body} points at a deleted cell; Excel leaves #REF! behind when a "
                     "referenced cell is deleted: set the model again in Solver or give it with --objective/--vars")
     out: list[Cell] = []
-    for area in split_areas(body):
+    for part in split_areas(body):
         try:
-            target, ref = split_ref(area)
-        except WorkbookError:
-            out += _named_cells(book, sheet, area, what, _depth)
+            area = parse_area(part.strip())
+        except ValueError:
+            area = None
+        if area is None:
+            out += _named_cells(book, sheet, part.strip(), what, _depth)
             continue
+        target, a, b = area
         target = target or sheet
+        if a.row is None or a.col is None:
+            raise _fail(book, sheet, f"{what} ({body}) covers whole rows or columns; give the cells themselves")
         if target not in book.sheet_names():
             raise _fail(book, sheet, f"{what} ({body}) refers to sheet '{target}', which the workbook does not have")
-        r0, c0, r1, c1 = bounds(ref)
-        out += [(target, r, c) for r in range(r0, r1 + 1) for c in range(c0, c1 + 1)]
+        out += [(target, r, c) for r in range(min(a.row, b.row), max(a.row, b.row) + 1)
+                for c in range(min(a.col, b.col), max(a.col, b.col) + 1)]
     return tuple(out)
 
 

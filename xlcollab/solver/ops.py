@@ -128,7 +128,7 @@ _CMP: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 _RANK = {NUM: 0, TEXT: 1, BOOL: 2}
 
 
-def _order(op: str, sign: np.ndarray) -> np.ndarray:
+def order(op: str, sign: np.ndarray) -> np.ndarray:
     """The comparison's truth from the sign (-1, 0, 1) of left minus right."""
     return {"=": sign == 0, "<>": sign != 0, "<": sign < 0, ">": sign > 0, "<=": sign <= 0, ">=": sign >= 0}[op]
 
@@ -149,7 +149,7 @@ def compare(op: str, a: Val, b: Val, device: torch.device) -> Val:
                 sign = (x > y) - (x < y)
             else:
                 sign = _RANK[int(ka[idx])] - _RANK[int(kb[idx])]
-            static[idx] = float(_order(op, np.array(np.sign(sign))))
+            static[idx] = float(order(op, np.array(np.sign(sign))))
     if numeric.any():
         num = lift(lambda x, y: _CMP[op](x, y).to(F64), a.num, b.num, device=device)
         if not numeric.all():

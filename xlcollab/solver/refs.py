@@ -94,7 +94,7 @@ def parse_area(text: str) -> tuple[str | None, Corner, Corner] | None:
 def parse_cells(text: str, default_sheet: str) -> list[Cell]:
     """Every cell of "'s'!$A$1:$B$2,'s'!$D$1" (comma-separated areas), row by row, in the order written."""
     cells: list[Cell] = []
-    for part in _split_areas(text.strip().lstrip("=")):
+    for part in split_areas(text.strip().lstrip("=")):
         area = parse_area(part.strip())
         if area is None or area[1].row is None or area[1].col is None:
             raise WorkbookError(f"not a cell range: {part!r}", sheet=default_sheet)
@@ -105,8 +105,8 @@ def parse_cells(text: str, default_sheet: str) -> list[Cell]:
     return cells
 
 
-def _split_areas(text: str) -> list[str]:
-    """Split on commas outside quoted sheet names."""
+def split_areas(text: str) -> list[str]:
+    """"'a,b'!A1,B2:C3" -> ["'a,b'!A1", "B2:C3"]: commas outside quoted sheet names separate areas."""
     parts, depth, start = [], False, 0
     for i, ch in enumerate(text):
         if ch == "'":

@@ -19,7 +19,8 @@ from xlcollab.errors import DivergedError, SettingsError, SolveError, WorkbookEr
 from xlcollab.solver.engines import branch, grg, linear, lp, multistart
 from xlcollab.solver.engines.problem import Problem, Result
 from xlcollab.solver.extra_cells import WithFormulas
-from xlcollab.solver.model import Cell, Constraint, Formula, SolverModel, TYPE_WORDS, checked, where
+from xlcollab.solver.model import Constraint, Formula, SolverModel, TYPE_WORDS, checked
+from xlcollab.solver.refs import Cell, cell_label
 
 ENGINES = ("auto", "grg", "lp", "evolutionary")
 EVOLUTIONARY_STARTS = 32
@@ -66,55 +67,78 @@ class Built:
 
 
 # -- from model to problem ---------------------------------------------------------------------------------
+Side = tuple[Constraint, int, "int | float"]  # (constraint, its left side's output, right side's output or constant)
+
+
 def build(book: Book, model: SolverModel, device: torch.device) -> Built:
     """Compile the objective and the constraints' sides; bound constraints become the variables' box."""
     from xlcollab.solver.compile import compile_cells
 
     view = WithFormulas(book, model.sheet)
-    variables = list(model.variables)
-    outputs: list[list[Cell]] = [[model.objective]] if model.objective else []
-    sides: list[tuple[Constraint, int, int | float | None]] = []  # (constraint, lhs output, rhs output/constant)
-    for c in model.constraints:
-        if c.rel in TYPE_WORDS:
-            continue
-        outputs.append(list(c.lhs))
-        lhs_at = len(outputs) - 1
-        if isinstance(c.rhs, Formula):
-            outputs.append([view.place(c.rhs.text)])
-            sides.append((c, lhs_at, len(outputs) - 1))
-        elif isinstance(c.rhs, tuple):
-            outputs.append(list(c.rhs))
-            sides.append((c, lhs_at, len(outputs) - 1))
-        else:
-            sides.append((c, lhs_at, float(c.rhs)))
-    compiled = compile_cells(view, variables, outputs, device=device)
+    outputs, sides = _outputs(model, view)
+    compiled = compile_cells(view, list(model.variables), outputs, device=device)
     x0 = compiled.x0.to(device=device, dtype=torch.float64)
     at_start = compiled(x0[None].clone().requires_grad_(True))  # an output without a gradient: no variable moves it
     if model.objective is not None:
         _require_dependence(book, model, compiled, x0)
-    lower, upper, general = _bounds(model, sides, at_start, x0, variables)
-    rows = [f"the objective {where(model.objective)}"] if model.objective else []
-    index = {v: i for i, v in enumerate(variables)}
-    integer = torch.zeros(len(variables), dtype=torch.bool, device=device)
+    lower, upper, general = _bounds(model, sides, at_start, x0)
+    integer, alldiff = _types(model, lower, upper)
+    sense = {"min": 1.0, "max": -1.0}.get(model.goal, 0.0) if model.objective else 0.0
+    problem = Problem(x0, lower, upper, _evaluator(model, compiled, general), sense,
+                      integer if bool(integer.any()) else None, alldiff)
+    return Built(problem, compiled, _labels(model, general, outputs), view)
+
+
+def _outputs(model: SolverModel, view: WithFormulas) -> tuple[list[list[Cell]], list[Side]]:
+    """The cells to compile (objective first, then each constraint's sides; a formula right side placed in a
+    spare cell of the view) and, per constraint, where its sides are among them."""
+    outputs: list[list[Cell]] = [[model.objective]] if model.objective else []
+    sides: list[Side] = []
+    for c in model.constraints:
+        if c.rel in TYPE_WORDS:
+            continue
+        outputs.append(list(c.lhs))
+        if isinstance(c.rhs, (Formula, tuple)):
+            outputs.append([view.place(c.rhs.text)] if isinstance(c.rhs, Formula) else list(c.rhs))
+            sides.append((c, len(outputs) - 2, len(outputs) - 1))
+        else:
+            sides.append((c, len(outputs) - 1, float(c.rhs)))
+    return outputs, sides
+
+
+def _types(model: SolverModel, lower: torch.Tensor, upper: torch.Tensor) -> tuple[torch.Tensor, list[list[int]]]:
+    """Integer marks (int and bin; bin also clips the box to [0, 1]) and the all-different groups."""
+    index = {v: i for i, v in enumerate(model.variables)}
+    integer = torch.zeros(len(index), dtype=torch.bool, device=lower.device)
     alldiff = []
     for c in model.constraints:
+        at = [index[v] for v in c.lhs] if c.rel in TYPE_WORDS else []
         if c.rel in ("int", "bin"):
-            integer[[index[v] for v in c.lhs]] = True
+            integer[at] = True
         if c.rel == "bin":
-            for v in c.lhs:
-                lower[index[v]], upper[index[v]] = max(float(lower[index[v]]), 0.0), min(float(upper[index[v]]), 1.0)
+            lower[at], upper[at] = lower[at].clamp_min(0.0), upper[at].clamp_max(1.0)
         if c.rel == "dif":
-            alldiff.append([index[v] for v in c.lhs])
+            alldiff.append(at)
+    return integer, alldiff
+
+
+def _labels(model: SolverModel, general: list[Side], outputs: list[list[Cell]]) -> list[str]:
+    """What each row of [objective, g, h] is, for messages (in the order `_evaluator` stacks them)."""
+    rows = [f"the objective {cell_label(model.objective)}"] if model.objective else []
     g_rows, h_rows = [], []
-    for c, lhs_at, rhs in general:
-        cells = [where(x) for x in c.lhs]
+    for c, _, rhs in general:
         n = max(len(c.lhs), len(outputs[rhs]) if isinstance(rhs, int) else 1)
-        labels = [f"{c.label} at {cells[min(i, len(cells) - 1)]}" for i in range(n)]
+        labels = [f"{c.label} at {cell_label(c.lhs[min(i, len(c.lhs) - 1)])}" for i in range(n)]
         (h_rows if c.rel == "=" else g_rows).extend(labels)
     rows += g_rows + h_rows
     if model.objective is not None and model.goal == "value":
-        rows.append(f"the objective {where(model.objective)} = {model.value:g}")
-    sense = {"min": 1.0, "max": -1.0}.get(model.goal, 0.0) if model.objective else 0.0
+        rows.append(f"the objective {cell_label(model.objective)} = {model.value:g}")
+    return rows
+
+
+def _evaluator(model: SolverModel, compiled: Any, general: list[Side]):
+    """x [batch, n] -> (objective cell, g <= 0, h = 0): the compiled sheet as the engines' Problem sees it."""
+    value_of = model.objective is not None and model.goal == "value"
 
     def evaluate(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         outs = compiled(x)
@@ -122,45 +146,41 @@ def build(book: Book, model: SolverModel, device: torch.device) -> Built:
         g, h = [], []
         for c, lhs_at, rhs in general:
             left = outs[lhs_at]
-            right = outs[rhs] if isinstance(rhs, int) else torch.full_like(left, rhs)
-            diff = left - right
+            diff = left - (outs[rhs] if isinstance(rhs, int) else torch.full_like(left, rhs))
             if c.rel == "=":
                 h.append(diff)
             else:
                 g.append(diff if c.rel == "<=" else -diff)
-        if model.objective is not None and model.goal == "value":
+        if value_of:
             h.append((obj - model.value)[:, None])
         empty = x[:, :0]
         return obj, torch.cat(g, 1) if g else empty, torch.cat(h, 1) if h else empty
 
-    problem = Problem(x0, lower, upper, evaluate, sense, integer if bool(integer.any()) else None, alldiff)
-    return Built(problem, compiled, rows, view)
+    return evaluate
 
 
 def _require_dependence(book: Book, model: SolverModel, compiled: Any, x0: torch.Tensor) -> None:
     """An objective that no variable moves is refused (Excel: 'The Objective Cell must contain a formula')."""
     gen = torch.Generator().manual_seed(1)
-    pts = torch.stack([x0, x0 + (1 + x0.abs()) * torch.randn(x0.shape, generator=gen, dtype=x0.dtype).to(x0.device)])
-    x = pts.clone().requires_grad_(True)
+    noise = torch.randn(x0.shape, generator=gen, dtype=x0.dtype).to(x0.device)
+    x = torch.stack([x0, x0 + (1 + x0.abs()) * noise]).requires_grad_(True)
     obj = compiled(x)[0][:, 0]
-    moved = obj.requires_grad and torch.autograd.grad(obj.sum(), x, allow_unused=True)[0] is not None
-    if moved:
-        (grad,) = torch.autograd.grad(compiled(x)[0][:, 0].sum(), x)
-        moved = bool((grad != 0).any())
-    if not moved:
+    grad = torch.autograd.grad(obj.sum(), x, allow_unused=True)[0] if obj.requires_grad else None
+    if grad is None or not bool((grad != 0).any()):
         sheet, r, c = model.objective
         raise WorkbookError("the objective cell does not depend on the variable cells "
                             f"({', '.join(sorted({s for s, _, _ in model.variables}))}): no change of them moves it",
                             sheet=sheet, cell=cell_name(r, c), path=book.name)
 
 
-def _bounds(model: SolverModel, sides, at_start, x0: torch.Tensor, variables: list[Cell]):
+def _bounds(model: SolverModel, sides: list[Side], at_start: list[torch.Tensor],
+            x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[Side]]:
     """(lower, upper, the constraints that are not bounds): a single variable against a constant, or against
     cells no variable moves, is a bound (OpenSolver's rule); a formula right side never is."""
-    n = len(variables)
+    n = len(model.variables)
     lower = torch.full((n,), -math.inf, dtype=torch.float64, device=x0.device)
     upper = torch.full((n,), math.inf, dtype=torch.float64, device=x0.device)
-    index = {v: i for i, v in enumerate(variables)}
+    index = {v: i for i, v in enumerate(model.variables)}
     general = []
     for c, lhs_at, rhs in sides:
         constant = not isinstance(rhs, int) or (not isinstance(c.rhs, Formula) and not at_start[rhs].requires_grad)
@@ -191,7 +211,7 @@ def run(built: Built, model: SolverModel, options: Options) -> Result:
     if bool((p.lower > p.upper).any()):
         i = int(torch.nonzero(p.lower > p.upper)[0])
         return Result(p.x0, "infeasible", math.nan, 0, math.inf, "bounds",
-                      message=f"the bounds on {where(model.variables[i])} contradict each other "
+                      message=f"the bounds on {cell_label(model.variables[i])} contradict each other "
                               f"({float(p.lower[i]):g} > {float(p.upper[i]):g})")
     engine = options.engine if options.engine != "auto" else model.engine
     if options.engine in ("auto", "lp"):
@@ -200,10 +220,11 @@ def run(built: Built, model: SolverModel, options: Options) -> Result:
             return lp.solve(p, lin, node_limit=options.node_limit)
         if engine == "lp":
             raise SolveError(f"the model is not linear ({built.rows[bad]} is not a linear function of the variable "
-                             "cells), so Simplex LP cannot solve it; use --engine grg", sheet=model.sheet)
+                             "cells), so Simplex LP cannot solve it; use --engine grg", sheet=model.sheet,
+                             path=built.book.name)
     if p.alldiff:
         raise SolveError("all-different (dif) constraints need a linear model (Simplex LP); this one is not linear",
-                         sheet=model.sheet)
+                         sheet=model.sheet, path=built.book.name)
 
     def local(q: Problem) -> Result:
         if q.integer is not None:
@@ -246,10 +267,15 @@ def solve_model(book: Book, model: SolverModel, options: Options = Options()) ->
         raise SolveError(f"{result.status}: {FAILURES.get(result.status, result.status)}{detail}; nothing was written",
                          sheet=model.sheet, path=book.name)
     outcome = Outcome(model.sheet, result.status, result.engine, str(device),
-                      where(model.objective) if model.objective else None, before,
+                      _quoted(model.objective) if model.objective else None, before,
                       result.objective if model.objective else None, result.iterations,
                       time.perf_counter() - start, result.max_violation, result.trace, result.message)
     return outcome, _writes(built, model, result.x)
+
+
+def _quoted(cell: Cell) -> str:
+    """"'bias'!Z4": the objective cell as `--json` reports it (the sheet always quoted, as Excel's names write it)."""
+    return "'" + cell[0].replace("'", "''") + "'!" + cell_name(cell[1], cell[2])
 
 
 def _writes(built: Built, model: SolverModel, x: torch.Tensor) -> Writes:

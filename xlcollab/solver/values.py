@@ -40,6 +40,7 @@ Num = Union[torch.Tensor, Thunk]
 
 @dataclass(frozen=True)
 class Val:
+    """The values of a block's cells (or of an array per cell): kinds and texts static, numbers maybe not."""
     kind: np.ndarray                  # int8, (G|1, h, w)
     num: Num                          # float64 (1, G|1, h, w) tensor, or a thunk giving (B, G|1, h, w)
     text: np.ndarray | None = None    # object array broadcastable to kind: the text / error code per element

@@ -17,7 +17,7 @@ from xlcollab.solver.refs import Cell, a1
 from xlcollab.solver.values import BLANK, BOOL, NUM, classify
 
 CONST, PENDING, FAILED = -1, -2, -3
-MAX_CELLS = 50_000_000
+MAX_CELLS = 10_000_000  # grids of the used range: about 40 bytes a cell
 
 
 class NotReady(Exception):

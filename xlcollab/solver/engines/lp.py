@@ -30,7 +30,7 @@ def solve(problem: Problem, lin: Linear, *, node_limit: int | None = None) -> Re
     if status is None:
         return finish(problem, problem.x0, "error", 0, "lp", message=f"HiGHS stopped: {res.message}")
     if status != "optimal":
-        return finish(problem, problem.x0, status, 0, "lp", message=res.message)
+        return finish(problem, problem.x0, status, 0, "lp")
     x = np.asarray(res.x[:n], dtype=np.float64)
     whole = integrality[:n].astype(bool)
     x[whole] = np.round(x[whole])
