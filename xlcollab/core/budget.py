@@ -63,7 +63,8 @@ def check_memory(need: float, what: str, *, kind: Kind = SettingsError, force: b
     if force or have is None or need <= MEMORY_SHARE * have:
         return
     raise kind(f"{what} needs about {size(need)} of memory, more than this machine can spare ({MEMORY_SHARE:.0%} of "
-               f"the {size(have)} available)" + (f"; {hint}" if hint else "") + (" (or --force)" if kind is SettingsError else ""))
+               f"the {size(have)} available)" + (f"; {hint}" if hint else "")
+               + (" (or --force)" if kind is SettingsError else ""))
 
 
 def check_time(seconds: float, what: str, *, kind: Kind = SettingsError, force: bool = False, hint: str = "") -> None:
