@@ -37,7 +37,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from xlcollab.core import data, evaluate  # noqa: E402
-from xlcollab.core.fit import CollabFit  # noqa: E402
+from xlcollab.core.fit import CollabFit, collab_fit_predict  # noqa: E402
 
 ML25M = (162_541, 59_047, 25_000_095)
 
@@ -63,7 +63,7 @@ def xlcollab_method(**settings):
     def holdout(ratings: data.Ratings, train, valid) -> dict:
         fit = CollabFit(**settings).fit(ratings)
         return {"scores": fit.valid_scores_, "fit s": fit.fit_seconds_, "name": describe_fit(fit.settings_, settings)}
-    return holdout, evaluate.collab_fit_predict(**settings)
+    return holdout, collab_fit_predict(**settings)
 
 
 def describe_fit(s: dict, given: dict) -> str:

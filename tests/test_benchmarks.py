@@ -84,4 +84,4 @@ def test_defaults_study_runs_small() -> None:
                            "--only", "1", "--folds", "2", "--cache", ""], capture_output=True, text=True,
                           timeout=600, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "| defaults | " in done.stdout and "small-ratings40: 40," in done.stdout
+    assert "| 7 epochs | " in done.stdout and "small-ratings40: 40," in done.stdout

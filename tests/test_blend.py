@@ -52,3 +52,16 @@ def test_blended_fit_saves_loads_and_explains(tmp_path):
     assert len(interpret.recommend(back, 3, 4)) == 4 and len(interpret.similar(back, 2, 3)) == 3
     best, _ = interpret.bias_ranking(back, 2)
     assert len(best) == 2
+
+
+def test_a_blend_file_with_broken_members_is_refused_in_one_line(tmp_path):
+    from xlcollab.errors import DataError
+
+    frame = pd.DataFrame({"user": [1, 1, 2, 2, 3, 3], "item": [1, 2, 1, 3, 2, 3], "rating": [4.0, 3, 5, 2, 4, 1]})
+    est = CollabFit(model="blend", seed=0, valid_pct=0.0).fit(frame)
+    path = est.save(tmp_path / "b.pt")
+    blob = torch.load(path, weights_only=True)
+    blob["settings"]["members"] = [{"model": "bmf"}]  # no factors, no width
+    torch.save(blob, path)
+    with pytest.raises(DataError, match="damaged xlcollab model file: its settings describe no model"):
+        CollabFit.load(path)

@@ -137,17 +137,3 @@ def cross_validate(fit_predict: FitPredict, ratings: Any = None, *, folds: int =
             on_fold(row)
     return result
 
-
-def collab_fit_predict(**params: Any) -> FitPredict:
-    """A FitPredict of CollabFit with these settings (valid_pct 0: the fold's training part is all it sees)."""
-    from xlcollab.core.fit import CollabFit
-
-    try:  # torch.optim's first use imports torch._dynamo (seconds): not part of any fold's fit time
-        import torch._dynamo  # noqa: F401
-    except ImportError:
-        pass
-
-    def fit_predict(train: Codes, users: Tensor, items: Tensor, n_users: int, n_items: int) -> Tensor:
-        est = CollabFit(**{"progress": False, **params, "valid_pct": 0.0}).fit_tensors(train, None, n_users, n_items)
-        return est.predict_codes(users, items)
-    return fit_predict
