@@ -41,9 +41,10 @@ def test_blended_fit_saves_loads_and_explains(tmp_path):
     frame = pd.DataFrame({"user": u, "item": i, "rating": np.clip(np.round(2 * x) / 2, 0.5, 5)})
     est = CollabFit(model="blend", seed=1).fit(frame)
     s = est.settings_
-    assert [m["model"] for m in s["members"]] == list(blend.MEMBERS)
-    assert [r["epoch"] for r in est.trace_] == [0, 1, 2, 3] and est.trace_[0]["probe_rmse"] > 0
-    member_valid = [r["valid_rmse"] for r in est.trace_[1:3]]
+    assert [m["model"] for m in s["members"]] == [name for name, _ in blend.MEMBERS]
+    assert s["members"][2]["n_factors"] == 128 and s["members"][2]["wd"] == 0.05
+    assert [r["epoch"] for r in est.trace_] == [0, 1, 2, 3, 4] and est.trace_[0]["probe_rmse"] > 0
+    member_valid = [r["valid_rmse"] for r in est.trace_[1:4]]
     assert est.valid_rmse_ <= max(member_valid) + 1e-9  # the blend is no worse than its worse member
     assert est.valid_rmse_ == pytest.approx(est.valid_scores_["rmse"], rel=1e-5)
     back = CollabFit.load(est.save(tmp_path / "blend.pt"))
