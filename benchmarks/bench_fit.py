@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from xlcollab.core import data, evaluate  # noqa: E402
-from xlcollab.core.fit import CollabFit, collab_fit_predict  # noqa: E402
+from xlcollab.core import data, evaluate, fit  # noqa: E402
+from xlcollab.core.fit import CollabFit  # noqa: E402
 
 ML25M = (162_541, 59_047, 25_000_095)
 
@@ -61,9 +61,9 @@ def table(rows: list[dict], cols: list[str]) -> str:
 def xlcollab_method(**settings):
     """(holdout, fit_predict) of CollabFit with these settings (the defaults when none)."""
     def holdout(ratings: data.Ratings, train, valid) -> dict:
-        fit = CollabFit(**settings).fit(ratings)
-        return {"scores": fit.valid_scores_, "fit s": fit.fit_seconds_, "name": describe_fit(fit.settings_, settings)}
-    return holdout, collab_fit_predict(**settings)
+        est = CollabFit(**settings).fit(ratings)
+        return {"scores": est.valid_scores_, "fit s": est.fit_seconds_, "name": describe_fit(est.settings_, settings)}
+    return holdout, fit.fit_predict(**settings)
 
 
 def describe_fit(s: dict, given: dict) -> str:

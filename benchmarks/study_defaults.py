@@ -26,8 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from xlcollab.core import data, tune  # noqa: E402
-from xlcollab.core.fit import collab_fit_predict  # noqa: E402
+from xlcollab.core import data, evaluate, fit, tune  # noqa: E402
 from xlcollab.core.settings import FIT, auto_epochs  # noqa: E402
 
 
@@ -111,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         wall, cpu = time.perf_counter(), time.process_time()
         labelled = candidates(int(len(ratings) * 0.8) * (args.folds - 1) // args.folds)[:args.only]
         cands = [c for _, c in labelled]
-        res = tune.tune(lambda c: collab_fit_predict(**c), ratings, cands, folds=args.folds,
+        res = tune.tune(lambda c: fit.fit_predict(**c), ratings, cands, folds=args.folds,
                         cache=args.cache or None)
         for label, cand in labelled:
             row = next(r for r in res.rows if r["settings"] == cand)

@@ -6,8 +6,7 @@ import json
 import pytest
 
 from xlcollab.cli import main
-from xlcollab.core import evaluate, tune
-from xlcollab.core.fit import collab_fit_predict
+from xlcollab.core import evaluate, fit, tune
 from tests.test_evaluate import small_ratings
 
 
@@ -22,7 +21,7 @@ def test_cv_json_equals_cross_validate(ratings_csv, capsys):
     assert main(["cv", str(ratings_csv), "--folds", "3", "--cv-seed", "4", "--epochs", "4", "--factors", "3",
                  "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    want = evaluate.cross_validate(collab_fit_predict(epochs=4, n_factors=3), str(ratings_csv), folds=3,
+    want = evaluate.cross_validate(fit.fit_predict(epochs=4, n_factors=3), str(ratings_csv), folds=3,
                                    seed=4)
     assert len(out["per_fold"]) == 3
     for m in evaluate.METRICS:
@@ -43,7 +42,7 @@ def test_tune_grid_json_equals_core_tune(ratings_csv, capsys):
     assert main(["tune", str(ratings_csv), "--grid", "wd=0.01,0.3", "--grid", "factors=2", "--epochs", "3",
                  "--folds", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    want = tune.tune(lambda c: collab_fit_predict(**{"epochs": 3, **c}), str(ratings_csv),
+    want = tune.tune(lambda c: fit.fit_predict(**{"epochs": 3, **c}), str(ratings_csv),
                      tune.grid({"wd": [0.01, 0.3], "n_factors": [2]}), folds=2)
     assert out["best"] == want.best
     assert [c["rmse"]["mean"] for c in out["candidates"]] == pytest.approx([r["rmse"]["mean"] for r in want.rows])

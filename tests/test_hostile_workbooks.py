@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from hostile import ROOT, flag_member, lie_about_size, part_of, rewrite, sha, with_sheet_prefix, xlcollab
+from hostile import (ROOT, baseline_mb, flag_member, lie_about_size, part_of, rewrite, sha, with_sheet_prefix,
+                     xlcollab)
 
 GRADDESC = ROOT / "workbooks" / "graddesc.xlsx"
 RUN = ("run", "--sheet", "adam", "--epochs", "2")
@@ -104,16 +105,16 @@ def test_a_real_zip_bomb_under_lowered_caps(book: Path, tmp_path: Path) -> None:
     hostile = rewrite(book, tmp_path / "hostile.xlsx", {}, extra={"xl/media/zeros.bin": b"\0" * (64 << 20)})
     assert hostile.stat().st_size < 400_000
     env = {"XLCOLLAB_MAX_PART_MB": "16"}
-    run_refused(hostile, r"unpacks to 64 MB, over the 16 MB limit", env=env, max_mb=400)
+    run_refused(hostile, r"unpacks to 64 MB, over the 16 MB limit", env=env, max_mb=baseline_mb("run") + 32)
     env = {"XLCOLLAB_MAX_PART_MB": "100", "XLCOLLAB_MAX_ZIP_MB": "32"}
-    run_refused(hostile, r"unpack to more than 32 MB in all", env=env, max_mb=400)
+    run_refused(hostile, r"unpack to more than 32 MB in all", env=env, max_mb=baseline_mb("run") + 32)
 
 
 def test_a_member_that_unpacks_to_more_than_its_directory_says(book: Path, tmp_path: Path) -> None:
     """A lying directory (1 KB claimed, 32 MB inside) must not help: the stream stops at the claim, the checksum fails."""
     hostile = rewrite(book, tmp_path / "hostile.xlsx", {}, extra={"xl/media/zeros.bin": b"\0" * (32 << 20)})
     lie_about_size(hostile, "xl/media/zeros.bin", 1024)
-    run_refused(hostile, r"xl/media/zeros\.bin", r"checksum|Bad CRC", max_mb=400)
+    run_refused(hostile, r"xl/media/zeros\.bin", r"checksum|Bad CRC", max_mb=baseline_mb("run") + 16)
 
 
 @pytest.mark.parametrize("case,needle", [("encrypted", "is encrypted"), ("bzip2", "compression method 12"),
@@ -163,7 +164,7 @@ def test_a_link_to_dev_zero_is_refused_before_reading(tmp_path: Path) -> None:
     link = tmp_path / "zero.xlsx"
     link.symlink_to("/dev/zero")
     run = xlcollab(*RUN[:1], link, *RUN[1:])
-    run.refused("zero.xlsx: a character device", max_mb=400, max_s=30)
+    run.refused("zero.xlsx: a character device", max_mb=baseline_mb("run") + 32, max_s=30)
 
 
 @pytest.mark.parametrize("where", ["workbook", "out"])

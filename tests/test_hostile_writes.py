@@ -22,7 +22,7 @@ from openpyxl import Workbook
 
 from hostile import ROOT, kill_after, sha, xlcollab
 from xlcollab.book.filebook import FileBook
-from xlcollab.core import safeio
+from xlcollab.core import atomic, safeio
 from xlcollab.errors import DataError, WorkbookError
 
 GRADDESC = ROOT / "workbooks" / "graddesc.xlsx"
@@ -46,7 +46,7 @@ def cell(path: Path, sheet: str, ref: str = "A1"):
 
 
 def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if safeio.TEMP_MARK in p.name)
+    return sorted(p.name for p in folder.iterdir() if atomic.TEMP_MARK in p.name)
 
 
 # -- kill -9 ------------------------------------------------------------------------------------------------------------
@@ -153,8 +153,8 @@ def test_two_writers_on_one_sheet_never_both_say_saved(tmp_path: Path) -> None:
 
 def test_a_second_writer_waits_a_bounded_time_then_refuses(tmp_path: Path) -> None:
     path = Path(shutil.copy(GRADDESC, tmp_path / "graddesc.xlsx"))
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom xlcollab.core import safeio\n"
-                               "with safeio.locked(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(8)",
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom xlcollab.core import atomic\n"
+                               "with atomic.locked(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(8)",
                                str(path)], env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -248,7 +248,7 @@ def test_a_failing_fsync_leaves_the_file_and_no_temporary(tmp_path: Path, monkey
 
     def failing_fsync(fd: int) -> None:
         raise OSError(code, os.strerror(code))
-    monkeypatch.setattr(safeio.os, "fsync", failing_fsync)
+    monkeypatch.setattr(atomic.os, "fsync", failing_fsync)
     with pytest.raises(WorkbookError, match=f"cannot write it \\({words}\\); the file is unchanged"):
         book.commit()
     monkeypatch.undo()
@@ -273,19 +273,19 @@ def test_fit_movielens_whose_sheet_cannot_be_written_keeps_the_old_model(tmp_pat
 
 
 def test_python_helpers_refuse_what_the_cli_refuses(tmp_path: Path) -> None:
-    """safeio directly: a FIFO is refused without blocking; a symlinked target is written through."""
+    """safeio and atomic directly: a FIFO is refused without blocking; a symlinked target is written through."""
     fifo = tmp_path / "p"
     os.mkfifo(fifo)
     start = time.monotonic()
     with pytest.raises(DataError, match="a FIFO"):
         safeio.open_regular(fifo)
     with pytest.raises(DataError, match="a FIFO"):
-        with safeio.atomic_write(fifo) as fh:
+        with atomic.atomic_write(fifo) as fh:
             fh.write(b"x")
     assert time.monotonic() - start < 5
     real, link = tmp_path / "real", tmp_path / "link"
     real.write_bytes(b"old")
     link.symlink_to(real)
-    with safeio.atomic_write(link) as fh:
+    with atomic.atomic_write(link) as fh:
         fh.write(b"new")
     assert link.is_symlink() and real.read_bytes() == b"new" and leftovers(tmp_path) == []

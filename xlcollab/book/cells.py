@@ -7,7 +7,7 @@ lo_open, hi_open, integer.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -50,15 +50,17 @@ def named_number(book: Book, sheet: str, name: str, what: str, **limits: Any) ->
     return number_at(book, sheet, book.ref_of(sheet, name), what, **limits)
 
 
-def numbers_in(book: Book, sheet: str, name: str, what: str, *, blanks: bool = False, **limits: Any) -> np.ndarray:
+def numbers_in(book: Book, sheet: str, name: str, what: str, *, blanks: bool = False,
+               read: Callable[[str], list[list[Any]]] | None = None, **limits: Any) -> np.ndarray:
     """The block a sheet-scoped defined name points at, as a float64 array (rows x columns).
 
     Every cell must be a number within `limits`; with `blanks`, an empty cell is allowed and reads as NaN.
+    `read(ref)` gives the block's values where the caller has read the sheet already (default: `book.read`).
     """
     ref = book.ref_of(sheet, name)
     r0, c0, r1, c1 = bounds(ref)
     out = np.full((r1 - r0 + 1, c1 - c0 + 1), np.nan)
-    for i, row in enumerate(book.read(sheet, ref)):
+    for i, row in enumerate(read(ref) if read else book.read(sheet, ref)):
         for j, value in enumerate(row):
             if blanks and checks.is_blank(value):
                 continue

@@ -33,7 +33,7 @@ from xlcollab.book.ooxml import (CONTENT_TYPES, WORKBOOK, WORKBOOK_RELS, Package
                                  workbook_error)
 from xlcollab.book.sheetxml import SheetFacts, patch_sheet_xml, read_sheet_facts
 from xlcollab.book.spec import SheetSpec
-from xlcollab.core import budget, safeio
+from xlcollab.core import atomic, budget, safeio
 from xlcollab.errors import WorkbookError
 
 #: parts openpyxl reads for the values of any sheet (besides the sheet itself and workbook.xml)
@@ -64,7 +64,7 @@ class FileBook(Book):
         self._fh: IO[bytes] | None = None
         super().__init__()
         if self.out is not None:
-            safeio.write_target(self.out, kind=workbook_error(self.out), what="workbook file")
+            atomic.write_target(self.out, kind=workbook_error(self.out), what="workbook file")
         self._open()
         self._map: WorkbookMap | None = None
         self._book_map()
@@ -182,7 +182,7 @@ class FileBook(Book):
         touched = {book.parts[s] for s in {**writes, **cached}} | {WORKBOOK}
         if spec is not None:
             touched |= {WORKBOOK_RELS, CONTENT_TYPES}
-        with safeio.locked(target, kind=workbook_error(target)):
+        with atomic.locked(target, kind=workbook_error(target)):
             base = self._current_base(target, touched)
             try:
                 with Package(base, name=self.name) as pkg:
@@ -245,7 +245,7 @@ class FileBook(Book):
             held = lock_files(p)
             if held:
                 raise self._fail(f"the workbook is open in another application (lock file {held[0].name}); close it first")
-        real = safeio.write_target(target, kind=workbook_error(target), what="workbook file")
+        real = atomic.write_target(target, kind=workbook_error(target), what="workbook file")
         if real.exists() and not (real.stat().st_mode & stat.S_IWUSR):
             raise WorkbookError("the file is read-only", path=str(target))
         if real.parent.exists() and not os.access(real.parent, os.W_OK):

@@ -15,8 +15,8 @@ from openpyxl.chart.series import SeriesLabel
 
 from xlcollab.book.base import bounds
 from xlcollab.book.ooxml import (CONTENT_TYPES, PKG_NS, R_NS, WORKBOOK, WORKBOOK_RELS, WORKSHEET_CONTENT_TYPE,
-                                 WORKSHEET_REL, XML_NS, Package, add_override, add_relationship, free_name, q,
-                                 rels_of, resolve, xml_bytes)
+                                 WORKSHEET_REL, XML_NS, Package, add_override, add_relationship, cell_text, free_name,
+                                 q, rels_of, resolve, xml_bytes)
 from xlcollab.book.spec import SheetSpec
 from xlcollab.errors import WorkbookError
 
@@ -32,7 +32,7 @@ def render_sheet(spec: SheetSpec) -> bytes:
     for r, row in enumerate(spec.cells, start=1):
         for c, value in enumerate(row, start=1):
             if value is not None:
-                cell = ws.cell(r, c, value)
+                cell = ws.cell(r, c, cell_text(value) if isinstance(value, str) else value)
                 if isinstance(value, str):
                     cell.data_type = "s"  # text stays text: openpyxl would make "=..." a live formula
     for letter, width in spec.widths.items():

@@ -1,6 +1,6 @@
 """The one OOXML package layer: read a .xlsx/.xlsm's parts, edit some, and write the whole file atomically.
 
-Every workbook xlcollab writes goes through `Package.save`, which writes through `core.safeio.atomic_write`: a
+Every workbook xlcollab writes goes through `Package.save`, which writes through `core.atomic.atomic_write`: a
 temporary file beside the target (a symlink's target; a device, FIFO or folder refused), fsync, one
 `os.replace`, under the target's advisory lock, so the target is either the old file or the whole new one.
 Reading goes through `safeio.open_zip` (regular files only; every part's size checked from the zip
@@ -27,7 +27,7 @@ from typing import IO
 
 from lxml import etree
 
-from xlcollab.core import safeio
+from xlcollab.core import atomic, safeio
 from xlcollab.errors import WorkbookError
 
 NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -117,6 +117,16 @@ def xml_error(part: str, exc: etree.XMLSyntaxError, *, path: str, sheet: str | N
     reason = f"{first.message}, line {first.line}, column {first.column}" if first is not None else \
         (str(exc).splitlines() or [type(exc).__name__])[0]
     return WorkbookError(f"corrupt workbook: {part} is not well-formed XML ({reason})", sheet=sheet, path=path)
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|_(?=x[0-9A-Fa-f]{4}_)")
+
+
+def cell_text(text: str) -> str:
+    """Text as a cell stores it in OOXML: characters XML 1.0 cannot hold (an escape sequence's ESC, a BEL) written
+    as _xHHHH_, which Excel and LibreOffice read back as the character (a literal "_x0041_" keeps its underscore
+    as _x005F_, as the standard says)."""
+    return _NOT_XML.sub(lambda m: f"_x{ord(m[0]):04X}_", text)
 
 
 def xml_bytes(root: etree._Element) -> bytes:
@@ -289,13 +299,13 @@ class Package:
         return parse_xml(self.read(part), part=part, path=self.name)
 
     def save(self, target: str | Path, *, reproducible: bool = False) -> Path:
-        """Write every part into `target` atomically (`safeio.atomic_write`); returns the file written.
+        """Write every part into `target` atomically (`atomic.atomic_write`); returns the file written.
 
         Parts keep their order and zip entry settings (new ones come last); `reproducible` gives every
         entry the fixed date, mode 644 and deflate, so equal content gives equal bytes. A failure (disk
         full, a part that does not unpack) is one WorkbookError line, the target untouched.
         """
-        with safeio.atomic_write(target, kind=workbook_error(target), what="workbook file",
+        with atomic.atomic_write(target, kind=workbook_error(target), what="workbook file",
                                  keep_mode=not reproducible) as fh:
             with zipfile.ZipFile(fh, "w") as out:
                 for info, data in self._entries(reproducible):

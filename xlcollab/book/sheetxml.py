@@ -16,7 +16,7 @@ from lxml import etree
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
 
 from xlcollab.book.base import ERROR_VALUES, bounds, range_name, union
-from xlcollab.book.ooxml import XML_NS, iterparse_xml, parse_xml, q, xml_bytes
+from xlcollab.book.ooxml import XML_NS, cell_text, iterparse_xml, parse_xml, q, xml_bytes
 from xlcollab.errors import WorkbookError
 
 _C, _ROW, _F, _V, _IS = q("c"), q("row"), q("f"), q("v"), q("is")
@@ -123,7 +123,7 @@ def _set_value(c: etree._Element, value: Any, *, cached: bool = False) -> None:
     if isinstance(value, str) and not cached:
         c.set("t", "inlineStr")
         t = etree.SubElement(etree.SubElement(c, _IS), q("t"))
-        t.text = value
+        t.text = cell_text(value)
         if value != value.strip():
             t.set(f"{{{XML_NS}}}space", "preserve")
         return
@@ -132,7 +132,7 @@ def _set_value(c: etree._Element, value: Any, *, cached: bool = False) -> None:
     elif isinstance(value, (int, float)):
         kind, text = None, repr(value) if isinstance(value, float) else str(value)
     else:
-        kind, text = "e" if value in ERROR_VALUES else "str", str(value)
+        kind, text = "e" if value in ERROR_VALUES else "str", cell_text(str(value))
     if kind:
         c.set("t", kind)
     etree.SubElement(c, _V).text = text

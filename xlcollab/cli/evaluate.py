@@ -69,8 +69,7 @@ def _mean_std(summary: dict[str, Any], metric: str) -> str:
 def run_cv(args: argparse.Namespace) -> int:
     """Cross-validate the settings the flags give; one line per fold, then mean ± std."""
     params = _settings(args)
-    from xlcollab.core import evaluate
-    from xlcollab.core.fit import collab_fit_predict
+    from xlcollab.core import evaluate, fit
 
     ratings = read_ratings(args)
     bar = None if args.json else _bar(args.folds, "cv")
@@ -87,7 +86,7 @@ def run_cv(args: argparse.Namespace) -> int:
                   + f"  {row['fit_seconds']:>7.2f}  {row['cpu_seconds']:>7.2f}", flush=True)
 
     try:
-        res = evaluate.cross_validate(collab_fit_predict(**params), ratings, folds=args.folds,
+        res = evaluate.cross_validate(fit.fit_predict(**params), ratings, folds=args.folds,
                                       seed=args.cv_seed, on_fold=show, name=params["model"])
     finally:
         if bar is not None:
@@ -131,8 +130,7 @@ def parse_space(grid: list[str], random: bool) -> dict[str, Any]:
 def run_tune(args: argparse.Namespace) -> int:
     """Search, then print the candidates best first and the winner's held-out scores."""
     base = _settings(args)
-    from xlcollab.core import tune
-    from xlcollab.core.fit import collab_fit_predict
+    from xlcollab.core import evaluate, fit, tune
 
     if args.random is None and not args.grid:
         raise SettingsError("tune needs --grid NAME=V1,V2 (the whole grid) or --random N (N draws)")
@@ -153,7 +151,7 @@ def run_tune(args: argparse.Namespace) -> int:
             bar.set_postfix_str(f"{_describe(row['settings'])}: {row[args.metric]['mean']:.4f}")
 
     try:
-        res = tune.tune(lambda c: collab_fit_predict(**{**base, **c}), ratings, cands, folds=args.folds,
+        res = tune.tune(lambda c: fit.fit_predict(**{**base, **c}), ratings, cands, folds=args.folds,
                         cv_seed=args.cv_seed, valid_pct=base["valid_pct"], seed=base["seed"], metric=args.metric,
                         cache=args.cache, on_candidate=progress)
     finally:

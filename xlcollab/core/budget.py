@@ -53,13 +53,17 @@ def duration(seconds: float) -> str:
     return f"{seconds:.0f} seconds"
 
 
+#: the share of the available memory one job may plan to take (the rest is the system's and other programs')
+MEMORY_SHARE = 0.8
+
+
 def check_memory(need: float, what: str, *, kind: Kind = SettingsError, force: bool = False, hint: str = "") -> None:
-    """Refuse `what` when it needs more memory than is available now (unless `force`)."""
+    """Refuse `what` when it needs more than MEMORY_SHARE of the memory available now (unless `force`)."""
     have = available_memory()
-    if force or have is None or need <= have:
+    if force or have is None or need <= MEMORY_SHARE * have:
         return
-    raise kind(f"{what} needs about {size(need)} of memory, more than the {size(have)} available"
-               + (f"; {hint}" if hint else "") + (" (or --force)" if kind is SettingsError else ""))
+    raise kind(f"{what} needs about {size(need)} of memory, more than this machine can spare ({MEMORY_SHARE:.0%} of "
+               f"the {size(have)} available)" + (f"; {hint}" if hint else "") + (" (or --force)" if kind is SettingsError else ""))
 
 
 def check_time(seconds: float, what: str, *, kind: Kind = SettingsError, force: bool = False, hint: str = "") -> None:

@@ -136,4 +136,3 @@ def cross_validate(fit_predict: FitPredict, ratings: Any = None, *, folds: int =
         if on_fold is not None:
             on_fold(row)
     return result
-

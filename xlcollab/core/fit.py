@@ -286,20 +286,6 @@ class CollabFit:
 CollabFit.__doc__ += "".join(f"\n    {name} : {s.help} (default {s.default!r})" for name, s in FIT.items()) + "\n"
 
 
-def collab_fit_predict(**params: Any) -> evaluate.FitPredict:
-    """core.evaluate's FitPredict of CollabFit with these settings (valid_pct 0: the fold's training part is all it
-    sees), for cross-validation and tuning."""
-    try:  # torch.optim's first use imports torch._dynamo (seconds): not part of any fold's fit time
-        import torch._dynamo  # noqa: F401
-    except ImportError:
-        pass
-
-    def fit_predict(train: Codes, users: Tensor, items: Tensor, n_users: int, n_items: int) -> Tensor:
-        est = CollabFit(**{"progress": False, **params, "valid_pct": 0.0}).fit_tensors(train, None, n_users, n_items)
-        return est.predict_codes(users, items)
-    return fit_predict
-
-
 def shuffled_batches(codes: Codes, batch_size: int | None, seed: int) -> tuple[Callable[[int], Any], int]:
     """(batches, steps per epoch) for the loop: each epoch a fresh seeded permutation cut into batch_size pieces
     (drawn where the data lives); None or a batch as large as the data: the full batch, unshuffled."""
@@ -402,3 +388,16 @@ def _codes(ids: np.ndarray, wanted: Any, what: str) -> np.ndarray:
         miss = w[np.flatnonzero(idx < 0)[0]]
         raise DataError(f"unknown {what} {miss!s}: not in the ratings this model was fitted on")
     return idx[0] if scalar else idx.astype(np.int64)
+
+
+def fit_predict(**params: Any) -> evaluate.FitPredict:
+    """A FitPredict of CollabFit with these settings (valid_pct 0: the fold's training part is all it sees)."""
+    try:  # torch.optim's first use imports torch._dynamo (seconds): not part of any fold's fit time
+        import torch._dynamo  # noqa: F401
+    except ImportError:
+        pass
+
+    def fit_predict(train: Codes, users: Tensor, items: Tensor, n_users: int, n_items: int) -> Tensor:
+        est = CollabFit(**{"progress": False, **params, "valid_pct": 0.0}).fit_tensors(train, None, n_users, n_items)
+        return est.predict_codes(users, items)
+    return fit_predict

@@ -1,7 +1,7 @@
 """A fitted CollabFit in one file and back: torch.save of plain data (weights, settings, id maps, titles, seen
 movies, trace); loading uses torch.load(weights_only=True), so a model file can run no code.
 
-Saving is atomic (`core.safeio.atomic_write`: a temporary file beside the target, fsync, rename), so a full disk
+Saving is atomic (`core.atomic.atomic_write`: a temporary file beside the target, fsync, rename), so a full disk
 leaves the previous model as it was. Loading reads only a regular file under the size cap, and checks every
 field against the others before anything is allocated: the model is first built on torch's "meta" device (no
 memory) and its parameters' shapes compared with the file's tensors, so a file claiming 120,000,000 users is
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from xlcollab.core import safeio
+from xlcollab.core import atomic, safeio
 from xlcollab.core.models import build_model
 from xlcollab.core.settings import MODEL_NAMES, check_fit
 from xlcollab.errors import DataError, XlcollabError
@@ -49,7 +49,7 @@ def save(est: Any, path: str | Path, *, before_replace: Callable[[], None] | Non
         "trace": est.trace_, "valid_rmse": est.valid_rmse_, "train_rmse": est.train_rmse_,
         "fit_seconds": est.fit_seconds_, "device": est.device_,
     }
-    with safeio.atomic_write(path, kind=_error("cannot save the model", path), what="model file",
+    with atomic.atomic_write(path, kind=_error("cannot save the model", path), what="model file",
                              make_folders=False) as fh:
         torch.save(blob, fh)
         if before_replace is not None:
@@ -59,7 +59,7 @@ def save(est: Any, path: str | Path, *, before_replace: Callable[[], None] | Non
 
 def check_target(path: str | Path) -> Path:
     """Refuse, before any work, a model path that cannot be written (a folder, a device, an unwritable folder)."""
-    return safeio.write_target(path, kind=_error("cannot save the model", path), what="model file", make_folders=False)
+    return atomic.write_target(path, kind=_error("cannot save the model", path), what="model file", make_folders=False)
 
 
 def _error(what: str, path: str | Path) -> safeio.Kind:
@@ -141,12 +141,9 @@ def _check_shapes(s: dict[str, Any], n_users: int, n_items: int, state: dict) ->
     """The file's tensors must be exactly the model its settings describe (built on "meta": no memory used)."""
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise _Bad("'state_dict' holds something other than named tensors")
-    shapes_only = {**s, "y_range": None}  # y_range shapes nothing, and its start value would need a real tensor
-    if isinstance(s.get("members"), list):  # a blend: its members' too
-        shapes_only["members"] = [{**m, "y_range": None} if isinstance(m, dict) else m for m in s["members"]]
     try:
-        with torch.device("meta"):
-            meta = build_model(shapes_only, n_users, n_items, 3.0)
+        with torch.device("meta"):  # y_range shapes nothing
+            meta = build_model({**s, "y_range": None}, n_users, n_items, 3.0)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # e.g. a blend's members, or bmf's width, bad
         raise _Bad(f"its settings describe no model ({type(exc).__name__}: {exc})") from None
     expected = {k: tuple(v.shape) for k, v in meta.state_dict().items()}

@@ -29,7 +29,7 @@ def sigmoid_range(x: Tensor, low: float, high: float) -> Tensor:
 def logit_range(y: float, low: float, high: float) -> float:
     """The inverse of sigmoid_range for one number (used to start the global bias at the mean rating)."""
     p = min(max((y - low) / (high - low), 1e-6), 1 - 1e-6)
-    return float(torch.logit(torch.tensor(p, dtype=torch.float64)))
+    return float(torch.logit(torch.tensor(p, dtype=torch.float64, device="cpu")))  # a real number, even under meta
 
 
 def embedding(n: int, k: int, weight: Any = None, std: float = 0.01) -> nn.Embedding:

@@ -226,6 +226,12 @@ def _int64_ids(num: pd.Series, col: str, where: Callable[[object, str], str], ra
     else:
         v = num.to_numpy(dtype=np.float64)
         out = (v >= _INT64_LIMIT) | (v < -_INT64_LIMIT)
+        for i in np.flatnonzero(~out & (np.abs(v) >= _INT64_LIMIT / 2)):  # float rounding may hide -2**63 - 1
+            try:
+                exact = int(str((raw if raw is not None else num).iat[i]).strip())
+            except ValueError:
+                continue
+            out[i] = not -_INT64_LIMIT <= exact < _INT64_LIMIT
     if out.any():
         i = num.index[int(np.argmax(out))]
         shown = str((raw if raw is not None else num).at[i]).strip()

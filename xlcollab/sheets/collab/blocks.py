@@ -34,17 +34,26 @@ class _Blocks:
     def __init__(self, book: Book, sheet: str) -> None:
         book.require_sheet(sheet)
         self.book, self.sheet = book, sheet
+        _, _, r1, c1 = bounds(book.used_range(sheet))
+        self.cells = book.read(sheet, f"A1:{cell_name(r1, c1)}")  # one read: a live backend pays per call
 
     def fail(self, message: str, cell: str | None = None) -> WorkbookError:
         return WorkbookError(message, sheet=self.sheet, cell=cell, path=self.book.name)
 
+    def read(self, ref: str) -> list[list[Any]]:
+        """The values of `ref` from the sheet read once (blank beyond what the read returned)."""
+        r0, c0, r1, c1 = bounds(ref)
+        rows = self.cells[r0 - 1:r1]
+        grid = [(list(row[c0 - 1:c1]) + [None] * (c1 - c0 + 1))[:c1 - c0 + 1] for row in rows]
+        return grid + [[None] * (c1 - c0 + 1) for _ in range(r1 - r0 + 1 - len(grid))]
+
     def block(self, name: str) -> tuple[list[list[Any]], int, int]:
         ref = self.book.ref_of(self.sheet, name)
         r0, c0, _, _ = bounds(ref)
-        return self.book.read(self.sheet, ref), r0, c0
+        return self.read(ref), r0, c0
 
     def numbers(self, name: str, what: str, **limits: Any) -> np.ndarray:
-        return numbers_in(self.book, self.sheet, name, what, **limits)
+        return numbers_in(self.book, self.sheet, name, what, read=self.read, **limits)
 
     def ids(self, name: str, what: str) -> dict[Any, int]:
         """A one-column (or one-row) block of distinct ids -> their position."""
