@@ -194,9 +194,9 @@ class CollabFit:
                 self.model_ = bmf.fit(s, train_codes, valid, n_users, n_items, record)
                 s["kept_factors"] = self.model_.u_weight.weight.shape[1]
             elif s["model"] == "blend":  # members fitted by their own CollabFit, weights on a probe part
-                def member(name: str) -> CollabFit:
+                def member(name: str, **own: Any) -> CollabFit:
                     return CollabFit(model=name, seed=s["seed"], threads=s["threads"], clip=s["clip"],
-                                     valid_pct=0.0, progress=False)
+                                     valid_pct=0.0, progress=False, **own)
                 self.model_, s["members"] = blend.fit(s, train_codes, valid, n_users, n_items, member, record)
             elif s["model"] == "svdpp":  # trained with the implicit sum, kept folded into the user factors
                 self.model_ = svdpp.build(s, train_codes, n_users, n_items, float(tr.mean())).to(device)

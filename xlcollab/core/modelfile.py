@@ -157,7 +157,7 @@ def _check_shapes(s: dict[str, Any], n_users: int, n_items: int, state: dict) ->
     try:
         with torch.device("meta"):  # y_range shapes nothing, and its start value would need a real tensor
             meta = build_model({**s, "y_range": None}, n_users, n_items, 3.0)
-    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:  # e.g. a blend's members, or bmf's width, bad
         raise _Bad(f"its settings describe no model ({type(exc).__name__}: {exc})") from None
     expected = {k: tuple(v.shape) for k, v in meta.state_dict().items()}
     found = {k: tuple(v.shape) for k, v in state.items()}

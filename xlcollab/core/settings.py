@@ -140,8 +140,8 @@ FIT: dict[str, Setting] = {
     "model": Setting("dotbias", _choice(MODEL_NAMES), "dotbias: dot product + biases in a sigmoid range; dot: dot "
                      "product; nn: embedding net; bmf: Bayesian matrix factorisation by Gibbs sampling (core.bmf; "
                      "lr, wd, optimizer, batch size and schedule do not apply); svdpp: dotbias with SVD++'s implicit "
-                     "feedback (core.svdpp); blend: bmf and svdpp with their defaults, weighted by least squares on "
-                     "a held-out tenth of the training ratings (core.blend)", "--model", str, MODEL_NAMES),
+                     "feedback (core.svdpp); blend: bmf, svdpp and dotbias with 128 factors and wd 0.05, weighted by "
+                     "least squares on a held out tenth of the training ratings (core.blend)", "--model", str, MODEL_NAMES),
     "n_factors": Setting(None, _optional(_whole(1)), "factors per user and movie (the net: both embedding sizes; "
                          "bmf: per draw); default 64, bmf 6", "--factors", int),
     "epochs": Setting(None, _optional(_whole(1)), "passes over the training ratings (bmf: Gibbs sweeps, the first "
