@@ -199,11 +199,11 @@ def atomic_write(path: str | Path, *, kind: Kind = DataError, what: str = "file"
             stale.unlink(missing_ok=True)
         tmp = target.with_name(f".{target.name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}.tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
         except OSError as exc:
             raise kind(f"{path}: cannot write it ({os_words(exc)}); the file is unchanged") from None
         try:
-            with os.fdopen(fd, "wb") as fh:
+            with os.fdopen(fd, "w+b") as fh:  # readable too: a writer may check what it wrote before the rename
                 yield fh
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -159,8 +159,11 @@ def _check_shapes(s: dict[str, Any], n_users: int, n_items: int, state: dict) ->
     """The file's tensors must be exactly the model its settings describe (built on "meta": no memory used)."""
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise _Bad("'state_dict' holds something other than named tensors")
-    with torch.device("meta"):  # y_range shapes nothing, and its start value would need a real tensor
-        meta = build_model({**s, "y_range": None}, n_users, n_items, 3.0)
+    try:
+        with torch.device("meta"):  # y_range shapes nothing, and its start value would need a real tensor
+            meta = build_model({**s, "y_range": None}, n_users, n_items, 3.0)
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+        raise _Bad(f"its settings describe no model ({type(exc).__name__}: {exc})") from None
     expected = {k: tuple(v.shape) for k, v in meta.state_dict().items()}
     found = {k: tuple(v.shape) for k, v in state.items()}
     for key in sorted(expected.keys() | found.keys()):
