@@ -314,6 +314,29 @@ def test_nn_options_fit_save_and_load(tmp_path, small_ratings):
     assert not torch.equal(plain.model_.layers[1].weight, m.layers[1].weight)
 
 
+def test_a_full_disk_under_torch_save_is_one_line_and_the_old_model_stays(tmp_path, small_ratings, monkeypatch):
+    """torch's zip writer, failing to finish after a write failed, raises RuntimeError over the OSError: the save
+    still reports the full disk and leaves the previous model as it was."""
+    import errno
+
+    from xlcollab.core import modelfile
+
+    fit = CollabFit(n_factors=2, epochs=1).fit(small_ratings)
+    path = fit.save(tmp_path / "m.pt")
+    before = path.read_bytes()
+
+    def full_disk(blob, fh):
+        fh.write(b"partial")
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:  # raised while handling it, as torch's writer does: the OSError is its __context__
+            raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos")  # noqa: B904
+    monkeypatch.setattr(modelfile.torch, "save", full_disk)
+    with pytest.raises(DataError, match="no space left on the device"):
+        fit.save(path)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
+
+
 def test_a_model_file_from_before_hidden_still_loads(tmp_path, small_ratings):
     """Files saved when the net had one `n_hidden`: read as hidden (n,), the newer settings at their defaults."""
     fit = CollabFit(model="nn", n_factors=3, hidden=7, epochs=1).fit(small_ratings)

@@ -51,7 +51,12 @@ def save(est: Any, path: str | Path, *, before_replace: Callable[[], None] | Non
     }
     with atomic.atomic_write(path, kind=_error("cannot save the model", path), what="model file",
                              make_folders=False) as fh:
-        torch.save(blob, fh)
+        try:
+            torch.save(blob, fh)
+        except RuntimeError as exc:  # torch's zip writer, failing to finish after a failed write (a full disk),
+            if isinstance(exc.__context__, OSError):  # hides that OSError behind its own: atomic_write words it
+                raise exc.__context__ from None
+            raise
         if before_replace is not None:
             before_replace()
     return path
