@@ -34,8 +34,8 @@ from torch import Tensor
 from xlcollab.core import blend, bmf, data, distributed, evaluate, fused, modelfile, stream, svdpp, updates
 from xlcollab.core.device import pick_device, torch_threads
 from xlcollab.core.models import build_model
-from xlcollab.core.settings import FIT, auto_epochs, check_fit, resolve_y_range
-from xlcollab.core.train import schedule_lr, train
+from xlcollab.core.settings import FIT, check_fit, fit_epochs, resolve_y_range
+from xlcollab.core.train import lr_schedule, train
 from xlcollab.errors import DataError, SettingsError
 
 # threads=None runs CPU fits under this many training ratings on one intra-op thread: their tensors are too
@@ -75,13 +75,17 @@ class CollabFit:
                  epochs: int = FIT["epochs"].default, lr: float = FIT["lr"].default, wd: float = FIT["wd"].default,
                  wd_bias: float | None = FIT["wd_bias"].default, wd_mode: str | None = FIT["wd_mode"].default,
                  optimizer: str = FIT["optimizer"].default, batch_size: int | None = FIT["batch_size"].default,
-                 schedule: str = FIT["schedule"].default, device: str = FIT["device"].default,
+                 schedule: str = FIT["schedule"].default, cycle_len: int = FIT["cycle_len"].default,
+                 cycle_mult: int = FIT["cycle_mult"].default, device: str = FIT["device"].default,
                  valid_pct: float = FIT["valid_pct"].default, seed: int = FIT["seed"].default,
                  y_range: tuple[float, float] | str | None = FIT["y_range"].default,
-                 n_hidden: int = FIT["n_hidden"].default, momentum: float = FIT["momentum"].default,
-                 beta2: float = FIT["beta2"].default, clip: bool = FIT["clip"].default,
-                 threads: int | None = FIT["threads"].default, progress: bool | None = FIT["progress"].default,
-                 fused: bool | None = FIT["fused"].default, memory_budget: str | int | None = FIT["memory_budget"].default,
+                 hidden: tuple[int, ...] = FIT["hidden"].default, dropout: tuple[float, float] = FIT["dropout"].default,
+                 user_factors: int | None = FIT["user_factors"].default,
+                 item_factors: int | None = FIT["item_factors"].default, init: str = FIT["init"].default,
+                 momentum: float = FIT["momentum"].default, beta2: float = FIT["beta2"].default,
+                 clip: bool = FIT["clip"].default, threads: int | None = FIT["threads"].default,
+                 progress: bool | None = FIT["progress"].default, fused: bool | None = FIT["fused"].default,
+                 memory_budget: str | int | None = FIT["memory_budget"].default,
                  distributed: bool = FIT["distributed"].default):
         self.model = model
         self.n_factors = n_factors
@@ -93,11 +97,17 @@ class CollabFit:
         self.optimizer = optimizer
         self.batch_size = batch_size
         self.schedule = schedule
+        self.cycle_len = cycle_len
+        self.cycle_mult = cycle_mult
         self.device = device
         self.valid_pct = valid_pct
         self.seed = seed
         self.y_range = y_range
-        self.n_hidden = n_hidden
+        self.hidden = hidden
+        self.dropout = dropout
+        self.user_factors = user_factors
+        self.item_factors = item_factors
+        self.init = init
         self.momentum = momentum
         self.beta2 = beta2
         self.clip = clip
@@ -202,8 +212,7 @@ class CollabFit:
         """The model of s["model"] fitted on training codes in memory or spilled on disk; valid: codes in memory, a
         callable giving them a chunk at a time from disk, or None."""
         n_train = train_data.n_train if isinstance(train_data, stream.Spilled) else len(train_data[2])
-        if s["epochs"] is None:  # the gradient models' rule of the training set's size
-            s["epochs"] = auto_epochs(n_train, s["batch_size"])
+        s["epochs"] = fit_epochs(s, n_train)  # None: the gradient models' rule of the training set's size
         self.rating_range_ = rating_range
         s["y_range"] = resolve_y_range(s["y_range"], self.rating_range_)
         self.settings_, self.device_, self.fused_ = s, str(device), False
@@ -228,9 +237,9 @@ class CollabFit:
                 self.model_ = bmf.fit(s, train_data, valid, n_users, n_items, record)
                 s["kept_factors"] = self.model_.u_weight.weight.shape[1]
             elif s["model"] == "blend":  # members fitted by their own CollabFit, weights on a probe part
-                def member(name: str) -> CollabFit:
+                def member(name: str, **own: Any) -> CollabFit:
                     return CollabFit(model=name, seed=s["seed"], threads=s["threads"], clip=s["clip"],
-                                     valid_pct=0.0, progress=False)
+                                     valid_pct=0.0, progress=False, **own)
                 self.model_, s["members"] = blend.fit(s, train_data, valid, n_users, n_items, member, record)
             elif s["model"] == "svdpp":  # trained with the implicit sum, kept folded into the user factors
                 self.model_ = svdpp.build(s, train_data, n_users, n_items, mean).to(device)
@@ -262,7 +271,7 @@ class CollabFit:
 
         model.train()
         train(update, objective, s["epochs"], batches=batches if group is None else distributed.shares(batches, group),
-              lr_at=lambda step: schedule_lr(s["schedule"], step / (s["epochs"] * steps), s["lr"]),
+              lr_at=lr_schedule(s["schedule"], s["lr"], s["epochs"], steps, s["cycle_len"], s["cycle_mult"]),
               evaluate=None if valid is None else lambda: {"valid_rmse": self._rmse_on(chunks())},
               on_epoch=on_epoch, progress=s["progress"] if group is None or group.leader else False, lr_hint=s["lr"],
               reduce_total=None if group is None else distributed.sum_total)
