@@ -84,4 +84,6 @@ def test_defaults_study_runs_small() -> None:
                            "--only", "1", "--folds", "2", "--cache", ""], capture_output=True, text=True,
                           timeout=600, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "| defaults | " in done.stdout and "small-ratings40: 40," in done.stdout
+    assert "| candidate | small-ratings40 | mean excess |" in done.stdout and "small-ratings40: 40," in done.stdout
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "candidate" not in line]
+    assert rows and float(rows[0].split("|")[2]) > 0  # the one candidate's CV RMSE on the set

@@ -68,7 +68,7 @@ def test_solve_on_a_file_then_libreoffice_computes_torchs_rmse(copy, tmp_path):
     book = Recording(path)
     result = excel.solve(book, "bias")
     assert result["final_rmse"] < result["start_rmse"] and book.alerts == []
-    assert book.messages[-1] == (f"xlcollab: Solve done: {result['status']}, objective bias!Z4: "
+    assert book.messages[-1] == (f"xlcollab: Solve done: {result['status']}, objective 'bias'!Z4: "
                                  f"{result['start_rmse']:.6g} -> {result['final_rmse']:.6g}, grg (adam, 1000 epochs), "
                                  f"{result['seconds']:.2f} s on cpu")
     (out,) = libreoffice.recalc([path], tmp_path / "recalc")
@@ -138,7 +138,7 @@ def test_fit_movielens_on_a_macro_enabled_file(copy, slice_):
     assert result["model"] == str(model) and model.is_file()
     assert any(m.startswith("xlcollab: epoch 2/2, validation RMSE") for m in book.messages)
     wb = openpyxl.load_workbook(path, keep_vba=True)
-    assert wb.sheetnames == list(collab.SHEETS) + ["xlwings.conf", "results"]
+    assert wb.sheetnames == list(collab.TABS) + ["xlwings.conf", "results"]
     ws = wb["results"]
     assert [c.value for c in ws[3][:3]] == ["epoch", "train RMSE", "validation RMSE"]
     assert [ws.cell(4 + i, 1).value for i in range(3)] == [1, 2, None]

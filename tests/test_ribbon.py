@@ -79,7 +79,7 @@ def test_solve_from_the_ribbon_on_a_file(monkeypatch, copy, tmp_path):
     path = copy("collab")
     book = Caller(path, "bias")
     click(monkeypatch, book, command("solve", optimizer="adam", device="cpu"))
-    assert book.alerts == [] and book.messages[-1].startswith("xlcollab: Solve done: locally optimal, objective bias!")
+    assert book.alerts == [] and book.messages[-1].startswith("xlcollab: Solve done: locally optimal, objective 'bias'!")
     assert "(adam, " in book.messages[-1] and "on cpu" in book.messages[-1]
     assert book.boxes == [book.messages[-1].removeprefix("xlcollab: ")]  # and in a box: a Solve takes a while
     final = float(book.messages[-1].split("-> ")[1].split(",")[0])
@@ -112,7 +112,7 @@ def test_solve_a_foreign_workbooks_solver_model_from_the_ribbon(monkeypatch, tmp
     path = foreign("lp_max_wyndor", tmp_path)  # Wyndor Glass: max 3x + 5y, optimum 36 at (2, 6)
     book = Caller(path, "Model")
     click(monkeypatch, book, command("solve"))
-    assert book.alerts == [] and book.boxes[-1].startswith("Solve done: optimal, objective Model!E3: 0 -> 36, lp, ")
+    assert book.alerts == [] and book.boxes[-1].startswith("Solve done: optimal, objective 'Model'!E3: 0 -> 36, lp, ")
     solved = FileBook(path)
     assert solved.read("Model", "B1:C1")[0] == [pytest.approx(2.0, abs=1e-9), pytest.approx(6.0, abs=1e-9)]
     (out,) = libreoffice.recalc([path], tmp_path / "recalc")  # LibreOffice's own SUMPRODUCT agrees

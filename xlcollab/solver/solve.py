@@ -267,10 +267,15 @@ def solve_model(book: Book, model: SolverModel, options: Options = Options()) ->
         raise SolveError(f"{result.status}: {FAILURES.get(result.status, result.status)}{detail}; nothing was written",
                          sheet=model.sheet, path=book.name)
     outcome = Outcome(model.sheet, result.status, result.engine, str(device),
-                      cell_label(model.objective) if model.objective else None, before,
+                      _quoted(model.objective) if model.objective else None, before,
                       result.objective if model.objective else None, result.iterations,
                       time.perf_counter() - start, result.max_violation, result.trace, result.message)
     return outcome, _writes(built, model, result.x)
+
+
+def _quoted(cell: Cell) -> str:
+    """"'bias'!Z4": the objective cell as `--json` reports it (the sheet always quoted, as Excel's names write it)."""
+    return "'" + cell[0].replace("'", "''") + "'!" + cell_name(cell[1], cell[2])
 
 
 def _writes(built: Built, model: SolverModel, x: torch.Tensor) -> Writes:
