@@ -69,7 +69,8 @@ def python(*args: str, env: dict[str, str] | None = None, timeout: float = MAX_S
     out_dir = Path(cwd or ROOT)
     start = time.monotonic()
     with _scratch("out") as out, _scratch("err") as err:
-        proc = subprocess.Popen([sys.executable, *args], stdout=out, stderr=err, env=full_env, cwd=out_dir)
+        proc = subprocess.Popen([sys.executable, *args], stdout=out, stderr=err, env=full_env, cwd=out_dir,
+                                preexec_fn=_cap_address_space)
         killed = False
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -101,6 +102,16 @@ def baseline_mb(command: str) -> float:
         ratings.write_text("userId,movieId,rating\n1,1,3\n1,2,4\n2,1,5\n2,2,1\n")
         return xlcollab("fit", ratings, "--epochs", "1").ok().peak_mb
     raise ValueError(command)
+
+
+#: address space a measured process may take: a regression that allocates what the issue saw (4-12 GB) fails with
+#: MemoryError here instead of swamping a shared machine (torch's own mappings take about 1-2 GB of it)
+ADDRESS_SPACE_CAP = 8 << 30
+
+
+def _cap_address_space() -> None:
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_CAP, ADDRESS_SPACE_CAP))
 
 
 def _scratch(name: str):
