@@ -1,4 +1,4 @@
-"""The file backend of Book: a .xlsx/.xlsm on disk, read through openpyxl, written by patching its XML.
+"""The file backend of Book: a .xlsx/.xlsm on disk, read by streaming its XML, written by patching it.
 
 openpyxl's own save would drop what it does not model (charts it did not make, form controls, VBA
 signatures, extensions), so `commit` never re-saves the workbook through openpyxl: it edits only the
@@ -8,10 +8,11 @@ Formula cells of the sheets it writes keep a cached result only where `write_cac
 workbook asks for a full recalculation on load, so Excel and LibreOffice never show stale values.
 
 Reads: the file is opened once (a regular file only: `core.safeio`), and every read comes from that open
-file; each sheet's XML is checked whole (`read_sheet_facts`) before openpyxl's read-only mode reads its cells,
-so a malformed or hostile sheet is refused before any work starts. An array formula reads as "=..." at its
-anchor, and the other cells of its extent as their cached values (None where the file has none). After a
-commit to `out`, the book reads and writes `out`.
+file; each sheet's XML is checked whole (`read_sheet_facts`) before its cells are read (`cellxml`: one lxml pass,
+values as openpyxl's read-only mode gives them; openpyxl reads the shared strings and styles), so a malformed or
+hostile sheet is refused before any work starts. An array formula reads as "=..." at its anchor, and the other
+cells of its extent as their cached values (None where the file has none). After a commit to `out`, the book
+reads and writes `out`.
 
 No lost updates: a commit holds the target's write lock; when the file changed on disk since it was opened
 (another process saved it), the commit goes onto the new file only if none of the parts this book read or
@@ -25,9 +26,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from openpyxl import load_workbook
-from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
 
 from xlcollab.book.base import Book, Cells, Grid, bounds
+from xlcollab.book.cellxml import Styles, read_sheet_values
 from xlcollab.book.graft import graft_sheet
 from xlcollab.book.ooxml import (CONTENT_TYPES, WORKBOOK, WORKBOOK_RELS, Package, WorkbookMap, ask_full_recalc,
                                  workbook_error)
@@ -109,7 +110,8 @@ class FileBook(Book):
                 # read-only: sheets are parsed lazily, only those a solve reads (a tenth of a full load)
                 self._wb = load_workbook(self._fh, read_only=True, data_only=False, keep_links=False)
             except Exception as exc:  # openpyxl raises many types on damaged files
-                raise self._fail(f"cannot read the workbook: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+                reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+                raise self._fail(f"cannot read the workbook: {reason}") from None
             self._used.update(_SHARED_PARTS)
         return self._wb
 
@@ -132,14 +134,23 @@ class FileBook(Book):
     def _global_names(self) -> dict[str, str]:
         return self._book_map().global_names
 
+    def _styles(self, sheet: str) -> Styles:
+        """The shared strings, date styles and epoch the sheets' values need (openpyxl's read-only load reads them
+        once; its worksheets hold the strings)."""
+        if self._values_styles is None:
+            wb = self._workbook()
+            self._values_styles = Styles(wb[sheet]._shared_strings, wb._date_formats, wb._timedelta_formats, wb.epoch)
+        return self._values_styles
+
     def _read(self, sheet: str, ref: str) -> Grid:
-        self._facts(sheet)  # the whole sheet checked by lxml before openpyxl's parser reads it
-        ws = self._workbook()[sheet]
-        r0, c0, r1, c1 = bounds(ref)
-        width = c1 - c0 + 1
-        grid = [[_formula_text(v) for v in row] + [None] * (width - len(row))
-                for row in ws.iter_rows(min_row=r0, max_row=r1, min_col=c0, max_col=c1, values_only=True)]
-        return grid + [[None] * width for _ in range(r1 - r0 + 1 - len(grid))]  # rows past the sheet's last
+        box = bounds(ref)
+        if self._last_read is None or self._last_read[:2] != (sheet, box):
+            self._facts(sheet)  # the whole sheet checked before its values are read
+            part = self._book_map().parts[sheet]
+            with self._package() as pkg, pkg.open(part) as stream:
+                grid = read_sheet_values(stream, box, self._styles(sheet), part=part, path=self.name, sheet=sheet)
+            self._last_read = (sheet, box, grid)  # a solve reads a sheet's used range twice (blocks, compiler)
+        return [list(row) for row in self._last_read[2]]
 
     def _array_formulas(self, sheet: str) -> dict[str, str]:
         return self._facts(sheet).arrays
@@ -230,6 +241,8 @@ class FileBook(Book):
         super()._forget()
         self._map = None
         self._sheet_facts: dict[str, SheetFacts] = {}
+        self._last_read: tuple[str, tuple[int, int, int, int], Grid] | None = None
+        self._values_styles: Styles | None = None
 
     def close(self) -> None:
         """Release the file handles reads keep open."""
@@ -265,11 +278,3 @@ def _unchanged(fh: IO[bytes], path: Path) -> bool:
     then = os.fstat(fh.fileno())
     return (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns) == (then.st_dev, then.st_ino, then.st_size,
                                                                        then.st_mtime_ns)
-
-
-def _formula_text(value: Any) -> Any:
-    if isinstance(value, ArrayFormula):
-        return value.text if value.text.startswith("=") else "=" + value.text
-    if isinstance(value, DataTableFormula):
-        return "=TABLE()"
-    return value

@@ -16,11 +16,13 @@ from lxml import etree
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
 
 from xlcollab.book.base import ERROR_VALUES, bounds, range_name, union
-from xlcollab.book.ooxml import XML_NS, cell_text, iterparse_xml, parse_xml, q, xml_bytes
+from xlcollab.book.ooxml import NS, XML_NS, cell_text, iterparse_xml, parse_xml, q, xml_bytes
 from xlcollab.errors import WorkbookError
 
 _C, _ROW, _F, _V, _IS = q("c"), q("row"), q("f"), q("v"), q("is")
 _CELL_RE = re.compile(r"^\$?([A-Z]{1,3})\$?(\d+)$")
+#: the cells of a row whose (first) formula is an array formula
+_ARRAY_CELLS = etree.XPath("m:c[@r!=''][m:f[1][@t='array']]", namespaces={"m": NS})
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -181,22 +183,26 @@ class SheetFacts:
 
 def read_sheet_facts(stream: IO[bytes], *, part: str = "a worksheet", path: str = "the workbook",
                      sheet: str | None = None) -> SheetFacts:
-    """Stream a worksheet part once (elements freed as it goes) for its arrays, merges, range, protection.
+    """Stream a worksheet part once (rows freed as it goes) for its arrays, merges, range, protection.
 
     The whole part is parsed, so a malformed, truncated or hostile sheet is refused here (one WorkbookError
-    line), before anything reads its cells."""
+    line), before anything reads its cells. Per row, lxml finds the array formulas (a row's cells are visited
+    in Python only for the cells' range of a sheet without <dimension>, which comes before the rows)."""
     facts = SheetFacts(None, None)
     box: list[int] = []
-    tags = (_C, q("dimension"), q("mergeCell"), q("sheetProtection"))
+    tags = (_ROW, q("dimension"), q("mergeCell"), q("sheetProtection"))
     for el in iterparse_xml(stream, tag=tags, part=part, path=path, sheet=sheet):
-        if el.tag == _C:
-            ref = el.get("r")
-            if ref:
-                col, row = col_row(ref)
-                box = [min(box[0], row), min(box[1], col), max(box[2], row), max(box[3], col)] if box else [row, col, row, col]
-                f = el.find(_F)
-                if f is not None and f.get("t") == "array":
-                    facts.arrays[ref] = range_name(*bounds(f.get("ref") or ref))
+        if el.tag == _ROW:
+            if facts.dimension is None:
+                for c in el.iterchildren(_C):
+                    ref = c.get("r")
+                    if ref:
+                        col, row = col_row(ref)
+                        box = [min(box[0], row), min(box[1], col), max(box[2], row), max(box[3], col)] if box \
+                            else [row, col, row, col]
+            for c in _ARRAY_CELLS(el):
+                ref = c.get("r")
+                facts.arrays[ref] = range_name(*bounds(c.find(_F).get("ref") or ref))
             el.clear()
             while el.getprevious() is not None:
                 del el.getparent()[0]

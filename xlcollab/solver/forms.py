@@ -60,6 +60,7 @@ def _col_index(letters: str) -> int:
 
 _CACHE: dict[str, Node] = {}
 _DIGITS = re.compile(r"\d+")
+_MASK_DIGITS = str.maketrans("0123456789", "##########")
 
 
 def group_formulas(texts: Sequence[str], rows: np.ndarray, cols: np.ndarray
@@ -70,8 +71,8 @@ def group_formulas(texts: Sequence[str], rows: np.ndarray, cols: np.ndarray
     numpy, and each R1C1 form is rewritten and parsed once, not once per cell.
     """
     by_shape: dict[str, list[int]] = {}
-    for i, t in enumerate(texts):
-        by_shape.setdefault(_DIGITS.sub("#", t), []).append(i)
+    for i, t in enumerate(texts):  # digits masked one by one (A9 and A10 differ here; their R1C1 keys join them)
+        by_shape.setdefault(t.translate(_MASK_DIGITS), []).append(i)
     forms: dict[str, list[np.ndarray]] = {}
     for members in by_shape.values():
         idx = np.array(members)
@@ -80,8 +81,8 @@ def group_formulas(texts: Sequence[str], rows: np.ndarray, cols: np.ndarray
             key, _ = template(_body(texts[m0]), int(rows[m0]), int(cols[m0]))
             forms.setdefault(key, []).append(part)
     out = []
-    for parts in forms.values():
-        idx = np.concatenate(parts)
+    for parts in sorted(forms.values(), key=lambda ps: min(int(p[0]) for p in ps)):  # in reading order
+        idx = np.sort(np.concatenate(parts))
         m0 = idx[0]
         try:
             key, tree = parse_formula(texts[m0], int(rows[m0]), int(cols[m0]))
@@ -109,15 +110,23 @@ def _split_by_offsets(texts: Sequence[str], rows: np.ndarray, cols: np.ndarray, 
     if len(idx) == 1:
         return [idx]
     rel_rows, rel_cols = _roles(_body(texts[idx[0]]))
+    runs = _DIGITS.findall(" ".join([texts[i] for i in idx]))  # every text has the same number of digit runs
     try:
-        digits = np.array([[int(d) for d in _DIGITS.findall(texts[i])] for i in idx], dtype=np.int64)
+        digits = np.array(list(map(int, runs)), dtype=np.int64).reshape(len(idx), -1)
     except (ValueError, OverflowError):
         return [idx[[k]] for k in range(len(idx))]
     digits[:, rel_rows] -= rows[idx][:, None]
     offsets = np.concatenate([digits, np.array(rel_cols, dtype=np.int64)[None, :] - cols[idx][:, None]], axis=1)
-    _, inverse = np.unique(offsets, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    return [idx[inverse == u] for u in np.unique(inverse)]
+    parts = []
+    while len(idx) and len(parts) < 8:  # a filled block is one R1C1 form, or a few (INDEX(..., 1), (..., 2), ...)
+        same = (offsets == offsets[0]).all(1)
+        parts.append(idx[same])
+        idx, offsets = idx[~same], offsets[~same]
+    if len(idx):
+        _, inverse = np.unique(offsets, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        parts += [idx[inverse == u] for u in np.unique(inverse)]
+    return parts
 
 
 def _roles(body: str) -> tuple[np.ndarray, list[int]]:

@@ -72,13 +72,9 @@ class Program:
     # -- building groups ---------------------------------------------------------------------------------
     def register(self, data: SheetData) -> None:
         """Parse every formula of a newly loaded sheet and group the cells that share an R1C1 form."""
-        by_extent: dict[tuple[int, int] | None, list] = {}
-        for f in data.formulas:
-            by_extent.setdefault(f.extent, []).append(f)
-        for extent, formulas in by_extent.items():
-            rows = np.array([f.row for f in formulas])
-            cols = np.array([f.col for f in formulas])
-            for key, tree, problem, idx in group_formulas([f.text for f in formulas], rows, cols):
+        for extent, formulas in data.formulas.items():
+            rows, cols = np.array(formulas.rows), np.array(formulas.cols)
+            for key, tree, problem, idx in group_formulas(formulas.values, rows, cols):
                 self._add(Group(data.name, key, tree, problem, rows[idx], cols[idx], extent or (1, 1),
                                 extent is not None))
 
@@ -130,6 +126,8 @@ class Program:
             h, w = r1 - r0 + 1, c1 - c0 + 1
             if (h < 1).all() or (w < 1).all():
                 continue
+            if len(r0) > 1 and all((a == a[0]).all() for a in (r0, c0, r1, c1)):  # one rectangle for every cell
+                r0, c0, r1, c1, h, w = r0[:1], c0[:1], r1[:1], c1[:1], h[:1], w[:1]
             if len(set(h.tolist())) == 1 and len(set(w.tolist())) == 1 and h[0] * w[0] * len(h) <= 4_000_000:
                 rows = (r0[:, None, None] + np.arange(h[0])[None, :, None])
                 cols = (c0[:, None, None] + np.arange(w[0])[None, None, :])

@@ -7,14 +7,15 @@ index there). Formula cells not computed yet are PENDING; asking for one raises 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from xlcollab.book.base import Book, bounds
 from xlcollab.errors import WorkbookError
 from xlcollab.solver.refs import Cell, a1
-from xlcollab.solver.values import BLANK, BOOL, NUM, classify
+from xlcollab.solver.values import BLANK, BOOL, ERR, NUM, classify
 
 CONST, PENDING, FAILED = -1, -2, -3
 MAX_CELLS = 10_000_000  # grids of the used range: about 40 bytes a cell
@@ -29,12 +30,21 @@ class NotReady(Exception):
 
 
 @dataclass
-class Formula:
-    """One formula cell as read: its text and, for an array formula, its extent (rows, cols)."""
-    row: int
-    col: int
-    text: str
-    extent: tuple[int, int] | None  # None for an ordinary formula
+class CellList:
+    """Cells of one sheet as parallel lists, in reading order: numbers read, or formula texts of one extent."""
+    rows: list[int] = field(default_factory=list)
+    cols: list[int] = field(default_factory=list)
+    values: list[Any] = field(default_factory=list)
+
+    def add(self, row: int, col: int, value: Any) -> None:
+        self.rows.append(row)
+        self.cols.append(col)
+        self.values.append(value)
+
+    def outside(self, owned: np.ndarray) -> CellList:
+        """The cells not marked in `owned` (the extents of array formulas)."""
+        keep = [k for k, (r, c) in enumerate(zip(self.rows, self.cols)) if not owned[r, c]]
+        return CellList([self.rows[k] for k in keep], [self.cols[k] for k in keep], [self.values[k] for k in keep])
 
 
 class SheetData:
@@ -56,31 +66,56 @@ class SheetData:
         self.src = np.full(shape, CONST, dtype=np.int32)
         self.pos = np.zeros(shape, dtype=np.int32)
         self.group = np.full(shape, -1, dtype=np.int32)
-        self.formulas: list[Formula] = []
-        grid = book.read(name, f"A1:{a1(r1, c1)}")
-        owned = np.zeros(shape, dtype=bool)
-        for (r, c), (er0, ec0, er1, ec1) in arrays.items():
-            owned[er0:er1 + 1, ec0:ec1 + 1] = True
+        self.shape = shape
+        self.formulas: dict[tuple[int, int] | None, CellList] = {}  # by extent, in the order first read
+        self._load(book.read(name, f"A1:{a1(r1, c1)}"), arrays, book)
+
+    def _load(self, grid: list[list[Any]], arrays: dict[tuple[int, int], tuple[int, int, int, int]], book: Book) -> None:
+        """Classify the read values: numbers in bulk, formulas by extent, the rest one by one (text, bools, dates).
+
+        Inside an array formula's extent only the anchor counts (its formula); the other cells' values come from it.
+        """
+        nums, formulas, others = CellList(), CellList(), []
         for i, row in enumerate(grid, start=1):
             for j, v in enumerate(row, start=1):
                 if v is None:
                     continue
-                if (i, j) in arrays:
-                    er0, ec0, er1, ec1 = arrays[i, j]
-                    if not (isinstance(v, str) and v.startswith("=")):
-                        raise WorkbookError("an array formula's anchor reads without its formula", sheet=name,
-                                            cell=a1(i, j), path=book.name)
-                    self.formulas.append(Formula(i, j, v, (er1 - er0 + 1, ec1 - ec0 + 1)))
-                elif arrays and owned[i, j]:
-                    continue  # inside an array formula's extent: its values come from the anchor
-                elif isinstance(v, str) and v.startswith("=") and len(v) > 1:
-                    self.formulas.append(Formula(i, j, v, None))
+                kind = type(v)
+                if kind is float or kind is int:
+                    nums.add(i, j, v)
+                elif kind is str and len(v) > 1 and v[0] == "=":
+                    formulas.add(i, j, v)
                 else:
-                    self.kind[i, j], self.num[i, j], self.text[i, j] = classify(v)
-        for f in self.formulas:
-            h, w = f.extent or (1, 1)
-            self.src[f.row:f.row + h, f.col:f.col + w] = PENDING
-        self.shape = shape
+                    others.append((i, j, v))
+        owned = np.zeros(self.shape, dtype=bool)
+        for er0, ec0, er1, ec1 in arrays.values():
+            owned[er0:er1 + 1, ec0:ec1 + 1] = True
+        found: dict[tuple[int, int] | None, tuple[tuple[int, int], CellList]] = {}
+        for (r, c), (er0, ec0, er1, ec1) in sorted(arrays.items()):
+            v = grid[r - 1][c - 1]
+            if v is None:
+                continue
+            if not (isinstance(v, str) and v.startswith("=")):
+                raise WorkbookError("an array formula's anchor reads without its formula", sheet=self.name,
+                                    cell=a1(r, c), path=book.name)
+            extent = (er1 - er0 + 1, ec1 - ec0 + 1)
+            group = found.setdefault(extent, ((r, c), CellList()))[1]
+            group.add(r, c, v)
+            self.src[r:r + extent[0], c:c + extent[1]] = PENDING
+        if arrays:  # what lies inside an extent (anchors included) is not read as a value or formula of its own
+            nums, formulas = nums.outside(owned), formulas.outside(owned)
+            others = [o for o in others if not owned[o[0], o[1]]]
+        if formulas.rows:
+            found[None] = ((formulas.rows[0], formulas.cols[0]), formulas)
+            self.src[formulas.rows, formulas.cols] = PENDING
+        self.formulas = {extent: part for extent, (_, part) in sorted(found.items(), key=lambda item: item[1][0])}
+        values = np.array(nums.values, dtype=np.float64)
+        finite = np.isfinite(values)
+        self.kind[nums.rows, nums.cols] = np.where(finite, NUM, ERR)
+        self.num[nums.rows, nums.cols] = np.where(finite, values, np.nan)
+        self.text[np.array(nums.rows, dtype=int)[~finite], np.array(nums.cols, dtype=int)[~finite]] = "#NUM!"
+        for i, j, v in others:
+            self.kind[i, j], self.num[i, j], self.text[i, j] = classify(v)
 
     def grow(self, row: int, col: int) -> None:
         """Enlarge the grids to hold (row, col): a variable cell beyond the used range."""
