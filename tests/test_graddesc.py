@@ -341,6 +341,8 @@ def test_run_appends_the_trace_and_writes_the_state(book_path: Path) -> None:
     assert start.state == expected_start.state and start.state["step"] == 5 * 29
     assert start.state["b1t"] == pytest.approx(0.9 ** (5 * 29), rel=1e-12)
     assert gd.read_start(book, "adam").epoch == 0  # other tabs untouched
+    ws, c0 = load_workbook(book_path)["adamw"], Layout(spec, 29).trace_col0  # the values took their columns' formats
+    assert [ws.cell(FIRST + 4, c0 + j).number_format for j in range(4)] == ["0", "0.0000", "0.0000", "0.000E+00"]
 
 
 def test_run_on_one_tab_changes_only_that_tab(book_path: Path) -> None:

@@ -47,7 +47,7 @@ def patch_sheet_xml(xml: bytes, cells: dict[str, Any], *, cached: dict[str, Any]
     data = root.find(q("sheetData"))
     if data is None:
         raise WorkbookError("worksheet has no sheetData", sheet=sheet, path=path)
-    find = _CellFinder(data)
+    find = _CellFinder(data, _column_styles(root))
     order = sorted(((row, col), cell) for cell in cells for col, row in [col_row(cell)])
     for (row_num, col), cell in order:
         c = find(cell, row_num, col)
@@ -70,11 +70,21 @@ def patch_sheet_xml(xml: bytes, cells: dict[str, Any], *, cached: dict[str, Any]
     return xml_bytes(root)
 
 
-class _CellFinder:
-    """Find or create the <c> of a cell in <sheetData>, keeping rows and cells in order."""
+def _column_styles(root: etree._Element) -> dict[int, str]:
+    """Column number -> the style of <cols><col style=...>: what a cell typed into that column takes."""
+    out: dict[int, str] = {}
+    for col in root.iterfind(f"{q('cols')}/{q('col')}"):
+        if col.get("style"):
+            out.update(dict.fromkeys(range(int(col.get("min")), int(col.get("max")) + 1), col.get("style")))
+    return out
 
-    def __init__(self, data: etree._Element) -> None:
-        self.data = data
+
+class _CellFinder:
+    """Find or create the <c> of a cell in <sheetData>, keeping rows and cells in order. A new cell takes its row's
+    style (a row with customFormat) or else its column's, as Excel gives a value typed into an empty cell."""
+
+    def __init__(self, data: etree._Element, column_styles: dict[int, str] | None = None) -> None:
+        self.data, self.column_styles = data, column_styles or {}
         self.rows = {int(r.get("r")): r for r in data.iter(_ROW)}
         self.known: dict[int, dict[str, etree._Element]] = {}  # row number -> {cell name: <c>}, built once per row
 
@@ -91,6 +101,9 @@ class _CellFinder:
         c = in_row.get(cell)
         if c is None:
             c = in_row[cell] = etree.Element(_C, r=cell)
+            style = row.get("s") if row.get("customFormat") in ("1", "true") else self.column_styles.get(col)
+            if style:
+                c.set("s", style)
             _insert_sorted(row, c, col, key=lambda e: col_row(e.get("r"))[0])
         return c
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from openpyxl import Workbook
 from openpyxl.chart import Reference
 from openpyxl.drawing.line import LineProperties
+from openpyxl.formatting.rule import FormulaRule
 from openpyxl.utils.cell import absolute_coordinate, get_column_letter, quote_sheetname
 from openpyxl.worksheet.worksheet import Worksheet
 
@@ -165,12 +166,11 @@ def _trace_block(ws: Worksheet, lay: Layout, chart_col: int) -> int:
     for j, key in enumerate(spec.trace_columns):
         cell = ws.cell(HEADER, c0 + j, headers[key])
         cell.font, cell.alignment = HEADER_FONT, HEADER_WRAP
-    for j, key in enumerate(spec.trace_columns):  # the empty cells Run fills keep their format and fill
-        fmt = FORMATS.get(key, SCI)
-        for r in range(FIRST, FIRST + TRACE_ROWS):
-            cell = ws.cell(r, c0 + j)
-            cell.number_format, cell.fill = fmt, STYLES["record"]
-    define_block(ws, "trace", FIRST, c0, FIRST + TRACE_ROWS - 1, c0 + len(spec.trace_columns) - 1)
+    for j, key in enumerate(spec.trace_columns):  # a value Run writes takes its column's number format
+        ws.column_dimensions[get_column_letter(c0 + j)].number_format = FORMATS.get(key, SCI)
+    ref = define_block(ws, "trace", FIRST, c0, FIRST + TRACE_ROWS - 1, c0 + len(spec.trace_columns) - 1)
+    ws.conditional_formatting.add(ref.split("!")[1].replace("$", ""),  # grey, without a styled cell per row
+                                  FormulaRule(formula=["TRUE"], fill=STYLES["record"], stopIfTrue=False))
     height = sum(ws.row_dimensions[r].height or 15 for r in range(1, OUTPUT_ROW + 1)) * POINT_CM - 0.3
     width = 8 * 2.3
     rows = Reference(ws, min_col=c0, min_row=FIRST, max_row=FIRST + TRACE_ROWS - 1)
