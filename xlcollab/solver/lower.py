@@ -318,16 +318,35 @@ class DependsOnFailed(Exception):
 
 
 def _gather_thunk(src: np.ndarray, pos: np.ndarray, num: np.ndarray, device: torch.device):
-    """env -> (B, G, h, w): the cells' values from their sources (x, earlier blocks) and constants."""
+    """env -> (B, G, h, w): the cells' values from their sources (x, earlier blocks) and constants.
+
+    The thunk carries what it reads as `.cells` = (src, pos, num): a block that only reads other cells points its
+    own cells there instead of becoming a source (graph.Program.lower)."""
+    thunk = _gather(src, pos, num, device)
+    thunk.cells = (src, pos, num)
+    return thunk
+
+
+def _gather(src: np.ndarray, pos: np.ndarray, num: np.ndarray, device: torch.device):
     shape = src.shape
     flat_src, flat_pos = src.reshape(-1), pos.reshape(-1)
     dyn = flat_src >= 0
     sources = [int(s) for s in np.unique(flat_src[dyn])]
     if len(sources) == 1 and dyn.all():
-        s, idx = sources[0], torch.as_tensor(flat_pos, dtype=torch.long, device=device)
+        s = sources[0]
+        if len(flat_pos) and (np.diff(flat_pos) == 1).all():  # a run of one source's cells: a view, no copy
+            start, n = int(flat_pos[0]), len(flat_pos)
+
+            def run(env: Env) -> torch.Tensor:
+                t = env.src[s]
+                if start == 0 and n * t.shape[0] == t.numel():  # the whole source, in its order
+                    return t.reshape(-1, *shape)
+                return env.flat(s).narrow(1, start, n).reshape(-1, *shape)
+            return run
+        idx = torch.as_tensor(flat_pos, dtype=torch.long, device=device)
 
         def single(env: Env) -> torch.Tensor:
-            return env.src[s].index_select(1, idx).reshape(-1, *shape)
+            return env.flat(s).index_select(1, idx).reshape(-1, *shape)
         return single
     picks = [torch.as_tensor(flat_pos[flat_src == s], dtype=torch.long, device=device) for s in sources]
     consts = torch.as_tensor(num.reshape(-1)[~dyn], dtype=torch.float64, device=device)[None]
@@ -335,7 +354,7 @@ def _gather_thunk(src: np.ndarray, pos: np.ndarray, num: np.ndarray, device: tor
     perm = torch.as_tensor(np.argsort(order), dtype=torch.long, device=device)
 
     def mixed(env: Env) -> torch.Tensor:
-        parts = [env.src[s].index_select(1, p) for s, p in zip(sources, picks)]
+        parts = [env.flat(s).index_select(1, p) for s, p in zip(sources, picks)]
         parts.append(consts.expand(parts[0].shape[0], -1))
         return torch.cat(parts, 1).index_select(1, perm).reshape(-1, *shape)
     return mixed

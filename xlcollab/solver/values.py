@@ -29,9 +29,18 @@ class Unsupported(Exception):
 
 @dataclass
 class Env:
-    """What one evaluation carries: the source tensors (x, then each block's outputs) and the IF masks."""
+    """What one evaluation carries: the source tensors (x (B, n), then each block's outputs (B, G, h, w)) and the
+    IF masks."""
     src: list[torch.Tensor]
     masks: dict[int, torch.Tensor] = field(default_factory=dict)
+    _flat: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    def flat(self, s: int) -> torch.Tensor:
+        """Source s as (B, cells), its cells in the order `pos` counts them (one view per evaluation)."""
+        t = self._flat.get(s)
+        if t is None:
+            t = self._flat[s] = self.src[s] if self.src[s].dim() == 2 else self.src[s].reshape(self.src[s].shape[0], -1)
+        return t
 
 
 Thunk = Callable[[Env], torch.Tensor]
