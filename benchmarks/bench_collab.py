@@ -13,6 +13,12 @@ Excel session) and the whole `python -m xlcollab solve` process.
 
     .venv/bin/python benchmarks/bench_collab.py [--timeout 120] [--solvers de,pso,deps,sco] [--bounds -3,3]
 
+The README's table of the collab_filter tabs ("RMSE after `solve`") is this script's too: `--markdown` builds
+the workbooks fresh (`xlcollab build`), solves every tab with no flags (`xlcollab solve --json`) and prints the
+table in the README's Markdown, to paste over the old one; tests/test_readme.py checks the README against it.
+
+    .venv/bin/python benchmarks/bench_collab.py --markdown
+
 DEPS and SCO without installing libreoffice-nlpsolver (on Debian it replaces libreoffice-*-nogui by the GUI
 suite): `benchmarks/get_nlpsolver.sh DIR` downloads and unpacks it and the Java-UNO runtime (ure-java, the UNO
 jars) into DIR, and
@@ -60,6 +66,50 @@ LO_SOLVERS = {
 NLP_KEYS = ("deps", "sco")  # Java NLPSolver: no time limit property; the limit becomes a LearningCycles budget
 NLP_QUIET = {"EnhancedSolverStatus": False}  # its status dialog would wait for a click at the end
 CALIBRATION_CYCLES = (5, 45)
+
+
+# The README's table of the tabs: what each shows and what its RMSE compares with (the numbers come from a solve).
+TABS = {
+    "dotprod": ("rating ≈ user factors · movie factors (5 factors, 150 variables); "
+                "`=IF(ISNUMBER(r),MMULT(user_row,movie_col),0)` per cell", "Excel Solver: 0.393 on fast.ai's sheet"),
+    "bias": ("+ movie-bias row, user-bias column, sigmoid squash into (0, 5.5) switched on/off by a cell "
+             "(180 variables)", "Excel Solver: 0.319"),
+    "movielens_emb": ("the same ratings in long form; INDEX/MATCH look-ups, SUMPRODUCT, `=SQRT(AVERAGE(errors))`",
+                      "same model as dotprod"),
+    "movielens_1hot": ("one-hot rows × the embedding matrices (MMULT array formulas) = the look-up; predictions "
+                       "equal movielens_emb's", ""),
+    "nnet": ("the lesson's mini net in cells: 4+4 embeddings → 7 ReLU units (MMULT, MAX(0,·)) → output → sigmoid "
+             "(191 variables)", ""),
+}
+OPTIMIZER_NAMES = {"lbfgs": "L-BFGS", "adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "momentum": "SGD with momentum"}
+
+
+def fresh_solve(work: Path) -> dict:
+    """`xlcollab build --out work` then `xlcollab solve work/collab_filter.xlsx --json`, as the README runs them:
+    the JSON's per-tab results."""
+    import json
+
+    run = lambda *argv: subprocess.run([sys.executable, "-m", "xlcollab", *argv], capture_output=True,  # noqa: E731
+                                       text=True, check=True).stdout
+    run("build", "--out", str(work))
+    return json.loads(run("solve", str(work / "collab_filter.xlsx"), "--json"))["sheets"]
+
+
+def readme_table(sheets: dict) -> str:
+    """The README's Markdown table of the collab_filter tabs from `xlcollab solve --json`'s per-tab results."""
+    from xlcollab.sheets.collab.layout import SCHEDULES
+
+    lines = ["| tab | what it shows | default solve | RMSE after `solve` |", "|---|---|---|---|"]
+    for tab, r in sheets.items():
+        shows, compare = TABS.get(tab, ("(not described: add it to TABS in benchmarks/bench_collab.py)", ""))
+        if r["optimizer"] == "lbfgs":
+            how = f"L-BFGS, {r['epochs']} iterations"
+        else:
+            schedule = "" if SCHEDULES.get(tab, "constant") == "constant" else f" {SCHEDULES[tab]}"
+            how = f"{OPTIMIZER_NAMES[r['optimizer']]} lr {r['lr']:g}{schedule}, {r['epochs']} epochs"
+        rmse = f"{r['final_rmse']:.4f}" + (f" ({compare})" if compare else "")
+        lines.append(f"| `{tab}` | {shows} | {how} | {rmse} |")
+    return "\n".join(lines)
 
 
 @dataclass
@@ -367,7 +417,13 @@ def main() -> None:
                              "default $XLCOLLAB_NLPSOLVER_OXT")
     parser.add_argument("--lo-java", type=Path, default=None,
                         help="the Java-UNO overlay folder (default: program/ beside --nlpsolver-oxt)")
+    parser.add_argument("--markdown", action="store_true",
+                        help="only print the README's table of the tabs (fresh build, `xlcollab solve`), in Markdown")
     args = parser.parse_args()
+    if args.markdown:
+        with tempfile.TemporaryDirectory(prefix="bench_collab_") as work:
+            print(readme_table(fresh_solve(Path(work))))
+        return
     overlay = args.lo_java or (args.nlpsolver_oxt.parent / "program" if args.nlpsolver_oxt else None)
     for need in ([args.nlpsolver_oxt, overlay / "libjava_uno.so"] if args.nlpsolver_oxt else []):
         if not need.exists():

@@ -31,7 +31,7 @@ def convergence(horizon: int) -> list[dict]:
     xs, ys = gd.make_data()
     rows = []
     for sheet, spec in gd.SPECS.items():
-        start = gd.Start.fresh(spec)
+        start = gd.Start.fresh(spec, data=(xs, ys))
         clock = time.perf_counter()
         trace = gd.simulate(spec, start, xs, ys, horizon)
         seconds = time.perf_counter() - clock
@@ -79,7 +79,7 @@ def main() -> None:
         print(f"| {r['sheet']} | {r['settings']} | {r['first'] or never} | {r['stays'] or 'leaves again'} "
               f"| {r['a']:.4f}, {r['b']:.4f} | {r['loss1']:.4g} → {r['loss']:.3g} | {r['us_per_step']:.2f} |")
     walls, cpus = time_run(args.repeats)
-    print(f"\n`xlcollab run graddesc.xlsx --sheet all --epochs 1000` (8 tabs x 1,000 epochs x 29 steps, "
+    print(f"\n`xlcollab run graddesc.xlsx --sheet all --epochs 1000` ({len(gd.SPECS)} tabs x 1,000 epochs x 29 steps, "
           f"fresh process and workbook each time, load average {os.getloadavg()[0]:.2f} after):\n")
     print("| runs | wall s: median (min-max) | CPU s (user+sys): median (min-max) |")
     print("|---:|---|---|")

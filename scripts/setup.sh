@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Set up xlcollab in ./.venv on a fresh Debian/Ubuntu machine.
 #   scripts/setup.sh          the package (torch CPU build 2.13.0 where available, numpy, pandas, openpyxl, xlwings, ...)
-#   scripts/setup.sh --test   also the test tools and LibreOffice headless + python3-uno (the recalculation oracle)
+#   scripts/setup.sh --test   also the test tools, LibreOffice headless + python3-uno (the recalculation oracle) and
+#                             poppler-utils (pdftotext/pdftoppm: the rendered workbooks are checked as PDF text)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-if [ "$want_test" = 1 ] && ! { command -v soffice >/dev/null && [ -f /usr/lib/python3/dist-packages/uno.py ]; }; then
+if [ "$want_test" = 1 ] && ! { command -v soffice >/dev/null && command -v pdftotext >/dev/null \
+                               && [ -f /usr/lib/python3/dist-packages/uno.py ]; }; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends libreoffice-calc-nogui python3-uno >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends libreoffice-calc-nogui python3-uno \
+    poppler-utils >/dev/null
 fi
 
 PY=${PYTHON:-python3}

@@ -41,9 +41,10 @@ def test_blended_fit_saves_loads_and_explains(tmp_path):
     frame = pd.DataFrame({"user": u, "item": i, "rating": np.clip(np.round(2 * x) / 2, 0.5, 5)})
     est = CollabFit(model="blend", seed=1).fit(frame)
     s = est.settings_
-    assert [m["model"] for m in s["members"]] == list(blend.MEMBERS)
-    assert [r["epoch"] for r in est.trace_] == [0, 1, 2, 3] and est.trace_[0]["probe_rmse"] > 0
-    member_valid = [r["valid_rmse"] for r in est.trace_[1:3]]
+    assert [m["model"] for m in s["members"]] == [name for name, _ in blend.MEMBERS]
+    assert s["members"][2]["n_factors"] == 128 and s["members"][2]["wd"] == 0.05
+    assert [r["epoch"] for r in est.trace_] == [0, 1, 2, 3, 4] and est.trace_[0]["probe_rmse"] > 0
+    member_valid = [r["valid_rmse"] for r in est.trace_[1:4]]
     assert est.valid_rmse_ <= max(member_valid) + 1e-9  # the blend is no worse than its worse member
     assert est.valid_rmse_ == pytest.approx(est.valid_scores_["rmse"], rel=1e-5)
     back = CollabFit.load(est.save(tmp_path / "blend.pt"))
@@ -52,3 +53,16 @@ def test_blended_fit_saves_loads_and_explains(tmp_path):
     assert len(interpret.recommend(back, 3, 4)) == 4 and len(interpret.similar(back, 2, 3)) == 3
     best, _ = interpret.bias_ranking(back, 2)
     assert len(best) == 2
+
+
+def test_a_blend_file_with_broken_members_is_refused_in_one_line(tmp_path):
+    from xlcollab.errors import DataError
+
+    frame = pd.DataFrame({"user": [1, 1, 2, 2, 3, 3], "item": [1, 2, 1, 3, 2, 3], "rating": [4.0, 3, 5, 2, 4, 1]})
+    est = CollabFit(model="blend", seed=0, valid_pct=0.0).fit(frame)
+    path = est.save(tmp_path / "b.pt")
+    blob = torch.load(path, weights_only=True)
+    blob["settings"]["members"] = [{"model": "bmf"}]  # no factors, no width
+    torch.save(blob, path)
+    with pytest.raises(DataError, match="damaged xlcollab model file: its settings describe no model"):
+        CollabFit.load(path)

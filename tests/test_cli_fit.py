@@ -11,6 +11,7 @@ import pytest
 
 from xlcollab.cli import main
 from xlcollab.core.fit import CollabFit
+from xlcollab.core.settings import MAX_EPOCHS
 
 
 @pytest.fixture
@@ -37,12 +38,14 @@ def test_fit_save_recommend_explain(capsys, tmp_path, sample_dir, small_ratings)
                          "--save", str(model))
     assert code == 0, err
     lines = out.splitlines()
-    assert "559 ratings" in lines[0] and "447 train / 112 valid" in lines[0]
-    assert lines[1].split() == ["epoch", "train_rmse", "valid_rmse", "lr", "seconds"]
-    assert [ln.split()[0] for ln in lines[2:5]] == ["1", "2", "3"]
+    assert "559 ratings" in lines[0] and lines[1] == "447 train / 112 valid ratings (split seed 42)"
+    assert lines[2].split() == ["epoch", "train_rmse", "valid_rmse", "lr", "seconds"]
+    assert [ln.split()[0] for ln in lines[3:6]] == ["1", "2", "3"]
     saved = CollabFit.load(model)
     assert f"valid RMSE {saved.valid_rmse_:.4f}" in out and model.is_file()
-    assert float(lines[4].split()[2]) == pytest.approx(saved.valid_rmse_, abs=1e-4)
+    assert float(lines[5].split()[2]) == pytest.approx(saved.valid_rmse_, abs=1e-4)
+    assert lines[6:8] == ["model dotbias: 5 factors, y_range 0 to 5.5",
+                          "adam lr 0.005 annealed, 3 epochs, batches of 128, wd 0.1 (biases 0.01, l2)"]
 
     f = small_ratings.frame
     user = int(f["user"].value_counts().index[-1])  # the sample user with fewest ratings: most unseen movies
@@ -104,6 +107,33 @@ def test_nn_and_dot_models_from_the_cli(capsys, tmp_path, sample_dir):
         assert "has no movie biases" in out and "principal axis 1" in out
 
 
+def test_the_lessons_flags_reach_the_saved_model(capsys, tmp_path, sample_dir):
+    """The lesson's net and schedule from the command line: every flag lands in the saved model's settings."""
+    model = tmp_path / "nn.pt"
+    code, out, err = run(capsys, "fit", str(sample_dir), "--model", "nn", "--hidden", "8", "4", "--dropout", "0.1",
+                         "0.3", "--user-factors", "3", "--item-factors", "5", "--init", "kaiming", "--schedule", "sgdr",
+                         "--cycle-mult", "2", "--epochs", "3", "--y-range", "0.5", "5.5", "--save", str(model))
+    assert code == 0, err
+    s = CollabFit.load(model).settings_
+    assert (s["hidden"], s["dropout"], s["user_factors"], s["item_factors"]) == ((8, 4), (0.1, 0.3), 3, 5)
+    assert (s["init"], s["schedule"], s["cycle_len"], s["cycle_mult"], s["y_range"]) == ("kaiming", "sgdr", 1, 2,
+                                                                                          (0.5, 5.5))
+    assert ("model nn: 3 user / 5 movie factors, hidden 8 4, dropout 0.1 0.3\n"
+            "  y_range 0.5 to 5.5, He (kaiming) start\n"
+            "adam lr 0.005 sgdr (cycle_len 1, cycle_mult 2), 3 epochs, batches of 1024\n"
+            "  wd 0.1 (biases 0.01, l2)\n") in out  # whole parts on lines of 80 columns at most
+
+
+def test_fit_without_epochs_runs_the_rule(capsys, sample_dir):
+    """No --epochs: the rule of the training set's size (447 ratings, one step an epoch: MAX_EPOCHS), checked against
+    the time budget first; under sgdr the cycle end nearest it (cycles of 1, 2, 4, 8, 16 epochs end at 31)."""
+    for extra, epochs in (([], MAX_EPOCHS), (["--schedule", "sgdr", "--cycle-mult", "2"], 31)):
+        code, out, err = run(capsys, "fit", str(sample_dir), "--factors", "2", "--json", *extra)
+        assert code == 0, err
+        got = json.loads(out)
+        assert got["epochs"] == epochs and len(got["trace"]) == epochs
+
+
 def test_subprocess_end_to_end(tmp_path, sample_dir):
     model = tmp_path / "m.pt"
     proc = subprocess.run([sys.executable, "-m", "xlcollab", "fit", str(sample_dir), "--factors", "3", "--epochs", "1",
@@ -156,8 +186,13 @@ def saved_model(tmp_path, small_ratings) -> Path:
     (["fit", "--valid-pct", "1.5"], "valid_pct must be a number in [0, 1), found 1.5"),
     (["fit", "--device", "tpu"], "device must be auto, cpu, cuda or cuda:N, found 'tpu'"),
     (["fit", "--batch-size", "-5"], "batch_size must be a whole number >= 1, found -5"),
-    (["fit", "--y-range", "5,1"], "y_range must be 'auto', None or (low, high) with low < high, found (5.0, 1.0)"),
+    (["fit", "--y-range", "5", "1"], "y_range must be 'auto', None or (low, high) with low < high, found (5.0, 1.0)"),
     (["fit", "--momentum", "1"], "momentum must be a number in [0, 1), found 1.0"),
+    (["fit", "--user-factors", "3", "--item-factors", "5"], "model dotbias takes the dot product of a user's and a "
+                                                            "movie's factors, so both need the same size"),
+    (["fit", "--schedule", "sgdr", "--cycle-mult", "2", "--epochs", "4"], "epochs 4 ends inside an SGDR cycle"),
+    (["fit", "--dropout", "0.5", "1"], "dropout must be a number in [0, 1), found 1.0"),
+    (["fit", "--hidden", "0"], "hidden must be a whole number >= 1, found 0"),
     (["recommend", "--model", "{model}", "--user", "999999"], "unknown user 999999"),
     (["recommend", "--model", "{model}", "--user", "abc"], "unknown user abc"),
     (["recommend", "--model", "{model}", "--movie", "424242"], "unknown movie 424242"),
@@ -177,7 +212,8 @@ def test_bad_input_is_one_line(capsys, tmp_path, saved_model, argv, needle):
 
 
 @pytest.mark.parametrize("argv", [["fit", "--epochs", "x"], ["fit", "--batch-size", "big"], ["fit", "--model", "svd"],
-                                  ["recommend", "--model", "m.pt"]])
+                                  ["recommend", "--model", "m.pt"], ["fit", "--y-range", "1", "2", "3"],
+                                  ["fit", "--y-range", "1,5"], ["fit", "--hidden", "ten"], ["fit", "--dropout", "0.1"]])
 def test_unparsable_flags_exit_2_without_traceback(capsys, argv):
     with pytest.raises(SystemExit) as exc:
         main(argv)

@@ -20,7 +20,7 @@ from xlcollab.book.base import bounds, split_ref
 from xlcollab.cli import main
 from xlcollab.errors import WorkbookError
 from xlcollab.book.filebook import FileBook
-from xlcollab.sheets.collab import PARAMS, SHEETS, build_workbook
+from xlcollab.sheets.collab import PARAMS, SHEETS, TABS, build_workbook
 from xlcollab.sheets.collab.solve import trace_rows
 from xlcollab.solver import solve as solver
 from xlcollab.solver.engines import grg
@@ -120,7 +120,7 @@ def recalculated(built: Path, solved, edited: Path, reformulated, tmp_path_facto
 # -- the built workbook ---------------------------------------------------------------------------------
 def test_tabs_names_and_solver_model(built: Path) -> None:
     wb = openpyxl.load_workbook(built)
-    assert wb.sheetnames == list(SHEETS)
+    assert wb.sheetnames == list(TABS)
     assert wb.calculation.fullCalcOnLoad
     for sheet in SHEETS:
         ws = wb[sheet]
@@ -269,7 +269,7 @@ def test_solve_changes_only_its_own_blocks(built: Path, solved) -> None:
     path, _ = solved
     with zipfile.ZipFile(built) as a, zipfile.ZipFile(path) as b:
         assert a.namelist() == b.namelist()
-        sheet_parts = {f"xl/worksheets/sheet{i}.xml" for i in range(1, len(SHEETS) + 1)}
+        sheet_parts = {f"xl/worksheets/sheet{TABS.index(s) + 1}.xml" for s in SHEETS}
         for name in a.namelist():
             if name not in sheet_parts:
                 assert a.read(name) == b.read(name), name
@@ -302,7 +302,7 @@ def test_one_sheet_to_out_leaves_the_original_alone(built: Path, tmp_path: Path)
     assert "dotprod" in out and "bias" not in out
     with zipfile.ZipFile(src) as a, zipfile.ZipFile(tmp_path / "out.xlsx") as b:
         differ = [n for n in a.namelist() if a.read(n) != b.read(n)]
-    assert differ == ["xl/worksheets/sheet1.xml"]
+    assert differ == [f"xl/worksheets/sheet{TABS.index('dotprod') + 1}.xml"]
 
 
 # -- fitting: the generic Solver path on the compiled tab vs the hand-written model and torch.optim ----------------
@@ -393,9 +393,10 @@ def _delete_bias(path: Path) -> None:
 
 
 def _drop_name(path: Path) -> None:
-    # the first sheet's (localSheetId 0) `ratings`
+    # dotprod's `ratings` (localSheetId: its position among the tabs)
+    local = str(TABS.index("dotprod")).encode()
     _patch_part(path, "xl/workbook.xml",
-                lambda d: re.sub(rb'<definedName name="ratings" localSheetId="0">[^<]*</definedName>', b"", d))
+                lambda d: re.sub(rb'<definedName name="ratings" localSheetId="' + local + rb'">[^<]*</definedName>', b"", d))
 
 
 BAD = {
@@ -406,8 +407,8 @@ BAD = {
                                  ["sheet 'movielens_emb'", "cell C30", "in [0.5, 5], found 0"]),
     "unknown user id": (_write("nnet", "A40", 999999), ["--sheet", "nnet"], ["sheet 'nnet'", "cell A40", "999999"]),
     "blank parameter": (_write("dotprod", "C33", None), ["--sheet", "dotprod"], ["sheet 'dotprod'", "cell C33", "blank"]),
-    "text parameter": (_write("movielens_1hot", "J8", "x"), ["--sheet", "movielens_1hot"],
-                       ["sheet 'movielens_1hot'", "cell J8", "number"]),
+    "text parameter": (_write("movielens_1hot", "L8", "x"), ["--sheet", "movielens_1hot"],
+                       ["sheet 'movielens_1hot'", "cell L8", "number"]),
     "bad squash switch": (_write("bias", "Z16", "maybe"), ["--sheet", "bias"], ["sheet 'bias'", "cell Z16", "on or off"]),
     "renamed sheet": (_rename_dotprod, ["--sheet", "all"], ["'dotprod'"]),
     "deleted sheet": (_delete_bias, ["--sheet", "bias"], ["no sheet named 'bias'"]),

@@ -16,7 +16,7 @@ from xlcollab.book.filebook import FileBook
 from xlcollab.book.ooxml import Package
 from xlcollab.book.spec import Chart, SheetSpec
 from xlcollab.errors import WorkbookError
-from xlcollab.sheets.common import define_block, force_full_recalc, line_chart, store_solver_model, target
+from xlcollab.sheets.common import define_block, force_full_recalc, store_solver_model, target, xy_chart
 
 
 def sha(path: Path) -> str:
@@ -40,7 +40,8 @@ def book_path(tmp_path: Path) -> Path:
     define_block(ws, "xs", 1, 1, 5, 1, style="param")
     define_block(ws, "total", 1, 3)
     store_solver_model(ws, target(ws, 1, 3), [target(ws, 1, 1, 5, 1)])
-    line_chart(ws, "E2", title="doubled", x_title="i", y_title="2x", data=Reference(ws, min_col=2, min_row=1, max_row=5))
+    xy_chart(ws, "E2", title="doubled", x_title="i", y_title="2x",
+             series=[("2x", Reference(ws, min_col=1, min_row=1, max_row=5), Reference(ws, min_col=2, min_row=1, max_row=5))])
     other = wb.create_sheet("other")
     other["A1"] = "keep me"
     other["B1"] = "='my sheet'!C1"

@@ -13,7 +13,7 @@ from xlcollab.core import data, interpret
 from xlcollab.errors import DataError, DivergedError, SettingsError
 from xlcollab.core.device import CUDA_MIN_RATINGS, pick_device
 from xlcollab.core.fit import CollabFit
-from xlcollab.core.train import one_cycle, schedule_lr
+from xlcollab.core.train import lr_schedule, one_cycle, schedule_lr, sgdr
 from xlcollab.core.models import EmbeddingDotBias, logit_range
 
 
@@ -230,6 +230,127 @@ def test_schedules():
     assert one_cycle(1.0, 1.0) == pytest.approx(1e-5)
     assert schedule_lr("constant", 0.7, 0.3) == 0.3
     assert schedule_lr("annealed", 0.5, 0.2) == pytest.approx(0.1)
+
+
+def sgdr_closed_form(step: int, cycle_steps: int, lr: float, mult: int) -> float:
+    """SGDR without a loop: cycle k of L * mult^k steps starts at L (mult^k - 1) / (mult - 1) (k L when mult is 1);
+    lr / 2 (1 + cos(pi t / length)) at step t of its cycle; the first L / 20 steps at lr / 100."""
+    if step < cycle_steps / 20:
+        return lr / 100
+    if mult == 1:
+        k = step // cycle_steps
+        start = k * cycle_steps
+    else:
+        k = int(math.floor(math.log(1 + step * (mult - 1) / cycle_steps, mult) + 1e-12))
+        start = cycle_steps * (mult ** k - 1) // (mult - 1)
+        if start > step:  # log's rounding at an exact cycle start
+            k -= 1
+            start = cycle_steps * (mult ** k - 1) // (mult - 1)
+    length = cycle_steps * mult ** k
+    return lr / 2 * (1 + math.cos(math.pi * (step - start) / length))
+
+
+@pytest.mark.parametrize("cycle_steps,mult", [(1, 2), (5, 2), (40, 1), (7, 3), (100, 2)])
+def test_sgdr_is_the_closed_form_and_torchs_warm_restarts_after_the_warm_up(cycle_steps, mult):
+    """Every step equals the closed form; past fastai's warm-up (the first 1/20 of the first cycle at lr / 100) every
+    step equals torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(T_0, T_mult) stepped once per step."""
+    lr, steps = 0.01, cycle_steps * (1 + mult + mult ** 2 + mult ** 3)
+    ours = [sgdr(s, cycle_steps, lr, mult) for s in range(steps)]
+    assert ours == pytest.approx([sgdr_closed_form(s, cycle_steps, lr, mult) for s in range(steps)], rel=1e-15)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=cycle_steps, T_mult=mult)
+    theirs = []
+    for _ in range(steps):
+        theirs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    warm = math.ceil(cycle_steps / 20)
+    assert ours[:warm] == [lr / 100] * warm
+    assert ours[warm:] == pytest.approx(theirs[warm:], rel=1e-15, abs=0)
+    restarts = [cycle_steps * sum(mult ** j for j in range(k)) for k in (1, 2, 3)]  # starts of cycles 2, 3, 4
+    rises = [s for s in range(1, steps) if ours[s] > ours[s - 1]]
+    assert rises == sorted(set(restarts) | ({warm} if warm < cycle_steps else set()))  # and the warm-up's end
+    assert all(ours[s] == lr for s in restarts)
+
+
+def test_lr_schedule_keeps_the_run_wide_schedules():
+    annealed = lr_schedule("annealed", 0.3, 4, 10)
+    assert [annealed(s) for s in (0, 13, 39)] == [schedule_lr("annealed", s / 40, 0.3) for s in (0, 13, 39)]
+    restarts = lr_schedule("sgdr", 0.3, 7, 10, cycle_len=1, cycle_mult=2)
+    assert [restarts(s) for s in (0, 10, 30, 69)] == [sgdr(s, 10, 0.3, 2) for s in (0, 10, 30, 69)]
+
+
+def test_sgdr_fit_follows_the_schedule_step_by_step(small_ratings):
+    """The lesson's fit(lr, 3, cycle_len=1, cycle_mult=2): 7 epochs in cycles of 1, 2 and 4; full batch, so the trace's
+    lr (an epoch's last step) is every step's; the loss jumps up after each restart and falls within a cycle."""
+    fit = CollabFit(n_factors=4, epochs=7, lr=0.05, batch_size=None, schedule="sgdr", cycle_len=1, cycle_mult=2,
+                    seed=0).fit(small_ratings)
+    assert [t["lr"] for t in fit.trace_] == [sgdr_closed_form(s, 1, 0.05, 2) for s in range(7)]
+    assert [t["lr"] for t in fit.trace_][:4] == [0.05 / 100, 0.05, 0.025, 0.05]
+    batched = CollabFit(n_factors=4, epochs=3, lr=0.05, batch_size=100, schedule="sgdr", cycle_mult=2,
+                        seed=0).fit(small_ratings)  # 447 ratings: 5 steps an epoch; epoch ends at steps 4, 9, 14
+    assert [t["lr"] for t in batched.trace_] == [sgdr(s, 5, 0.05, 2) for s in (4, 9, 14)]
+    with pytest.raises(SettingsError, match="epochs 4 ends inside an SGDR cycle"):
+        CollabFit(epochs=4, schedule="sgdr", cycle_mult=2).fit(small_ratings)
+
+
+def test_nn_options_fit_save_and_load(tmp_path, small_ratings):
+    """Several hidden layers, two dropouts, different user and movie sizes and He init: fitted, saved with the model
+    and loaded back to the same predictions."""
+    kw = dict(model="nn", user_factors=3, item_factors=6, hidden=(12, 5), dropout=(0.0, 0.1), init="kaiming",
+              epochs=3, lr=0.01, batch_size=64, seed=2)
+    fit = CollabFit(**kw).fit(small_ratings)
+    again = CollabFit(**kw).fit(small_ratings)
+    assert [t["train_rmse"] for t in fit.trace_] == [t["train_rmse"] for t in again.trace_]
+    m = fit.model_
+    assert m.u_weight.weight.shape[1] == 3 and m.i_weight.weight.shape[1] == 6
+    assert [(m.layers[k].in_features, m.layers[k].out_features) for k in (1, 4, 7)] == [(9, 12), (12, 5), (5, 1)]
+    assert fit.settings_["hidden"] == (12, 5) and fit.settings_["init"] == "kaiming"
+    back = CollabFit.load(fit.save(tmp_path / "nn.pt"))
+    f = small_ratings.frame
+    np.testing.assert_array_equal(back.predict(f["user"], f["item"]), fit.predict(f["user"], f["item"]))
+    assert back.get_params() == fit.get_params() and back.settings_["dropout"] == (0.0, 0.1)
+    plain = CollabFit(**{**kw, "init": "trunc-normal"}).fit(small_ratings)
+    assert not torch.equal(plain.model_.layers[1].weight, m.layers[1].weight)
+
+
+def test_a_full_disk_under_torch_save_is_one_line_and_the_old_model_stays(tmp_path, small_ratings, monkeypatch):
+    """torch's zip writer, failing to finish after a write failed, raises RuntimeError over the OSError: the save
+    still reports the full disk and leaves the previous model as it was."""
+    import errno
+
+    from xlcollab.core import modelfile
+
+    fit = CollabFit(n_factors=2, epochs=1).fit(small_ratings)
+    path = fit.save(tmp_path / "m.pt")
+    before = path.read_bytes()
+
+    def full_disk(blob, fh):
+        fh.write(b"partial")
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:  # raised while handling it, as torch's writer does: the OSError is its __context__
+            raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos")  # noqa: B904
+    monkeypatch.setattr(modelfile.torch, "save", full_disk)
+    with pytest.raises(DataError, match="no space left on the device"):
+        fit.save(path)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
+
+
+def test_a_model_file_from_before_hidden_still_loads(tmp_path, small_ratings):
+    """Files saved when the net had one `n_hidden`: read as hidden (n,), the newer settings at their defaults."""
+    fit = CollabFit(model="nn", n_factors=3, hidden=7, epochs=1).fit(small_ratings)
+    blob = torch.load(fit.save(tmp_path / "new.pt"), weights_only=True)
+    for part in (blob["params"], blob["settings"]):
+        part["n_hidden"] = 7
+        for key in ("hidden", "dropout", "user_factors", "item_factors", "init", "cycle_len", "cycle_mult"):
+            del part[key]
+    torch.save(blob, tmp_path / "old.pt")
+    back = CollabFit.load(tmp_path / "old.pt")
+    assert back.settings_["hidden"] == (7,) and back.get_params()["hidden"] == (7,)
+    assert back.settings_["user_factors"] == 3 and back.settings_["dropout"] == (0.05, 0.5)
+    f = small_ratings.frame
+    np.testing.assert_array_equal(back.predict(f["user"], f["item"]), fit.predict(f["user"], f["item"]))
 
 
 def test_device_auto_takes_cpu_for_small_problems():

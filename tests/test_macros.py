@@ -138,7 +138,7 @@ def test_fit_movielens_on_a_macro_enabled_file(copy, slice_):
     assert result["model"] == str(model) and model.is_file()
     assert any(m.startswith("xlcollab: epoch 2/2, validation RMSE") for m in book.messages)
     wb = openpyxl.load_workbook(path, keep_vba=True)
-    assert wb.sheetnames == list(collab.SHEETS) + ["xlwings.conf", "results"]
+    assert wb.sheetnames == list(collab.TABS) + ["xlwings.conf", "results"]
     ws = wb["results"]
     assert [c.value for c in ws[3][:3]] == ["epoch", "train RMSE", "validation RMSE"]
     assert [ws.cell(4 + i, 1).value for i in range(3)] == [1, 2, None]

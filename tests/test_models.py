@@ -6,8 +6,9 @@ import math
 import pytest
 import torch
 
-from xlcollab.core.models import (MODELS, EmbeddingDot, EmbeddingDotBias, EmbeddingNN, build_model, logit_range,
-                                  sigmoid_range)
+from xlcollab.core.models import (MODELS, EmbeddingDot, EmbeddingDotBias, EmbeddingNN, build_model, embedding,
+                                  logit_range, sigmoid_range)
+from xlcollab.core.settings import check_fit
 
 N_USERS, N_ITEMS, BATCH = 7, 11, 64
 
@@ -57,7 +58,7 @@ def test_embedding_dot_bias_without_range_is_plain_sum():
 
 
 def test_embedding_nn_shapes_range_and_sizes():
-    m = EmbeddingNN(N_USERS, N_ITEMS, user_size=4, item_size=9, n_hidden=6, y_range=(1.0, 5.0))
+    m = EmbeddingNN(N_USERS, N_ITEMS, user_size=4, item_size=9, hidden=(6,), y_range=(1.0, 5.0))
     assert m.u_weight.weight.shape == (N_USERS, 4) and m.i_weight.weight.shape == (N_ITEMS, 9)
     assert m.layers[1].in_features == 13 and m.layers[1].out_features == 6 and m.layers[-1].out_features == 1
     with torch.no_grad():
@@ -121,12 +122,12 @@ def test_penalty_is_mean_squared_rows_used():
 
 def test_build_model_follows_the_settings():
     """The class the settings name; the output starts at the mean rating (through the sigmoid range's inverse)."""
-    s = {"model": "dotbias", "n_factors": 3, "y_range": (0.0, 5.5), "n_hidden": 4}
+    s = {**check_fit({"model": "dotbias", "n_factors": 3, "hidden": 4}), "y_range": (0.0, 5.5)}
     m = build_model(s, N_USERS, N_ITEMS, 3.5)
     assert type(m) is EmbeddingDotBias and m.u_weight.weight.shape == (N_USERS, 3)
     assert float(sigmoid_range(m.global_bias.detach(), 0.0, 5.5)) == pytest.approx(3.5, rel=1e-6)
-    net = build_model({**s, "model": "nn"}, N_USERS, N_ITEMS, 3.5)
-    assert type(net) is EmbeddingNN and net.layers[1].out_features == 4
+    net = build_model({**s, "model": "nn", "item_factors": 5}, N_USERS, N_ITEMS, 3.5)
+    assert type(net) is EmbeddingNN and net.layers[1].out_features == 4 and net.layers[1].in_features == 3 + 5
     assert float(net.layers[-1].bias.detach()) == pytest.approx(logit_range(3.5, 0.0, 5.5), rel=1e-6)
     plain = build_model({**s, "model": "nn", "y_range": None}, N_USERS, N_ITEMS, 3.5)
     assert float(plain.layers[-1].bias.detach()) == 3.5
@@ -141,3 +142,56 @@ def test_build_model_follows_the_settings():
 def test_wrong_start_value_shape_raises(bad):
     with pytest.raises(RuntimeError):
         EmbeddingDot(4, 5, 3, user_factors=bad)
+
+
+def test_embedding_nn_hidden_layers_equal_the_functional_net():
+    """hidden (8, 4): dropout -> linear -> ReLU -> dropout -> linear -> ReLU -> dropout -> linear, one dropout p for
+    the hidden layers; in eval mode the output is the plain functional composition of its weights."""
+    m = EmbeddingNN(N_USERS, N_ITEMS, 3, 5, hidden=(8, 4), dropout=(0.1, 0.3), y_range=(0.5, 5.0))
+    kinds = [type(layer).__name__ for layer in m.layers]
+    assert kinds == ["Dropout", "Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear"]
+    assert [m.layers[k].p for k in (0, 3, 6)] == [0.1, 0.3, 0.3]
+    assert [(m.layers[k].in_features, m.layers[k].out_features) for k in (1, 4, 7)] == [(8, 8), (8, 4), (4, 1)]
+    m.eval()
+    u, i = batch(3)
+    x = torch.cat([m.u_weight.weight[u], m.i_weight.weight[i]], 1)
+    for k in (1, 4):
+        x = torch.relu(x @ m.layers[k].weight.T + m.layers[k].bias)
+    ref = torch.sigmoid(x @ m.layers[7].weight.T + m.layers[7].bias).squeeze(1) * 4.5 + 0.5
+    torch.testing.assert_close(m(u, i), ref, rtol=1e-6, atol=1e-7)
+
+
+def test_default_start_is_unchanged():
+    """trunc-normal: fastai's truncated normal (|w| <= 2 std) for every table, torch's own init for the net's layers
+    (the same bits as nn.Linear built in the same order from the same seed)."""
+    torch.manual_seed(5)
+    m = EmbeddingNN(N_USERS, N_ITEMS, 4, hidden=(6,))
+    torch.manual_seed(5)
+    embedding(N_USERS, 4), embedding(N_ITEMS, 4)
+    first, last = torch.nn.Linear(8, 6), torch.nn.Linear(6, 1)
+    assert torch.equal(m.layers[1].weight, first.weight) and torch.equal(m.layers[4].weight, last.weight)
+    assert m.u_weight.weight.abs().max() <= 0.02 and m.i_weight.weight.abs().max() <= 0.02
+
+
+def test_kaiming_start_is_he_normal():
+    """init="kaiming": factor tables and linear weights ~ N(0, 2 / fan_in) (fan_in: a table's width, a layer's
+    inputs), not truncated; bias tables stay at fastai's truncated normal."""
+    k = 16
+    torch.manual_seed(0)
+    m = EmbeddingDotBias(20_000, 300, k, init="kaiming")
+    w = m.u_weight.weight.detach().double()
+    assert float(w.std()) == pytest.approx(math.sqrt(2 / k), rel=0.01)  # 320,000 draws: ~0.13 % sampling error
+    assert abs(float(w.mean())) < 0.002 and float(w.abs().max()) > 4 * math.sqrt(2 / k)  # a normal's tails
+    assert m.u_bias.weight.abs().max() <= 0.02 and m.i_bias.weight.abs().max() <= 0.02
+    torch.manual_seed(1)
+    reference = torch.nn.Embedding(300, k)
+    torch.nn.init.kaiming_normal_(reference.weight, nonlinearity="relu")
+    torch.manual_seed(1)
+    assert torch.equal(embedding(300, k, init="kaiming").weight, reference.weight)  # torch.nn.init's He normal
+
+    net = EmbeddingNN(N_USERS, N_ITEMS, 200, 300, hidden=(400,), init="kaiming")
+    hidden, out = net.layers[1].weight.detach().double(), net.layers[4].weight.detach().double()
+    assert hidden.shape == (400, 500) and float(hidden.std()) == pytest.approx(math.sqrt(2 / 500), rel=0.01)
+    assert float(out.std()) == pytest.approx(math.sqrt(2 / 400), rel=0.15)  # 400 draws
+    default = EmbeddingNN(N_USERS, N_ITEMS, 200, 300, hidden=(400,))
+    assert float(default.layers[1].weight.detach().std()) == pytest.approx(1 / math.sqrt(3 * 500), rel=0.02)  # torch's own

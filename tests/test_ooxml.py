@@ -19,7 +19,7 @@ from xlcollab.book.ooxml import FIXED_TIME, Package, ask_full_recalc
 from xlcollab.book.sheetxml import patch_sheet_xml, read_sheet_facts
 from xlcollab.book.spec import Chart, SheetSpec
 from xlcollab.errors import WorkbookError
-from xlcollab.sheets.common import line_chart
+from xlcollab.sheets.common import xy_chart
 
 
 def parts(path: Path) -> dict[str, bytes]:
@@ -38,7 +38,8 @@ def build(path: Path, *, chartsheet: bool = False) -> Path:
     ws["E1"] = ArrayFormula("E1:E5", "=A1:A5*10")
     ws.merge_cells("G1:H2")
     ws.defined_names["xs"] = DefinedName("xs", attr_text="data!$A$1:$A$5")
-    line_chart(ws, "J2", title="doubled", x_title="i", y_title="2x", data=Reference(ws, min_col=2, min_row=1, max_row=5))
+    xy_chart(ws, "J2", title="doubled", x_title="i", y_title="2x",
+             series=[("2x", Reference(ws, min_col=1, min_row=1, max_row=5), Reference(ws, min_col=2, min_row=1, max_row=5))])
     if chartsheet:  # openpyxl writes it but cannot read it back: only the package layer reads this one
         wb.create_chartsheet("plot")
     other = wb.create_sheet("other sheet")

@@ -43,6 +43,13 @@ def test_check_fit_fills_the_defaults_that_depend_on_others():
     ("wd_bias", float("inf"), "wd_bias must be a number >= 0, found inf"),
     ("device", "cuda:x", "device must be auto, cpu, cuda or cuda:N, found 'cuda:x'"),
     ("y_range", (1, 1), "y_range must be 'auto', None or (low, high) with low < high, found (1, 1)"),
+    ("hidden", (10, 0), "hidden must be a whole number >= 1, found 0"),
+    ("hidden", (), "hidden must be one or more whole numbers >= 1, found none"),
+    ("dropout", (0.5, 1.0), "dropout must be a number in [0, 1), found 1.0"),
+    ("dropout", 0.5, "dropout must be two probabilities (embeddings, hidden layers), found 0.5"),
+    ("init", "he", "init must be one of trunc-normal, kaiming, found 'he'"),
+    ("cycle_mult", 1.5, "cycle_mult must be a whole number >= 1, found 1.5"),
+    ("user_factors", 0, "user_factors must be a whole number >= 1, found 0"),
 ])
 def test_check_fit_refuses_naming_setting_and_value(name, value, words):
     with pytest.raises(SettingsError) as err:
@@ -51,11 +58,18 @@ def test_check_fit_refuses_naming_setting_and_value(name, value, words):
 
 
 def test_cli_flags_are_the_schema_and_reach_the_estimator(capsys):
-    args = build_parser().parse_args(["fit", "--factors", "8", "--y-range", "1,6", "--no-clip", "--batch-size", "full",
-                                      "--wd-bias", "none", "--progress", "--n-hidden", "3", "--beta2", "0.9"])
+    args = build_parser().parse_args(["fit", "--factors", "8", "--y-range", "1", "6", "--no-clip", "--batch-size",
+                                      "full", "--wd-bias", "none", "--progress", "--hidden", "30", "3", "--beta2", "0.9",
+                                      "--dropout", "0.1", "0.25", "--user-factors", "4", "--item-factors", "6",
+                                      "--init", "kaiming", "--schedule", "sgdr", "--cycle-len", "2",
+                                      "--cycle-mult", "3"])
     params = {name: getattr(args, name) for name in FIT}
     assert params == {**CollabFit().get_params(), "n_factors": 8, "y_range": (1.0, 6.0), "clip": False,
-                      "batch_size": None, "wd_bias": None, "progress": True, "n_hidden": 3, "beta2": 0.9}
+                      "batch_size": None, "wd_bias": None, "progress": True, "hidden": (30, 3), "beta2": 0.9,
+                      "dropout": (0.1, 0.25), "user_factors": 4, "item_factors": 6, "init": "kaiming",
+                      "schedule": "sgdr", "cycle_len": 2, "cycle_mult": 3}
+    for words, value in ((["auto"], "auto"), (["none"], None), (["NONE"], None), (["-1", "5"], (-1.0, 5.0))):
+        assert build_parser().parse_args(["fit", "--y-range", *words]).y_range == value
     defaults = build_parser().parse_args(["fit"])
     assert {name: getattr(defaults, name) for name in FIT} == CollabFit().get_params()
     with pytest.raises(SystemExit):
@@ -63,6 +77,31 @@ def test_cli_flags_are_the_schema_and_reach_the_estimator(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for setting in FIT.values():
         assert setting.flag in text and " ".join(setting.help.split()) in text
+
+
+def test_sizes_default_to_factors_and_a_dot_product_needs_them_equal():
+    s = check_fit({"model": "nn", "n_factors": 8, "item_factors": 3, "hidden": 5})
+    assert (s["user_factors"], s["item_factors"], s["hidden"]) == (8, 3, (5,))
+    s = check_fit({"user_factors": 16, "item_factors": 16})  # dotbias: the two equal sizes are its factors
+    assert s["n_factors"] == s["user_factors"] == s["item_factors"] == 16
+    for model in ("dot", "dotbias"):
+        with pytest.raises(SettingsError) as err:
+            check_fit({"model": model, "user_factors": 32})
+        assert str(err.value) == (f"user_factors 32 and item_factors 64 differ: model {model} takes the dot product "
+                                  "of a user's and a movie's factors, so both need the same size (give --factors; "
+                                  "different sizes are for --model nn)")
+
+
+def test_sgdr_runs_whole_cycles():
+    for cycle_len, cycle_mult, epochs in ((1, 2, 7), (1, 2, 1), (2, 1, 6), (1, 3, 13), (3, 2, 9)):
+        check_fit({"schedule": "sgdr", "cycle_len": cycle_len, "cycle_mult": cycle_mult, "epochs": epochs})
+    with pytest.raises(SettingsError) as err:
+        check_fit({"schedule": "sgdr", "cycle_mult": 2, "epochs": 8})
+    assert str(err.value) == ("epochs 8 ends inside an SGDR cycle: with cycle_len 1 and cycle_mult 2 the cycles end "
+                              "after 1, 3, 7, 15 epochs; give epochs 7 or 15")
+    with pytest.raises(SettingsError, match="cycles end after 4 epochs; give epochs 4$"):
+        check_fit({"schedule": "sgdr", "cycle_len": 4, "epochs": 3})
+    check_fit({"schedule": "annealed", "cycle_mult": 2, "epochs": 8})  # only sgdr has cycles
 
 
 def test_help_needs_no_torch():

@@ -110,7 +110,8 @@ class FileBook(Book):
                 # read-only: sheets are parsed lazily, only those a solve reads (a tenth of a full load)
                 self._wb = load_workbook(self._fh, read_only=True, data_only=False, keep_links=False)
             except Exception as exc:  # openpyxl raises many types on damaged files
-                raise self._fail(f"cannot read the workbook: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+                reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+                raise self._fail(f"cannot read the workbook: {reason}") from None
             self._used.update(_SHARED_PARTS)
         return self._wb
 

@@ -17,10 +17,14 @@ def add_fit_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("ratings", nargs="?", metavar="RATINGS",
                    help="ratings file, MovieLens directory or .zip (default: the embedded ml-latest-small)")
     for name, setting in FIT.items():
-        default = "" if setting.default is None else " (default: %(default)s)"
+        shown = " ".join(map(str, setting.default)) if isinstance(setting.default, tuple) else "%(default)s"
+        default = "" if setting.default is None else f" (default: {shown})"
         if setting.parse is None:
             p.add_argument(setting.flag, dest=name, action=argparse.BooleanOptionalAction, default=setting.default,
                            help=setting.help + default)
+        elif setting.nargs is not None:
+            p.add_argument(setting.flag, dest=name, nargs=setting.nargs, action=_words(setting.parse),
+                           metavar=setting.metavar, default=setting.default, help=setting.help + default)
         else:
             p.add_argument(setting.flag, dest=name, type=setting.parse, choices=setting.choices,
                            default=setting.default, help=setting.help + default)
@@ -67,6 +71,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_explain)
 
 
+def _words(parse: Any) -> type[argparse.Action]:
+    """An argparse action for a flag of several words (--y-range 1 5, --hidden 100 50): `parse` turns the words into
+    the setting's value; a ValueError is argparse's usage error naming the flag."""
+    class Words(argparse.Action):
+        def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                     option_string: str | None = None) -> None:
+            try:
+                setattr(namespace, self.dest, parse(values))
+            except ValueError as exc:
+                raise argparse.ArgumentError(self, str(exc)) from None
+    return Words
+
+
 def _finite(x: Any) -> Any:
     """JSON has no NaN: None instead."""
     return None if isinstance(x, float) and not math.isfinite(x) else x
@@ -90,7 +107,8 @@ def run_fit(args: argparse.Namespace) -> int:
         n = len(ratings.frame)
         n_valid = n - int(n * (1 - args.valid_pct))
         print(f"{ratings.source}: {n:,} ratings, {ratings.frame['user'].nunique():,} users, "
-              f"{ratings.frame['item'].nunique():,} movies; {n - n_valid:,} train / {n_valid:,} valid", file=out)
+              f"{ratings.frame['item'].nunique():,} movies", file=out)
+        print(f"{n - n_valid:,} train / {n_valid:,} valid ratings (split seed {args.seed})", file=out)
         print(f"{'epoch':>5}  {'train_rmse':>10}  {'valid_rmse':>10}  {'lr':>9}  {'seconds':>7}", file=out, flush=True)
 
     def show(row: dict[str, Any]) -> None:
@@ -110,27 +128,57 @@ def run_fit(args: argparse.Namespace) -> int:
                           "n_ratings": est.n_ratings_, "source": ratings.source, "settings": settings,
                           "saved": args.save, "trace": [{k: _finite(v) for k, v in r.items()} for r in est.trace_]}))
         return 0
-    batch = "full" if s["batch_size"] is None else s["batch_size"]
-    if s["model"] == "blend":
-        weights = ", ".join(f"{w:+.3f}" for w in est.model_.weights.tolist())
-        print(f"model blend of {', '.join(m['model'] for m in s['members'])} (intercept, weights {weights}: least "
-              f"squares on a held-out tenth of the training ratings), seed {s['seed']}", file=out)
-    elif s["model"] == "bmf":
-        print(f"model bmf, {s['n_factors']} factors per draw, {s['epochs']} Gibbs sweeps ({s['epochs'] // 4} burn-in), "
-              f"posterior mean kept as {s['kept_factors']} factors, seed {s['seed']}", file=out)
-    else:
-        print(f"model {s['model']}, {s['n_factors']} factors, {s['optimizer']} lr {s['lr']:g}, wd {s['wd']:g} "
-              f"(biases {s['wd_bias']:g}, {s['wd_mode']}), batch {batch}, {s['schedule']}, {s['epochs']} epochs, "
-              f"seed {s['seed']}", file=out)
+    weights = est.model_.weights.tolist() if s["model"] == "blend" else None
+    print(describe(s, weights), file=out)
     valid = "n/a (no validation set)" if math.isnan(est.valid_rmse_) else f"{est.valid_rmse_:.4f}"
     print(f"valid RMSE {valid}  (train {est.train_rmse_:.4f}; fit {est.fit_seconds_:.2f} s on {est.device_})", file=out)
     if est.valid_scores_:
         v = est.valid_scores_
-        print(f"valid MAE {v['mae']:.4f}; ranking of each user's validation movies (k 10, relevant >= 4): "
-              f"precision {v['precision']:.4f}, recall {v['recall']:.4f}, NDCG {v['ndcg']:.4f}", file=out)
+        print(f"valid MAE {v['mae']:.4f}; top 10 of each user's validation movies (relevant >= 4):\n"
+              f"  precision {v['precision']:.4f}, recall {v['recall']:.4f}, NDCG {v['ndcg']:.4f}", file=out)
     if args.save:
         print(f"saved model to {args.save}", file=out)
     return 0
+
+
+def describe(s: dict[str, Any], weights: list[float] | None = None, width: int = 80) -> str:
+    """What a fit ran with, for the terminal: the model, then its training, whole parts on lines of `width`
+    (`weights`: a blend's intercept and member weights)."""
+    if s["model"] == "blend":
+        return "\n".join(_wrap([f"model blend of {', '.join(m['model'] for m in s['members'])}",
+                                f"intercept, weights {', '.join(f'{w:+.3f}' for w in weights or [])}",
+                                "least squares on a held-out tenth of the training ratings"], width))
+    if s["model"] == "bmf":
+        return "\n".join(_wrap([f"model bmf: {s['n_factors']} factors per draw",
+                                f"{s['epochs']} Gibbs sweeps ({s['epochs'] // 4} burn-in)",
+                                f"posterior mean kept as {s['kept_factors']} factors"], width))
+    if s["model"] == "nn":
+        model = [f"model nn: {s['user_factors']} user / {s['item_factors']} movie factors",
+                 f"hidden {' '.join(map(str, s['hidden']))}", f"dropout {s['dropout'][0]:g} {s['dropout'][1]:g}"]
+    else:
+        model = [f"model {s['model']}: {s['n_factors']} factors"]
+    if s["model"] != "dot" and isinstance(s["y_range"], tuple):  # resolved (settings_): no "auto" left
+        model.append(f"y_range {s['y_range'][0]:g} to {s['y_range'][1]:g}")
+    if s["init"] == "kaiming":
+        model.append("He (kaiming) start")
+    schedule = s["schedule"]
+    if schedule == "sgdr":
+        schedule = f"sgdr (cycle_len {s['cycle_len']}, cycle_mult {s['cycle_mult']})"
+    training = [f"{s['optimizer']} lr {s['lr']:g} {schedule}", f"{s['epochs']} epochs",
+                "full batch" if s["batch_size"] is None else f"batches of {s['batch_size']}",
+                f"wd {s['wd']:g} (biases {s['wd_bias']:g}, {s['wd_mode']})"]
+    return "\n".join(_wrap(model, width) + _wrap(training, width))
+
+
+def _wrap(parts: list[str], width: int) -> list[str]:
+    """Parts joined by ", " into lines of at most `width` columns (a part is never split; next lines indented)."""
+    lines: list[str] = []
+    for part in parts:
+        if lines and len(lines[-1]) + 2 + len(part) <= width:
+            lines[-1] += ", " + part
+        else:
+            lines.append(("  " if lines else "") + part)
+    return lines
 
 
 def _positive(name: str, value: int) -> None:

@@ -13,6 +13,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("workbooks"), help="folder to write into (default: ./workbooks)")
     p.add_argument("--seed", type=int, default=42, help="seed of the random starting values (default 42)")
     p.add_argument("--no-xlsm", action="store_true", help="write only the .xlsx files")
+    p.add_argument("--ratings", type=Path, help="build the collab tabs from these ratings (any MovieLens release, "
+                   "its folder or ratings file, or a userId,movieId,rating CSV) instead of the embedded MovieLens")
+    p.add_argument("--users", type=int, default=15, help="the most active users the collab tabs hold (default 15)")
+    p.add_argument("--movies", type=int, default=15, help="the most-rated movies the collab tabs hold (default 15)")
+    p.add_argument("--factors", type=int, default=5, help="factors per user and movie on the factor tabs (default 5)")
     p.set_defaults(run=run_build)
 
     p = sub.add_parser("demo", help="the main job: build the workbooks into a folder and solve them headless, printing RMSE")
@@ -21,12 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_demo)
 
 
-def build_all(out: Path, *, seed: int = 42, xlsm: bool = True) -> list[Path]:
+def build_all(out: Path, *, seed: int = 42, xlsm: bool = True, ratings: Path | None = None, users: int = 15,
+              movies: int = 15, factors: int = 5) -> list[Path]:
     """Write collab_filter and graddesc (.xlsx, plus .xlsm twins when the add-in layer is installed)."""
     from xlcollab.sheets import collab, graddesc
 
     out.mkdir(parents=True, exist_ok=True)
-    built = [collab.build_workbook(out / "collab_filter.xlsx", seed=seed),
+    built = [collab.build_workbook(out / "collab_filter.xlsx", seed=seed, ratings=ratings, n_users=users,
+                                   n_movies=movies, n_factors=factors),
              graddesc.build_workbook(out / "graddesc.xlsx", seed=seed)]
     if xlsm and importlib.util.find_spec("xlcollab.excel.xlsm") is not None:
         from xlcollab.excel.xlsm import make_xlsm
@@ -37,7 +44,8 @@ def build_all(out: Path, *, seed: int = 42, xlsm: bool = True) -> list[Path]:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    for path in build_all(args.out, seed=args.seed, xlsm=not args.no_xlsm):
+    for path in build_all(args.out, seed=args.seed, xlsm=not args.no_xlsm, ratings=args.ratings, users=args.users,
+                          movies=args.movies, factors=args.factors):
         print(f"wrote {path}")
     return 0
 

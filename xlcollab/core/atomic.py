@@ -57,7 +57,8 @@ def write_target(path: str | Path, *, kind: Kind = DataError, what: str = "file"
     if not folder.is_dir():
         raise kind(f"{path}: cannot write it ({folder} is not a folder)")
     if not os.access(folder, os.W_OK):
-        raise kind(f"{path}: cannot write into {folder} ({'the file system is read-only' if _read_only(folder) else 'permission denied'})")
+        why = "the file system is read-only" if _read_only(folder) else "permission denied"
+        raise kind(f"{path}: cannot write into {folder} ({why})")
     return target
 
 
@@ -90,7 +91,8 @@ def locked(path: str | Path, *, kind: Kind = DataError, wait: float | None = Non
         try:
             wait = float(os.environ.get("XLCOLLAB_LOCK_WAIT_S") or LOCK_WAIT_S)
         except ValueError:
-            raise kind(f"XLCOLLAB_LOCK_WAIT_S must be a number of seconds, found {os.environ['XLCOLLAB_LOCK_WAIT_S']!r}") from None
+            shown = os.environ["XLCOLLAB_LOCK_WAIT_S"]
+            raise kind(f"XLCOLLAB_LOCK_WAIT_S must be a number of seconds, found {shown!r}") from None
     with _GUARD:
         entry = _HELD.setdefault(key, [threading.RLock(), 0, None])
     if not entry[0].acquire(timeout=wait):
@@ -199,11 +201,11 @@ def atomic_write(path: str | Path, *, kind: Kind = DataError, what: str = "file"
             stale.unlink(missing_ok=True)
         tmp = target.with_name(f".{target.name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}.tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
         except OSError as exc:
             raise kind(f"{path}: cannot write it ({os_words(exc)}); the file is unchanged") from None
         try:
-            with os.fdopen(fd, "wb") as fh:
+            with os.fdopen(fd, "w+b") as fh:  # readable too: a writer may check what it wrote before the rename
                 yield fh
                 fh.flush()
                 os.fsync(fh.fileno())

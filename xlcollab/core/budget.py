@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from xlcollab.core.settings import auto_epochs
+from xlcollab.core.settings import fit_epochs
 from xlcollab.errors import SettingsError, XlcollabError
 
 Kind = Callable[[str], XlcollabError]
@@ -63,7 +63,8 @@ def check_memory(need: float, what: str, *, kind: Kind = SettingsError, force: b
     if force or have is None or need <= MEMORY_SHARE * have:
         return
     raise kind(f"{what} needs about {size(need)} of memory, more than this machine can spare ({MEMORY_SHARE:.0%} of "
-               f"the {size(have)} available)" + (f"; {hint}" if hint else "") + (" (or --force)" if kind is SettingsError else ""))
+               f"the {size(have)} available)" + (f"; {hint}" if hint else "")
+               + (" (or --force)" if kind is SettingsError else ""))
 
 
 def check_time(seconds: float, what: str, *, kind: Kind = SettingsError, force: bool = False, hint: str = "") -> None:
@@ -93,12 +94,12 @@ def fit_memory(n_ratings: int, n_users: int, n_items: int, n_factors: int, batch
 
 def check_fit(n_ratings: int, n_users: int, n_items: int, s: dict, *, force: bool = False) -> None:
     """Refuse, before training, a fit whose memory or time would exceed what the machine has (SettingsError)."""
-    need = fit_memory(n_ratings, n_users, n_items, s["n_factors"], s["batch_size"], s.get("n_hidden", 10))
+    need = fit_memory(n_ratings, n_users, n_items, s["n_factors"], s["batch_size"], s.get("hidden", (10,))[0])
     check_memory(need, f"a fit of {n_ratings:,} ratings ({n_users:,} users, {n_items:,} movies) with "
                  f"{s['n_factors']:,} factors" + (", full batch" if s["batch_size"] is None else ""), force=force,
                  hint="use fewer factors or a smaller --batch-size")
     train = n_ratings * (1 - s["valid_pct"])
-    epochs = s["epochs"] if s["epochs"] is not None else auto_epochs(int(train), s["batch_size"])  # as fit resolves it
+    epochs = fit_epochs(s, int(train))  # epochs None: the rule the fit will apply
     work = epochs * train * max(1.0, s["n_factors"] / 64)
     check_time(work / FIT_RATINGS_PER_SECOND, f"{epochs:,} epochs over {train:,.0f} training ratings with "
                f"{s['n_factors']:,} factors", force=force, hint="use fewer epochs")

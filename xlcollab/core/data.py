@@ -9,8 +9,6 @@ file (line 1 is the header of a CSV), the column and the id.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -20,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xlcollab.core import checks, readers
+from xlcollab.core import atomic, checks, readers
 from xlcollab.core.sources import RELEASES, from_directory, locate
 from xlcollab.errors import DataError, SettingsError
 
@@ -154,23 +152,18 @@ def download(release: str, dest: str | Path, *, base_url: str = GROUPLENS_URL, t
         raise DataError(f"unknown MovieLens release {release!r}; known: {', '.join(RELEASES)}")
     dest = Path(dest).expanduser()
     target = dest if dest.suffix.lower() == ".zip" else dest / f"{release}.zip"
-    target.parent.mkdir(parents=True, exist_ok=True)
     url = base_url.rstrip("/") + f"/{release}.zip"
-    fd, tmp = tempfile.mkstemp(prefix=f".{release}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(url, timeout=timeout) as resp:
-                    while chunk := resp.read(1 << 20):
-                        out.write(chunk)
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                reason = getattr(exc, "reason", exc)
-                raise DataError(f"cannot download {url}: {reason} (offline? fetch it by hand and pass the "
-                                f".zip path; nothing else in xlcollab needs the network)") from None
-        if not zipfile.is_zipfile(tmp):
+    with atomic.atomic_write(target, what="zip file") as out:  # whole or not at all; a killed run's part is cleared
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                while chunk := resp.read(1 << 20):
+                    out.write(chunk)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise DataError(f"cannot download {url}: {reason} (offline? fetch it by hand and pass the "
+                            f".zip path; nothing else in xlcollab needs the network)") from None
+        out.flush()
+        out.seek(0)
+        if not zipfile.is_zipfile(out):
             raise DataError(f"cannot download {url}: the server sent something that is not a zip file")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return target

@@ -32,8 +32,8 @@ from torch import Tensor, nn
 from xlcollab.core import blend, bmf, data, evaluate, modelfile, svdpp
 from xlcollab.core.device import pick_device, torch_threads
 from xlcollab.core.models import build_model
-from xlcollab.core.settings import FIT, auto_epochs, check_fit, resolve_y_range
-from xlcollab.core.train import schedule_lr, train
+from xlcollab.core.settings import FIT, check_fit, fit_epochs, resolve_y_range
+from xlcollab.core.train import lr_schedule, train
 from xlcollab.errors import DataError, SettingsError
 
 # threads=None runs CPU fits under this many training ratings on one intra-op thread: their tensors are too
@@ -71,12 +71,16 @@ class CollabFit:
                  epochs: int = FIT["epochs"].default, lr: float = FIT["lr"].default, wd: float = FIT["wd"].default,
                  wd_bias: float | None = FIT["wd_bias"].default, wd_mode: str | None = FIT["wd_mode"].default,
                  optimizer: str = FIT["optimizer"].default, batch_size: int | None = FIT["batch_size"].default,
-                 schedule: str = FIT["schedule"].default, device: str = FIT["device"].default,
+                 schedule: str = FIT["schedule"].default, cycle_len: int = FIT["cycle_len"].default,
+                 cycle_mult: int = FIT["cycle_mult"].default, device: str = FIT["device"].default,
                  valid_pct: float = FIT["valid_pct"].default, seed: int = FIT["seed"].default,
                  y_range: tuple[float, float] | str | None = FIT["y_range"].default,
-                 n_hidden: int = FIT["n_hidden"].default, momentum: float = FIT["momentum"].default,
-                 beta2: float = FIT["beta2"].default, clip: bool = FIT["clip"].default,
-                 threads: int | None = FIT["threads"].default, progress: bool | None = FIT["progress"].default):
+                 hidden: tuple[int, ...] = FIT["hidden"].default, dropout: tuple[float, float] = FIT["dropout"].default,
+                 user_factors: int | None = FIT["user_factors"].default,
+                 item_factors: int | None = FIT["item_factors"].default, init: str = FIT["init"].default,
+                 momentum: float = FIT["momentum"].default, beta2: float = FIT["beta2"].default,
+                 clip: bool = FIT["clip"].default, threads: int | None = FIT["threads"].default,
+                 progress: bool | None = FIT["progress"].default):
         self.model = model
         self.n_factors = n_factors
         self.epochs = epochs
@@ -87,11 +91,17 @@ class CollabFit:
         self.optimizer = optimizer
         self.batch_size = batch_size
         self.schedule = schedule
+        self.cycle_len = cycle_len
+        self.cycle_mult = cycle_mult
         self.device = device
         self.valid_pct = valid_pct
         self.seed = seed
         self.y_range = y_range
-        self.n_hidden = n_hidden
+        self.hidden = hidden
+        self.dropout = dropout
+        self.user_factors = user_factors
+        self.item_factors = item_factors
+        self.init = init
         self.momentum = momentum
         self.beta2 = beta2
         self.clip = clip
@@ -157,8 +167,7 @@ class CollabFit:
         benchmark's synthetic data starts here): model, optimizer, the training loop, one trace row per epoch."""
         s = check_fit(self.get_params())
         tr = train_codes[2]
-        if s["epochs"] is None:  # the gradient models' rule of the training set's size
-            s["epochs"] = auto_epochs(len(tr), s["batch_size"])
+        s["epochs"] = fit_epochs(s, len(tr))  # None: the gradient models' rule of the training set's size
         valid = valid_codes if valid_codes is not None and len(valid_codes[2]) else None
         device = tr.device
         self.rating_range_ = (float(tr.min()), float(tr.max()))
@@ -185,9 +194,9 @@ class CollabFit:
                 self.model_ = bmf.fit(s, train_codes, valid, n_users, n_items, record)
                 s["kept_factors"] = self.model_.u_weight.weight.shape[1]
             elif s["model"] == "blend":  # members fitted by their own CollabFit, weights on a probe part
-                def member(name: str) -> CollabFit:
+                def member(name: str, **own: Any) -> CollabFit:
                     return CollabFit(model=name, seed=s["seed"], threads=s["threads"], clip=s["clip"],
-                                     valid_pct=0.0, progress=False)
+                                     valid_pct=0.0, progress=False, **own)
                 self.model_, s["members"] = blend.fit(s, train_codes, valid, n_users, n_items, member, record)
             elif s["model"] == "svdpp":  # trained with the implicit sum, kept folded into the user factors
                 self.model_ = svdpp.build(s, train_codes, n_users, n_items, float(tr.mean())).to(device)
@@ -217,7 +226,7 @@ class CollabFit:
 
         model.train()
         train(torch_optimizer(s, model), mse_objective(model, s), s["epochs"], batches=batches,
-              lr_at=lambda step: schedule_lr(s["schedule"], step / (s["epochs"] * steps), s["lr"]),
+              lr_at=lr_schedule(s["schedule"], s["lr"], s["epochs"], steps, s["cycle_len"], s["cycle_mult"]),
               evaluate=None if valid is None else lambda: {"valid_rmse": self._rmse_on(*valid)},
               on_epoch=on_epoch, progress=s["progress"], lr_hint=s["lr"])
 

@@ -20,7 +20,7 @@ import torch
 
 from xlcollab.core import atomic, safeio
 from xlcollab.core.models import build_model
-from xlcollab.core.settings import MODEL_NAMES, check_fit
+from xlcollab.core.settings import FIT, MODEL_NAMES, check_fit
 from xlcollab.errors import DataError, XlcollabError
 
 FORMAT = "xlcollab-fit/1"
@@ -51,7 +51,12 @@ def save(est: Any, path: str | Path, *, before_replace: Callable[[], None] | Non
     }
     with atomic.atomic_write(path, kind=_error("cannot save the model", path), what="model file",
                              make_folders=False) as fh:
-        torch.save(blob, fh)
+        try:
+            torch.save(blob, fh)
+        except RuntimeError as exc:  # torch's zip writer, failing to finish after a failed write (a full disk),
+            if isinstance(exc.__context__, OSError):  # hides that OSError behind its own: atomic_write words it
+                raise exc.__context__ from None
+            raise
         if before_replace is not None:
             before_replace()
     return path
@@ -116,19 +121,25 @@ def _vector(blob: dict, key: str, length: int | None, *, lo: int = 0, hi: int | 
 
 def _settings(blob: dict) -> tuple[dict[str, Any], dict[str, Any]]:
     """The constructor params (checked as CollabFit checks them) and the resolved settings of the fit."""
-    params = dict(_field(blob, "params", dict))
-    if isinstance(params.get("y_range"), list):
-        params["y_range"] = tuple(params["y_range"])
+    params = _renamed(dict(_field(blob, "params", dict)))
+    for key in ("y_range", "hidden", "dropout"):
+        if isinstance(params.get(key), list):
+            params[key] = tuple(params[key])
     try:
-        check_fit(params)
+        defaults = check_fit(params)
     except XlcollabError as exc:
         raise _Bad(f"bad settings ({exc})") from None
-    s = dict(_field(blob, "settings", dict))
+    s = {**defaults, **_renamed(dict(_field(blob, "settings", dict)))}  # a setting newer than the file: its default
     if s.get("model") not in MODEL_NAMES:
         raise _Bad(f"unknown model kind {s.get('model')!r} (xlcollab knows {', '.join(MODEL_NAMES)})")
-    for key in ("n_factors", "n_hidden"):
+    for key in ("n_factors", "user_factors", "item_factors"):
         if not isinstance(s.get(key), int) or isinstance(s.get(key), bool) or s[key] < 1:
             raise _Bad(f"settings '{key}' is {s.get(key)!r}, not a whole number >= 1")
+    for key in ("hidden", "dropout", "init"):
+        try:
+            s[key] = FIT[key].check(s[key], key)
+        except XlcollabError as exc:
+            raise _Bad(f"settings {exc}") from None
     yr = s.get("y_range")
     if yr is not None and not (isinstance(yr, (list, tuple)) and len(yr) == 2 and all(
             isinstance(v, (int, float)) and math.isfinite(v) for v in yr) and yr[0] < yr[1]):
@@ -137,12 +148,22 @@ def _settings(blob: dict) -> tuple[dict[str, Any], dict[str, Any]]:
     return params, s
 
 
+def _renamed(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings as files before --hidden saved them: n_hidden N is hidden (N,)."""
+    if "n_hidden" in settings:
+        settings["hidden"] = (settings.pop("n_hidden"),)
+    return settings
+
+
 def _check_shapes(s: dict[str, Any], n_users: int, n_items: int, state: dict) -> None:
     """The file's tensors must be exactly the model its settings describe (built on "meta": no memory used)."""
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise _Bad("'state_dict' holds something other than named tensors")
-    with torch.device("meta"):  # y_range shapes nothing, and its start value would need a real tensor
-        meta = build_model({**s, "y_range": None}, n_users, n_items, 3.0)
+    try:
+        with torch.device("meta"):  # y_range shapes nothing, and its start value would need a real tensor
+            meta = build_model({**s, "y_range": None}, n_users, n_items, 3.0)
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:  # e.g. a blend's members, or bmf's width, bad
+        raise _Bad(f"its settings describe no model ({type(exc).__name__}: {exc})") from None
     expected = {k: tuple(v.shape) for k, v in meta.state_dict().items()}
     found = {k: tuple(v.shape) for k, v in state.items()}
     for key in sorted(expected.keys() | found.keys()):

@@ -6,6 +6,13 @@ settings name. The L2 term `fit` adds to the loss is the mean, over the batch's 
 embedding rows those ratings use (Funk-SVD / Surprise style). Each model splits its work into `rows` (the
 embedding look-ups), `combine` (rows -> predictions) and `l2` (rows -> penalty), so that `forward_penalty`
 looks every row up once per batch (half the embedding backward work of two passes).
+
+Start values (`init`): "trunc-normal" is fastai's, a truncated normal of std 0.01 for every embedding and torch's
+defaults for the net's layers. "kaiming" is He et al.'s normal, std sqrt(2 / fan_in) (torch.nn.init.kaiming_normal_,
+fan_in, ReLU gain), for the factor tables (fan_in: their width k, torch's convention for an n x k weight) and every
+linear weight of the net, as fastai v0.7's tabular net did its linear layers. Normal rather than uniform because
+that is what He et al. derived and fastai used; a uniform draw of the same variance behaves alike. The width-1 bias
+tables keep the truncated normal: He's std for a width-1 table is sqrt(2), a bias as wide as the rating scale.
 """
 from __future__ import annotations
 
@@ -32,11 +39,13 @@ def logit_range(y: float, low: float, high: float) -> float:
     return float(torch.logit(torch.tensor(p, dtype=torch.float64, device="cpu")))  # a real number, even under meta
 
 
-def embedding(n: int, k: int, weight: Any = None, std: float = 0.01) -> nn.Embedding:
-    """An n x k embedding: the given start values, or truncated-normal(0, std) like fastai."""
+def embedding(n: int, k: int, weight: Any = None, std: float = 0.01, init: str = "trunc-normal") -> nn.Embedding:
+    """An n x k embedding: the given start values, truncated-normal(0, std) like fastai, or He normal (`init`)."""
     emb = nn.Embedding(n, k)
     with torch.no_grad():
-        if weight is None:
+        if weight is None and init == "kaiming":
+            nn.init.kaiming_normal_(emb.weight, nonlinearity="relu")
+        elif weight is None:
             nn.init.trunc_normal_(emb.weight, std=std, a=-2 * std, b=2 * std)
         else:
             w = torch.as_tensor(weight, dtype=emb.weight.dtype).reshape(n, k)
@@ -48,10 +57,10 @@ class EmbeddingDot(nn.Module):
     """prediction = user_factors[u] . item_factors[i]: the crosstab sheet's MMULT."""
 
     def __init__(self, n_users: int, n_items: int, n_factors: int, *, user_factors: Any = None,
-                 item_factors: Any = None, std: float = 0.01):
+                 item_factors: Any = None, std: float = 0.01, init: str = "trunc-normal"):
         super().__init__()
-        self.u_weight = embedding(n_users, n_factors, user_factors, std)
-        self.i_weight = embedding(n_items, n_factors, item_factors, std)
+        self.u_weight = embedding(n_users, n_factors, user_factors, std, init)
+        self.i_weight = embedding(n_items, n_factors, item_factors, std, init)
 
     @classmethod
     def from_counts(cls, n_users: int, n_items: int, n_factors: int = 50, **kwargs: Any) -> EmbeddingDot:
@@ -94,8 +103,9 @@ class EmbeddingDotBias(EmbeddingDot):
 
     def __init__(self, n_users: int, n_items: int, n_factors: int, *, y_range: YRange = (0.0, 5.5),
                  user_factors: Any = None, item_factors: Any = None, user_bias: Any = None, item_bias: Any = None,
-                 global_bias: float = 0.0, std: float = 0.01):
-        super().__init__(n_users, n_items, n_factors, user_factors=user_factors, item_factors=item_factors, std=std)
+                 global_bias: float = 0.0, std: float = 0.01, init: str = "trunc-normal"):
+        super().__init__(n_users, n_items, n_factors, user_factors=user_factors, item_factors=item_factors, std=std,
+                         init=init)
         self.u_bias = embedding(n_users, 1, user_bias, std)
         self.i_bias = embedding(n_items, 1, item_bias, std)
         self.global_bias = nn.Parameter(torch.tensor(float(global_bias)))
@@ -115,18 +125,30 @@ class EmbeddingDotBias(EmbeddingDot):
 
 
 class EmbeddingNN(nn.Module):
-    """[user emb | item emb] -> dropout -> linear -> ReLU -> dropout -> linear -> sigmoid_range (the lesson's net)."""
+    """[user emb | item emb] -> dropout -> (linear -> ReLU -> dropout) per hidden layer -> linear -> sigmoid_range.
+
+    The lesson's net is one hidden layer of 10 (fastai v0.7's EmbeddingNet: dropout 0.05 on the embeddings, 0.5 on
+    the hidden layer); several hidden layers are fastai's tabular net (`layers=[...]`), one dropout for them all.
+    """
 
     def __init__(self, n_users: int, n_items: int, user_size: int = 50, item_size: int | None = None, *,
-                 n_hidden: int = 10, dropout: Sequence[float] = (0.05, 0.5), y_range: YRange = (0.0, 5.5),
-                 user_factors: Any = None, item_factors: Any = None, std: float = 0.01):
+                 hidden: Sequence[int] = (10,), dropout: Sequence[float] = (0.05, 0.5), y_range: YRange = (0.0, 5.5),
+                 user_factors: Any = None, item_factors: Any = None, std: float = 0.01, init: str = "trunc-normal"):
         super().__init__()
         item_size = user_size if item_size is None else item_size
-        self.u_weight = embedding(n_users, user_size, user_factors, std)
-        self.i_weight = embedding(n_items, item_size, item_factors, std)
+        self.u_weight = embedding(n_users, user_size, user_factors, std, init)
+        self.i_weight = embedding(n_items, item_size, item_factors, std, init)
         p_emb, p_hidden = dropout
-        self.layers = nn.Sequential(nn.Dropout(p_emb), nn.Linear(user_size + item_size, n_hidden), nn.ReLU(),
-                                    nn.Dropout(p_hidden), nn.Linear(n_hidden, 1))
+        sizes = [user_size + item_size, *hidden]
+        layers: list[nn.Module] = [nn.Dropout(p_emb)]
+        for n_in, n_out in zip(sizes, sizes[1:]):
+            layers += [nn.Linear(n_in, n_out), nn.ReLU(), nn.Dropout(p_hidden)]
+        self.layers = nn.Sequential(*layers, nn.Linear(sizes[-1], 1))
+        if init == "kaiming":
+            with torch.no_grad():
+                for layer in self.layers:
+                    if isinstance(layer, nn.Linear):
+                        nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
         self.y_range = None if y_range is None else (float(y_range[0]), float(y_range[1]))
 
     @classmethod
@@ -161,12 +183,13 @@ def build_model(s: dict[str, Any], n_users: int, n_items: int, mean: float) -> n
     if s["model"] == "bmf":
         return cls.from_counts(n_users, n_items, s["kept_factors"], y_range=None, global_bias=mean)
     if s["model"] == "dot":
-        return cls.from_counts(n_users, n_items, s["n_factors"])
+        return cls.from_counts(n_users, n_items, s["n_factors"], init=s["init"])
     yr = s["y_range"]
     start = mean if yr is None else logit_range(mean, *yr)
     if s["model"] in ("dotbias", "svdpp"):
-        return cls.from_counts(n_users, n_items, s["n_factors"], y_range=yr, global_bias=start)
-    model = cls.from_counts(n_users, n_items, s["n_factors"], n_hidden=s["n_hidden"], y_range=yr)
+        return cls.from_counts(n_users, n_items, s["n_factors"], y_range=yr, global_bias=start, init=s["init"])
+    model = cls(n_users, n_items, s["user_factors"], s["item_factors"], hidden=s["hidden"], dropout=s["dropout"],
+                y_range=yr, init=s["init"])
     with torch.no_grad():
         model.layers[-1].bias.fill_(start)
     return model

@@ -295,3 +295,41 @@ class LBFGS:
                 self.pairs.pop(0)
         self._at = (x_new, loss_new, f_new, g_new)
         return loss
+
+
+def _ratio_or_zero(num: Number, den: Number) -> Number:
+    """num / den, and 0 where den is 0 (no step from a moment that holds no gradient yet): floats or tensors."""
+    if isinstance(den, (float, int)):
+        return num / den if den else 0.0 * num
+    return (num / den).where(den != 0, num * 0)
+
+
+def sheet_adam(param: Number, grad: Number, state: dict[str, Any], *, lr: float, beta1: float = 0.9,
+               beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0, decoupled: bool = False,
+               bias_correction: bool = True) -> Number:
+    """Adam as the graddesc sheets compute it: `adam`, with β1^t and β2^t carried as running products.
+
+    Sheet lines (as `adam`, except)::
+
+        β1^t = β1^(t-1) · β1,  β2^t = β2^(t-1) · β2   (state: beta1_power, beta2_power; 1 before the first step)
+        p = p - lr / (1 - β1^t) * (m / (sqrt(v) / sqrt(1 - β2^t) + eps))
+        p = p - lr * (m / sqrt(v)), and no step while v = 0      (bias_correction=False: fast.ai's form, no ε)
+
+    A product shrinks to 0 where a spreadsheet's β^t underflows into an error (#NUM! from t ≈ 6,700 for β = 0.9),
+    and fast.ai's form without ε would divide 0 by 0 once v underflows. Same maths as torch.optim.Adam/AdamW
+    (which compute β^t as a power) up to rounding.
+    """
+    if weight_decay and not decoupled:
+        grad = grad + weight_decay * param
+    state["step"] = state.get("step", 0) + 1
+    power1 = state.get("beta1_power", 1.0) * beta1
+    power2 = state.get("beta2_power", 1.0) * beta2
+    exp_avg = beta1 * state.get("exp_avg", 0.0) + (1 - beta1) * grad
+    exp_avg_sq = beta2 * state.get("exp_avg_sq", 0.0) + (1 - beta2) * (grad * grad)
+    state.update(exp_avg=exp_avg, exp_avg_sq=exp_avg_sq, beta1_power=power1, beta2_power=power2)
+    if weight_decay and decoupled:
+        param = param * (1 - lr * weight_decay)
+    if bias_correction:
+        return param - lr / (1 - power1) * (exp_avg / (exact_sqrt(exp_avg_sq) / exact_sqrt(1 - power2) + eps))
+    return param - lr * _ratio_or_zero(exp_avg, exact_sqrt(exp_avg_sq))
+

@@ -75,8 +75,9 @@ def describe_mode(mode: int) -> str:
 
 _OS_WORDS = {errno.ENOSPC: "no space left on the device", errno.EROFS: "the file system is read-only",
              errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
-             errno.ENOENT: "no such file or folder", errno.EISDIR: "is a folder", errno.ENOTDIR: "a part of the path is not a folder",
-             errno.ENAMETOOLONG: "the name is too long", errno.EIO: "input/output error", errno.ELOOP: "too many symbolic links"}
+             errno.ENOENT: "no such file or folder", errno.EISDIR: "is a folder",
+             errno.ENOTDIR: "a part of the path is not a folder", errno.ENAMETOOLONG: "the name is too long",
+             errno.EIO: "input/output error", errno.ELOOP: "too many symbolic links"}
 if hasattr(errno, "EDQUOT"):
     _OS_WORDS[errno.EDQUOT] = "disk quota exceeded"
 

@@ -26,9 +26,11 @@ class Setting:
     check: Check
     help: str
     flag: str
-    parse: Callable[[str], Any] | None = None  # None: a switch (--flag / --no-flag)
+    parse: Callable[[Any], Any] | None = None  # None: a switch (--flag / --no-flag); with nargs: takes the words
     choices: tuple[str, ...] | None = None
     label: str | None = None  # how messages name it (default: the setting's name)
+    nargs: int | str | None = None  # how many words the flag takes (None: one)
+    metavar: str | tuple[str, ...] | None = None
 
 
 def _choice(options: tuple[str, ...]) -> Check:
@@ -54,6 +56,22 @@ def _switch(value: Any, what: str) -> bool:
     return value
 
 
+def _sizes(value: Any, what: str) -> tuple[int, ...]:
+    """One or more whole numbers >= 1 (a single number is a one-layer tuple)."""
+    sizes = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    if not sizes:
+        raise checks.CheckError(f"{what} must be one or more whole numbers >= 1, found none")
+    return tuple(checks.whole(v, what, lo=1) for v in sizes)
+
+
+def _dropout(value: Any, what: str) -> tuple[float, float]:
+    """(p on the embeddings, p after each hidden layer), each in [0, 1)."""
+    if not (isinstance(value, (tuple, list)) and len(value) == 2):
+        raise checks.CheckError(f"{what} must be two probabilities (embeddings, hidden layers), found "
+                                f"{checks.describe(value)}")
+    return tuple(checks.number(v, what, lo=0, hi=1, hi_open=True) for v in value)  # type: ignore[return-value]
+
+
 def _y_range(value: Any, what: str) -> tuple[float, float] | str | None:
     """'auto', None, or (low, high) with low < high."""
     if value is None or value == "auto":
@@ -70,12 +88,24 @@ def batch_size(text: str) -> int | None:
     return None if text.strip().lower() in ("full", "none") else int(text)
 
 
-def y_range(text: str) -> tuple[float, float] | str | None:
-    """--y-range: 'auto', 'none' or LOW,HIGH."""
-    if text.lower() in ("auto", "none"):
-        return None if text.lower() == "none" else "auto"
-    low, high = text.split(",")
-    return float(low), float(high)
+def y_range(words: list[str]) -> tuple[float, float] | str | None:
+    """--y-range LOW HIGH, --y-range none or --y-range auto."""
+    if len(words) == 1 and words[0].lower() in ("auto", "none"):
+        return None if words[0].lower() == "none" else "auto"
+    if len(words) != 2:
+        raise ValueError(f"expected LOW HIGH, none or auto, found {' '.join(words)!r}")
+    return float(words[0]), float(words[1])
+
+
+def numbers(kind: type[int] | type[float]) -> Callable[[list[str]], tuple]:
+    """A flag of several numbers (--hidden 100 50, --dropout 0.05 0.5) as a tuple of `kind`."""
+    def parse(words: list[str]) -> tuple:
+        try:
+            return tuple(kind(w) for w in words)
+        except ValueError:
+            raise ValueError(f"expected {'whole numbers' if kind is int else 'numbers'}, found "
+                             f"{' '.join(words)!r}") from None
+    return parse
 
 
 def optional_number(text: str) -> float | None:
@@ -100,7 +130,8 @@ def auto_epochs(n_train: int, batch_size: int | None, steps: int = AUTO_STEPS) -
     per_epoch = -(-n_train // batch_size)
     return max(MIN_EPOCHS, min(MAX_EPOCHS, round(steps / per_epoch)))
 FIT_OPTIMIZERS = ("adam", "adamw", "momentum", "sgd")
-SCHEDULES = ("annealed", "one-cycle", "constant")
+SCHEDULES = ("annealed", "one-cycle", "constant", "sgdr")
+INITS = ("trunc-normal", "kaiming")
 WD_MODES = ("l2", "decoupled")
 
 # Every setting of CollabFit, in its constructor's order. The defaults are the tuned ones (README: valid RMSE
@@ -109,13 +140,14 @@ FIT: dict[str, Setting] = {
     "model": Setting("dotbias", _choice(MODEL_NAMES), "dotbias: dot product + biases in a sigmoid range; dot: dot "
                      "product; nn: embedding net; bmf: Bayesian matrix factorisation by Gibbs sampling (core.bmf; "
                      "lr, wd, optimizer, batch size and schedule do not apply); svdpp: dotbias with SVD++'s implicit "
-                     "feedback (core.svdpp); blend: bmf and svdpp with their defaults, weighted by least squares on "
-                     "a held-out tenth of the training ratings (core.blend)", "--model", str, MODEL_NAMES),
+                     "feedback (core.svdpp); blend: bmf, svdpp and dotbias with 128 factors and wd 0.05, weighted by "
+                     "least squares on a held out tenth of the training ratings (core.blend)", "--model", str, MODEL_NAMES),
     "n_factors": Setting(None, _optional(_whole(1)), "factors per user and movie (the net: both embedding sizes; "
                          "bmf: per draw); default 64, bmf 6", "--factors", int),
     "epochs": Setting(None, _optional(_whole(1)), "passes over the training ratings (bmf: Gibbs sweeps, the first "
                       "quarter discarded); default: at least 7 and about 400 optimizer steps, at most 30 (7 for the "
-                      "embedded ratings, more for small sets); bmf 150", "--epochs", int),
+                      "embedded ratings, more for small sets; sgdr: the cycle end nearest that); bmf 150", "--epochs",
+                      int),
     "lr": Setting(0.005, _number(lo=0, lo_open=True), "peak learning rate", "--lr", float),
     "wd": Setting(0.1, _number(lo=0), "weight decay of the factors (see --wd-mode)", "--wd", float),
     "wd_bias": Setting(0.01, _optional(_number(lo=0)), "weight decay of the user and movie biases ('none': as --wd)",
@@ -127,16 +159,33 @@ FIT: dict[str, Setting] = {
                          "--optimizer", str, FIT_OPTIMIZERS),
     "batch_size": Setting(1024, _optional(_whole(1)), "ratings per step, or 'full' for full batch like Excel Solver",
                           "--batch-size", batch_size),
-    "schedule": Setting("annealed", _choice(SCHEDULES), "learning-rate schedule; annealed: cosine from --lr down to 0",
-                        "--schedule", str, SCHEDULES),
+    "schedule": Setting("annealed", _choice(SCHEDULES), "learning-rate schedule; annealed: cosine from --lr down to "
+                        "0; sgdr: fastai v0.7's SGDR, cosine annealing restarting at --lr at the start of each cycle "
+                        "(--cycle-len, --cycle-mult)", "--schedule", str, SCHEDULES),
+    "cycle_len": Setting(1, _whole(1), "epochs of the first SGDR cycle (--schedule sgdr)", "--cycle-len", int),
+    "cycle_mult": Setting(1, _whole(1), "each SGDR cycle is this many times as long as the one before (the lesson's "
+                          "cycle_len=1, cycle_mult=2: cycles of 1, 2, 4 epochs; --epochs must end a cycle)",
+                          "--cycle-mult", int),
     "device": Setting("auto", check_device, "auto (CUDA for 1,000,000 training ratings or more, when present), cpu, "
                       "cuda or cuda:N", "--device", str),
     "valid_pct": Setting(0.2, _number(lo=0, hi=1, hi_open=True), "share of the ratings held out for validation",
                          "--valid-pct", float),
     "seed": Setting(42, _whole(0), "seed of the split, the start values and the shuffling", "--seed", int),
     "y_range": Setting("auto", _y_range, "sigmoid output range of dotbias and nn: auto (fastai's 0-5.5 for MovieLens "
-                       "scales, else the ratings' range widened by a ninth), none, or LOW,HIGH", "--y-range", y_range),
-    "n_hidden": Setting(10, _whole(1), "hidden units of the net (--model nn)", "--n-hidden", int),
+                       "scales, else the ratings' range widened by a ninth), none, or LOW HIGH", "--y-range", y_range,
+                       nargs="+", metavar=("LOW|none|auto", "HIGH")),
+    "hidden": Setting((10,), _sizes, "sizes of the net's hidden layers, each linear -> ReLU -> dropout (--model nn; "
+                      "the lesson's net has one of 10)", "--hidden", numbers(int), nargs="+", metavar="N"),
+    "dropout": Setting((0.05, 0.5), _dropout, "dropout probabilities of the net: on the embeddings, after each hidden "
+                       "layer (--model nn)", "--dropout", numbers(float), nargs=2, metavar=("P_EMB", "P_HIDDEN")),
+    "user_factors": Setting(None, _optional(_whole(1)), "embedding size of the users (default: --factors); dot "
+                            "and dotbias need it equal to --item-factors (a dot product pairs them), the net does not",
+                            "--user-factors", int),
+    "item_factors": Setting(None, _optional(_whole(1)), "embedding size of the movies (default: --factors)",
+                            "--item-factors", int),
+    "init": Setting("trunc-normal", _choice(INITS), "start values: trunc-normal (fastai's truncated normal, std "
+                    "0.01, torch's defaults for the net's layers) or kaiming (He normal: std sqrt(2 / fan_in) for the "
+                    "factor tables and the net's linear weights)", "--init", str, INITS),
     "momentum": Setting(0.9, _number(lo=0, hi=1, hi_open=True), "momentum of sgd with momentum, beta1 of adam/adamw",
                         "--momentum", float),
     "beta2": Setting(0.99, _number(lo=0, hi=1, hi_open=True), "beta2 of adam/adamw (fastai's 0.99, not torch's "
@@ -170,7 +219,57 @@ def check_fit(params: dict[str, Any]) -> dict[str, Any]:
         out["wd_bias"] = out["wd"]
     if out["wd_mode"] is None:
         out["wd_mode"] = "decoupled" if out["optimizer"] == "adamw" else "l2"
+    _resolve_sizes(out)
+    if out["schedule"] == "sgdr" and out["epochs"] is not None:  # None: the fit takes the cycle end nearest the rule
+        check_cycles(out["epochs"], out["cycle_len"], out["cycle_mult"])
     return out
+
+
+def _resolve_sizes(s: dict[str, Any]) -> None:
+    """user_factors/item_factors None -> n_factors; for a dot product the two must be equal, and n_factors is them."""
+    for side in ("user_factors", "item_factors"):
+        if s[side] is None:
+            s[side] = s["n_factors"]
+    if s["model"] == "nn":
+        return
+    if s["user_factors"] != s["item_factors"]:
+        raise SettingsError(f"user_factors {s['user_factors']} and item_factors {s['item_factors']} differ: model "
+                            f"{s['model']} takes the dot product of a user's and a movie's factors, so both need the "
+                            f"same size (give --factors; different sizes are for --model nn)")
+    s["n_factors"] = s["user_factors"]
+
+
+def cycle_ends(cycle_len: int, cycle_mult: int, up_to: int) -> list[int]:
+    """The epochs after which SGDR cycles end, up to the first at or past `up_to` (1, 2, 4 epochs: 1, 3, 7)."""
+    ends, length = [cycle_len], cycle_len
+    while ends[-1] < up_to:
+        length *= cycle_mult
+        ends.append(ends[-1] + length)
+    return ends
+
+
+def fit_epochs(s: dict[str, Any], n_train: int) -> int:
+    """The epochs a fit of checked settings s runs on n_train training ratings: the setting, else auto_epochs's rule
+    (sgdr: the cycle end nearest it, so the run ends a cycle)."""
+    if s["epochs"] is not None:
+        return s["epochs"]
+    epochs = auto_epochs(n_train, s["batch_size"])
+    return nearest_cycle_end(epochs, s["cycle_len"], s["cycle_mult"]) if s["schedule"] == "sgdr" else epochs
+
+
+def nearest_cycle_end(epochs: int, cycle_len: int, cycle_mult: int) -> int:
+    """The SGDR cycle end nearest `epochs` (the later one on a tie): what the epochs rule becomes under sgdr."""
+    ends = cycle_ends(cycle_len, cycle_mult, epochs)[-2:]
+    return min(ends, key=lambda end: (abs(end - epochs), -end))
+
+
+def check_cycles(epochs: int, cycle_len: int, cycle_mult: int) -> None:
+    """SGDR runs whole cycles: a run that stopped inside one would end at a high learning rate."""
+    ends = cycle_ends(cycle_len, cycle_mult, epochs)
+    if ends[-1] != epochs:
+        raise SettingsError(f"epochs {epochs} ends inside an SGDR cycle: with cycle_len {cycle_len} and cycle_mult "
+                            f"{cycle_mult} the cycles end after {', '.join(map(str, ends[-4:]))} epochs; give "
+                            f"epochs {' or '.join(map(str, ends[-2:]))}")
 
 
 def resolve_y_range(value: Any, rating_range: tuple[float, float]) -> tuple[float, float] | None:

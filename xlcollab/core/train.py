@@ -47,18 +47,54 @@ def schedule_lr(schedule: str, pct: float, lr: float) -> float:
     return lr
 
 
+def sgdr(step: int, cycle_steps: int, lr: float, cycle_mult: int = 1) -> float:
+    """fastai v0.7's SGDR (CosAnneal) at `step` (from 0): cosine from lr towards 0 over each cycle, back to lr at the
+    start of the next; the first cycle has cycle_steps steps, each next one cycle_mult times the one before, and the
+    first 1/20 of the first cycle runs at lr / 100 (fastai's warm-up). Past the warm-up it is torch's
+    CosineAnnealingWarmRestarts(T_0=cycle_steps, T_mult=cycle_mult, eta_min=0) stepped once per step."""
+    if step < cycle_steps / 20:
+        return lr / 100
+    t, length = step, cycle_steps
+    while t >= length:
+        t, length = t - length, length * cycle_mult
+    return lr / 2 * (1 + math.cos(math.pi * t / length))
+
+
+def lr_schedule(schedule: str, lr: float, epochs: int, steps_per_epoch: int, cycle_len: int = 1,
+                cycle_mult: int = 1) -> Callable[[int], float]:
+    """step -> learning rate for a run of `epochs` epochs of `steps_per_epoch` steps (sgdr: cycles of epochs)."""
+    if schedule == "sgdr":
+        return lambda step: sgdr(step, cycle_len * steps_per_epoch, lr, cycle_mult)
+    return lambda step: schedule_lr(schedule, step / (epochs * steps_per_epoch), lr)
+
+
 def _set_lr(update: Any, lr: float) -> None:
     for group in update.param_groups:
         group["lr"] = lr
 
 
 def _progress_bar(progress: bool | None, epochs: int, desc: str) -> Any:
-    """A tqdm bar over epochs when asked (None: only when stderr is a terminal)."""
+    """A tqdm bar over epochs when asked (None: only when stderr is a terminal); it leaves no line behind."""
     if not (progress or (progress is None and sys.stderr.isatty())):
         return None
     from tqdm.auto import tqdm
 
     return tqdm(total=epochs, desc=desc, unit="epoch", leave=False, file=sys.stderr)
+
+
+def _report(bar: Any, row: dict[str, Any], on_epoch: Callable[[dict[str, Any]], None] | None) -> None:
+    """Hand the epoch's row on with the bar wiped off its line first, then redraw the bar one epoch on: whatever
+    on_epoch prints (the CLI's table row, on stdout or stderr) lands on a clean line of the same terminal."""
+    if bar is None:
+        if on_epoch is not None:
+            on_epoch(row)
+        return
+    bar.clear()
+    if on_epoch is not None:
+        on_epoch(row)
+    bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k not in ("epoch", "lr", "seconds")}, refresh=False)
+    bar.update()
+    bar.refresh()
 
 
 def _data_term(loss: Any, evaluations: list[tuple[Any, Any]], update: Any) -> Any:
@@ -123,11 +159,7 @@ def train(update: Any, objective: Objective, epochs: int, *,
                 row["lr"] = lr
             row["seconds"] = time.perf_counter() - start
             rows.append(row)
-            if bar is not None:
-                bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k not in ("epoch", "lr", "seconds")})
-                bar.update()
-            if on_epoch is not None:
-                on_epoch(row)
+            _report(bar, row, on_epoch)
             if getattr(update, "converged", False):
                 break
     finally:

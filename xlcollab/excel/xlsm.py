@@ -17,7 +17,8 @@ from xml.sax.saxutils import escape
 from lxml import etree
 
 from xlcollab.book.ooxml import (CONTENT_TYPES, CT_NS, NS, PKG_NS, R_NS, WORKBOOK, WORKBOOK_RELS, WORKSHEET_CONTENT_TYPE,
-                                 WORKSHEET_REL, Package, add_override, add_relationship, free_name, q, rels_of)
+                                 WORKSHEET_REL, Package, add_override, add_relationship, free_name, q, rels_of,
+                                 resolve)
 from xlcollab.errors import WorkbookError, XlcollabError
 from xlcollab.excel.conf import conf_sheet_xml
 from xlcollab.excel.vba import MACROS, workbook_project
@@ -88,7 +89,12 @@ def make_xlsm(xlsx_path: Path, xlsm_path: Path, buttons: Mapping[str, Sequence[s
         for (name, part), codename in zip(sheet_parts, codenames):
             root = pkg.tree(part)
             _set_codename(root, codename)
-            if name in subs:
+            legacy = root.find(q("legacyDrawing"))
+            if name in subs and legacy is not None:  # the tab's cell comments: their drawing takes the buttons too
+                row, col = _button_anchor(root, anchors.get(name))
+                block = 100 + codenames.index(codename)  # shape ids clear of the comments' (openpyxl's from 1025)
+                _merge_buttons(pkg, part, legacy, _buttons_vml(subs[name], row, col, shape_block=block))
+            elif name in subs:
                 vml_n = _add_buttons(pkg, name, part, root, subs[name], anchors.get(name), vml_n + 1)
 
         # the VBA project, and the workbook declared macro-enabled
@@ -138,6 +144,23 @@ def _add_legacy_drawing(root: etree._Element, rid: str, *, sheet: str, path: str
             root.insert(i, el)
             return
     root.append(el)
+
+
+def _merge_buttons(pkg: Package, sheet_part: str, legacy: etree._Element, buttons_vml: bytes) -> None:
+    """Add the button shapes of `buttons_vml` to the sheet's legacy VML drawing (its comments): a sheet has one
+    legacy drawing. The buttons keep their own shape-id block, which the drawing's idmap then lists too."""
+    rid = legacy.get(q("id", R_NS))
+    target = next(r.get("Target") for r in pkg.tree(rels_of(sheet_part)) if r.get("Id") == rid)
+    vml_part = resolve(sheet_part, target)
+    drawing, extra = etree.fromstring(pkg.read(vml_part)), etree.fromstring(buttons_vml)
+    office = "urn:schemas-microsoft-com:office:office"
+    idmap, more = drawing.find(f".//{{{office}}}idmap"), extra.find(f".//{{{office}}}idmap")
+    if idmap is not None and more is not None:
+        idmap.set("data", f"{idmap.get('data')},{more.get('data')}")
+    for child in extra:
+        if etree.QName(child).localname != "shapelayout":
+            drawing.append(child)
+    pkg.set(vml_part, etree.tostring(drawing))
 
 
 def _button_anchor(root: etree._Element, cell: str | None = None) -> tuple[int, int]:

@@ -1,4 +1,5 @@
-"""What every bundled tab shares when it is built: styles, named blocks, Excel Solver's model, charts.
+"""What every bundled tab shares when it is built: styles, number formats, named blocks, Excel Solver's model,
+charts, notes and the printed page.
 
 Named blocks are sheet-scoped defined names (openpyxl 3.1 `ws.defined_names`) with absolute targets;
 Excel Solver's own model is stored as hidden sheet-scoped names, exactly as Excel writes them, so Excel's
@@ -13,8 +14,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from openpyxl.chart import LineChart, Reference
+from openpyxl.chart import Reference, ScatterChart, Series
+from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.utils.cell import absolute_coordinate, quote_sheetname
 from openpyxl.worksheet.worksheet import Worksheet
@@ -28,14 +31,31 @@ INPUT_FILL = PatternFill("solid", fgColor="FFF2CC")      # pale yellow: data / s
 PARAM_FILL = PatternFill("solid", fgColor="DDEBF7")      # pale blue: what gradient descent changes
 OUTPUT_FILL = PatternFill("solid", fgColor="E2EFDA")     # pale green: formulas
 OBJECTIVE_FILL = PatternFill("solid", fgColor="F8CBAD")  # orange: the objective (RMSE / loss)
-HEADER_FONT = Font(bold=True)
-TITLE_FONT = Font(bold=True, size=14)
-NOTE_FONT = Font(italic=True, color="595959")
+RECORD_FILL = PatternFill("solid", fgColor="EDEDED")     # grey: what a Run or Solve records (trace, last run)
+FONT = "Calibri"
+HEADER_FONT = Font(name=FONT, bold=True)
+TITLE_FONT = Font(name=FONT, bold=True, size=14)
+NOTE_FONT = Font(name=FONT, italic=True, color="595959")
 THIN = Side(style="thin", color="BFBFBF")
 BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
 CENTER = Alignment(horizontal="center")
+WRAP = Alignment(wrap_text=True, vertical="top")
+HEADER_WRAP = Alignment(wrap_text=True, vertical="bottom", horizontal="center")
 
-STYLES = {"input": INPUT_FILL, "param": PARAM_FILL, "output": OUTPUT_FILL, "objective": OBJECTIVE_FILL}
+STYLES = {"input": INPUT_FILL, "param": PARAM_FILL, "output": OUTPUT_FILL, "objective": OBJECTIVE_FILL,
+          "record": RECORD_FILL}
+# What the colours mean, in the words every tab's legend uses.
+LEGEND = {"input": "yellow: inputs you may edit", "param": "blue: what gradient descent changes",
+          "output": "green: formulas", "objective": "orange: the loss being minimised",
+          "record": "grey: what the last Run or Solve recorded"}
+
+# Number formats: fixed decimals where values stay within a few orders of magnitude, scientific (4 significant
+# digits) where they span many (losses, gradients, second moments), whole numbers for counts and ids.
+INT, FIX2, FIX3, FIX4, SCI = "0", "0.00", "0.000", "0.0000", "0.000E+00"
+POINT_CM = 2.54 / 72            # a point (row heights are in points) in centimetres (chart sizes)
+# line colours, one per series: told apart in print as on screen (matplotlib's tab10, then black)
+PALETTE = ("1F77B4", "FF7F0E", "2CA02C", "D62728", "9467BD", "8C564B", "E377C2", "7F7F7F", "BCBD22", "17BECF",
+           "000000")
 
 # The "last run" block: label column + value column, in this order, on every solvable tab.
 LAST_RUN_LABELS = ("optimizer", "lr", "epochs", "weight decay", "device", "seconds", "start RMSE", "final RMSE")
@@ -126,28 +146,88 @@ def write_last_run(ws: Worksheet, row: int, col: int) -> str:
     return define_block(ws, "last_run", row + 1, col + 1, row + len(LAST_RUN_LABELS), col + 1, style="output")
 
 
-def line_chart(ws: Worksheet, anchor: str, *, title: str, x_title: str, y_title: str,
-               data: Reference, categories: Reference | None = None, width: float = 15, height: float = 7.5) -> LineChart:
-    """A native line chart over cell references (it redraws when a solve writes new values)."""
-    chart = LineChart()
-    chart.title, chart.x_axis.title, chart.y_axis.title = title, x_title, y_title
+def xy_chart(ws: Worksheet, anchor: str, *, title: str, x_title: str, y_title: str,
+             series: Sequence[tuple[str, Reference, Reference]], width: float = 15, height: float = 7.5,
+             log_y: bool = False, y_format: str = "General") -> ScatterChart:
+    """A native chart of lines over cell references: each series (title, x cells, y cells).
+
+    A scatter chart with lines, so that the x axis is a value axis: blank rows below a trace are not plotted and the
+    axis spans the filled rows only (the curve fills the plot after 5 epochs and after 5,000), its labels spaced by
+    the chart program. Charts point at cells, so they redraw when a run or solve writes new values.
+    """
+    chart = ScatterChart()
+    chart.title = title
+    chart.x_axis.title, chart.y_axis.title = x_title, y_title
     chart.width, chart.height = width, height
-    chart.add_data(data, titles_from_data=True)
-    if categories is not None:
-        chart.set_categories(categories)
-    for series in chart.series:
-        series.smooth = False
+    chart.x_axis.delete = chart.y_axis.delete = False
+    chart.x_axis.number_format, chart.y_axis.number_format = "General", y_format
+    chart.x_axis.majorTickMark = chart.y_axis.majorTickMark = "out"
+    if log_y:
+        chart.y_axis.scaling.logBase = 10
+    for i, (name, xs, ys) in enumerate(series):
+        line = Series(ys, xs, title=name)
+        line.marker.symbol = "none"
+        line.smooth = False
+        line.graphicalProperties.line.solidFill = PALETTE[i % len(PALETTE)]
+        line.graphicalProperties.line.width = 19050  # 1.5 pt, in EMU
+        chart.series.append(line)
+    chart.legend = chart.legend if len(series) > 1 else None
     ws.add_chart(chart, anchor)
     return chart
 
 
-def heading(ws: Worksheet, cell: str, text: str, note: str | None = None) -> None:
+def note(ws: Worksheet, row: int, col: int, last_col: int, text: str, *, font: Font = NOTE_FONT,
+         chars_per_line: float | None = None) -> None:
+    """A wrapped note merged across columns col..last_col, its row tall enough for the lines it needs."""
+    ws.cell(row, col, text).font = font
+    ws.cell(row, col).alignment = WRAP
+    if last_col > col:
+        ws.merge_cells(start_row=row, start_column=col, end_row=row, end_column=last_col)
+    width = chars_per_line or sum(column_width(ws, c) for c in range(col, last_col + 1)) * 0.8  # italic is wide
+    lines = sum(max(1, -(-len(part) // max(1, int(width)))) for part in text.split("\n"))
+    ws.row_dimensions[row].height = max(ws.row_dimensions[row].height or 15, 15 * lines + 2)
+
+
+def column_width(ws: Worksheet, col: int, *, unset: float = 8.43) -> float:
+    """The width of column `col` in characters; `unset` (Excel's default 8.43) where none was set."""
+    from openpyxl.utils.cell import get_column_letter
+
+    letter = get_column_letter(col)  # `in` first: looking a column up would create it with openpyxl's width 13
+    return ws.column_dimensions[letter].width if letter in ws.column_dimensions else unset
+
+
+def comment(ws: Worksheet, cell: str, text: str) -> None:
+    """A cell comment (the red corner: hover to read) on a cell a student should look at."""
+    ws[cell].comment = Comment(text, "xlcollab", width=260, height=max(60, 15 * (len(text) // 40 + 2)))
+
+
+def print_one_page(ws: Worksheet, area: str) -> None:
+    """Print `area` (the tab's main block) on one landscape page."""
+    ws.print_area = area
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.fitToWidth = ws.page_setup.fitToHeight = 1
+    ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+    ws.print_options.gridLines = False
+
+
+def legend(ws: Worksheet, row: int, col: int, items: Sequence[tuple[str, str]], *, span: int = 2) -> None:
+    """The colour legend: (kind of cell, what it is on this tab), each in a filled cell merged over `span` columns."""
+    for i, (kind, text) in enumerate(items):
+        c = col + span * i
+        cell = ws.cell(row, c, text)
+        cell.fill, cell.border, cell.font, cell.alignment = STYLES[kind], BOX, Font(name=FONT, size=9), CENTER
+        if span > 1:
+            ws.merge_cells(start_row=row, start_column=c, end_row=row, end_column=c + span - 1)
+
+
+def heading(ws: Worksheet, cell: str, text: str, explanation: str | None = None) -> None:
     """A bold title, with an italic explanatory note in the cell below."""
     ws[cell] = text
     ws[cell].font = TITLE_FONT
-    if note:
+    if explanation:
         below = ws[cell].offset(row=1)
-        below.value = note
+        below.value = explanation
         below.font = NOTE_FONT
 
 
@@ -168,3 +248,34 @@ def save_workbook(wb, path: str | Path) -> Path:
         core = pkg.read("docProps/core.xml")  # openpyxl stamps "now" into modified regardless
         pkg.set("docProps/core.xml", re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>2020-01-01T00:00:00Z", core))
         return pkg.save(path, reproducible=True)
+
+
+def intro_sheet(ws: Worksheet, name: str, title: str, about: Sequence[str], tabs: Sequence[tuple[str, str]],
+                how: Sequence[str]) -> None:
+    """An `Intro` tab: what the workbook is, what each tab teaches, how to use it, what the colours mean."""
+    ws.title = name
+    ws.column_dimensions["A"].width, ws.column_dimensions["B"].width = 18, 110
+    heading(ws, "A1", title)
+    row = 3
+    for text in about:
+        note(ws, row, 1, 2, text, font=Font(name=FONT))
+        row += 1
+    ws.cell(row + 1, 1, "The tabs").font = HEADER_FONT
+    row += 2
+    for tab, text in tabs:
+        ws.cell(row, 1, tab).font = HEADER_FONT
+        ws.cell(row, 1).alignment = WRAP
+        note(ws, row, 2, 2, text, font=Font(name=FONT))
+        row += 1
+    ws.cell(row + 1, 1, "How to use it").font = HEADER_FONT
+    row += 2
+    for text in how:
+        note(ws, row, 1, 2, "• " + text, font=Font(name=FONT))
+        row += 1
+    ws.cell(row + 1, 1, "Colours").font = HEADER_FONT
+    row += 2
+    for kind, meaning in LEGEND.items():
+        ws.cell(row, 1).fill, ws.cell(row, 1).border = STYLES[kind], BOX
+        ws.cell(row, 2, meaning).font = Font(name=FONT)
+        row += 1
+    print_one_page(ws, f"A1:B{row}")

@@ -5,7 +5,9 @@ from collections.abc import Iterable
 
 from xlcollab.sheets.common import pick_tabs
 
-SHEETS = ("dotprod", "bias", "movielens_emb", "movielens_1hot", "nnet")
+SHEETS = ("dotprod", "bias", "movielens_emb", "movielens_1hot", "nnet")   # the model tabs: what Solve works on
+INTRO, WORD_EMB = "Intro", "word_emb"
+TABS = (INTRO, *SHEETS[:4], WORD_EMB, SHEETS[4])   # every tab of the workbook, in order
 N_USERS = N_MOVIES = 15     # the crosstab: most active users x most rated movies
 N_FACTORS = 5               # embedding width of the factor sheets (15*5 + 5*15 = 150 variables < Solver's 200)
 NNET_FACTORS = 4            # embedding width of the nnet tab
@@ -13,6 +15,7 @@ NNET_HIDDEN = 7             # hidden units of the nnet tab (15*4*2 + 8*7 + 7 + 7
 Y_RANGE = (0.0, 5.5)        # the lesson's sigmoid range for ratings 0.5..5
 RATING_RANGE = (0.5, 5.0)   # MovieLens ratings: a rating outside this is refused, naming its cell
 TRACE_ROWS = 101            # RMSE-by-epoch trace: start + up to 100 evenly spaced epochs
+SOLVER_LIMIT = 200          # Excel Solver's variables at most: a tab beyond it says so (`xlcollab build --ratings`)
 
 # Per tab: the parameter blocks a solve owns (written back), in Solver's solver_adj order.
 PARAMS = {

@@ -25,20 +25,21 @@ def read_inputs(book: Book, sheet: str) -> dict[str, float]:
             for inp in SPECS[sheet].inputs}
 
 
+# what each state cell may hold, as limits of xlcollab.core.checks.number
+_STATE_LIMITS: dict[str, dict[str, Any]] = {
+    "epoch": {"lo": 0, "integer": True}, "step": {"lo": 0, "integer": True}, "lr_now": {"lo": 0},
+    "b1t": {"lo": 0, "hi": 1}, "b2t": {"lo": 0, "hi": 1}, "rms_a": {"lo": 0}, "rms_b": {"lo": 0}, "g_rms": {"lo": 0},
+}
+
+
 def read_start(book: Book, sheet: str) -> Start:
-    """Inputs plus the state in the top cells (epochs done, a, b, t, buffers), each checked."""
-    spec = SPECS[sheet]
-    start = Start.fresh(spec, read_inputs(book, sheet))
-    state = {}
+    """Inputs plus the state in the top cells (epochs done, lr, a, b, t, powers, RMS, buffers), each checked."""
+    spec, state = SPECS[sheet], {}
     for name in spec.state_names:
-        limits: dict[str, Any] = {}
-        if name in ("epoch", "step"):
-            limits = {"lo": 0, "integer": True}
-        elif name[:2] in ("s_", "v_"):  # sums and averages of squares
-            limits = {"lo": 0}
-        state[name] = cells.named_number(book, sheet, name, f"the state cell '{name}'", **limits)
-    start.set_state(spec, state)
-    return start
+        limits = _STATE_LIMITS.get(name, {"lo": 0} if name[:2] in ("s_", "v_") else {})  # sums/averages of squares
+        value = cells.named_number(book, sheet, name, f"the state cell '{name}'", **limits)
+        state[name] = int(value) if limits.get("integer") else value
+    return Start(read_inputs(book, sheet), state)
 
 
 def read_data(book: Book) -> tuple[list[float], list[float]]:
@@ -80,11 +81,6 @@ def check_formulas(book: Book, sheet: str, n: int) -> Layout:
         if book.ref_of(sheet, name) != cell:
             raise WorkbookError(f"the name '{name}' points at {book.ref_of(sheet, name)}, but the formulas use {cell}",
                                 sheet=sheet, path=book.name)
-    if spec.anneal:  # the rows take their learning rate from this formula
-        got, want = book.read(sheet, lay.outputs["lr_now"])[0][0], lay.output_formulas()["lr_now"]
-        if _norm(got) != _norm(want):
-            raise WorkbookError(f"holds {got!r} where the learning rate of the epoch needs the formula {want}",
-                                sheet=sheet, cell=lay.outputs["lr_now"], path=book.name)
     return lay
 
 
@@ -144,16 +140,18 @@ def run_book(book: Book, sheets: str | Iterable[str], epochs: int) -> dict[str, 
 
 
 def write_state(book: Book, sheet: str, start: Start) -> None:
-    """Buffer the state cells (epochs done, a, b, t, buffers) from `start`."""
-    spec = SPECS[sheet]
-    for name in spec.state_names:
-        value = start.state_value(spec, name)
+    """Buffer the state cells (epochs done, lr, a, b, t, powers, RMS, buffers) from `start`."""
+    for name in SPECS[sheet].state_names:
+        value = start.state[name]
         book.write(sheet, book.ref_of(sheet, name), int(value) if name in ("epoch", "step") else value)
 
 
 def reset_book(book: Book, sheets: str | Iterable[str]) -> dict[str, dict[str, Any]]:
-    """Put a, b back at the start values, zero the state and clear the trace (buffered; the caller commits)."""
+    """Put a, b back at the start values, zero the state and clear the trace (buffered; the caller commits).
+
+    fast.ai's Adagrad tabs measure their first RMS at the start values, from the `data` tab."""
     names = tabs(sheets, path=book.name)
+    data = read_data(book) if any(SPECS[sheet].rms_scaled for sheet in names) else None
     plans = []
     for sheet in names:
         book.require_sheet(sheet)
@@ -164,7 +162,7 @@ def reset_book(book: Book, sheets: str | Iterable[str]) -> dict[str, dict[str, A
         plans.append((sheet, inputs, ref, used))
     results = {}
     for sheet, inputs, ref, used in plans:
-        start = Start.fresh(SPECS[sheet], inputs)
+        start = Start.fresh(SPECS[sheet], inputs, data)
         write_state(book, sheet, start)
         if used:
             r0, c0, _, c1 = bounds(ref)
