@@ -243,16 +243,43 @@ class Block:
         has_text = bool(np.isin(kind, (TEXT, ERR)).any())
         if not (src >= 0).any():
             return const_val(kind, num, text if has_text else None)
-        thunk = _gather_thunk(src, pos, num, self.device)
-        val = Val(kind.astype(np.int8), thunk, text if has_text else None)
-        return self.apply_masks(val)
+        text = text if has_text else None
+        masked = self.masked_gather(kind, text, src, pos)
+        if masked is not None:
+            return masked
+        return self.apply_masks(Val(kind.astype(np.int8), _gather_thunk(src, pos, num, self.device), text))
+
+    def _fits(self, mask: Mask, shape: tuple[int, ...]) -> bool:
+        g, h, w = shape
+        mg, mh, mw = mask.shape
+        return mh in (1, h) and mw in (1, w) and mg in (1, g, self.G)
+
+    def masked_gather(self, kind: np.ndarray, text: np.ndarray | None, src: np.ndarray, pos: np.ndarray) -> Val | None:
+        """A read of one source under static IF masks (see functions.IF) as one gather: where a branch is not taken,
+        the cell's value comes from a detached copy of the source (the same value, no gradient), so a NaN/inf
+        gradient there never reaches the variables, with no where() per read. None: not such a read."""
+        taken, shape = None, src.shape
+        for mask in self.masks:
+            if not self._fits(mask, shape):
+                continue
+            if mask.static is None:
+                return None
+            shape = (max(shape[0], mask.shape[0]),) + shape[1:]
+            m = mask.static[0].cpu().numpy()
+            taken = np.broadcast_to(m, shape) if taken is None else np.broadcast_to(taken, shape) & m
+        sources = np.unique(src)
+        if taken is None or len(sources) != 1 or sources[0] < 0:
+            return None
+        thunk = _detached_gather(int(sources[0]), np.broadcast_to(pos, shape), ~taken)
+        return Val(np.broadcast_to(kind, shape).astype(np.int8), thunk,
+                   None if text is None else np.broadcast_to(text, shape))
 
     def apply_masks(self, val: Val) -> Val:
         """Keep NaN/inf gradients of an IF branch not taken away from the variables (see functions.IF)."""
         for mask in self.masks:
             g, h, w = val.shape
             mg, mh, mw = mask.shape
-            if mh not in (1, h) or mw not in (1, w) or mg not in (1, g, self.G):
+            if not self._fits(mask, val.shape):
                 continue
             inner, static, mid = val.num, mask.static, mask.id
 
@@ -325,6 +352,20 @@ def _gather_thunk(src: np.ndarray, pos: np.ndarray, num: np.ndarray, device: tor
     thunk = _gather(src, pos, num, device)
     thunk.cells = (src, pos, num)
     return thunk
+
+
+def _detached_gather(s: int, pos: np.ndarray, detached: np.ndarray):
+    """env -> (B, *pos.shape): source s at `pos`, read from its detached copy where `detached` (Env.twin)."""
+    shape, flat_pos, flat_detached = pos.shape, pos.reshape(-1), detached.reshape(-1)
+    index: list[torch.Tensor] = []  # built on the first evaluation, when the source's width is known
+
+    def run(env: Env) -> torch.Tensor:
+        twin = env.twin(s)
+        if not index:
+            index.append(torch.as_tensor(flat_pos + flat_detached * (twin.shape[1] // 2), dtype=torch.long,
+                                         device=twin.device))
+        return twin.index_select(1, index[0]).reshape(-1, *shape)
+    return run
 
 
 def _gather(src: np.ndarray, pos: np.ndarray, num: np.ndarray, device: torch.device):

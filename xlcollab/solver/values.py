@@ -34,12 +34,21 @@ class Env:
     src: list[torch.Tensor]
     masks: dict[int, torch.Tensor] = field(default_factory=dict)
     _flat: dict[int, torch.Tensor] = field(default_factory=dict)
+    _twin: dict[int, torch.Tensor] = field(default_factory=dict)
 
     def flat(self, s: int) -> torch.Tensor:
         """Source s as (B, cells), its cells in the order `pos` counts them (one view per evaluation)."""
         t = self._flat.get(s)
         if t is None:
             t = self._flat[s] = self.src[s] if self.src[s].dim() == 2 else self.src[s].reshape(self.src[s].shape[0], -1)
+        return t
+
+    def twin(self, s: int) -> torch.Tensor:
+        """Source s flat and, beside it, a detached copy (B, 2 * cells): masked reads take untaken cells there."""
+        t = self._twin.get(s)
+        if t is None:
+            flat = self.flat(s)
+            t = self._twin[s] = torch.cat([flat, flat.detach()], 1)
         return t
 
 
