@@ -84,6 +84,14 @@ def lift(fn: Callable[..., torch.Tensor], *nums: Num, device: torch.device) -> N
         return fn(*nums)
     args = [n if callable(n) else n.to(device) for n in nums]
     flags = [callable(a) for a in args]
+    if flags == [True]:  # the common shapes, without a list per call (a sheet's evaluation is many small calls)
+        (a,) = args
+        return lambda env: fn(a(env))
+    if len(args) == 2:
+        a, b = args
+        if flags == [True, True]:
+            return lambda env: fn(a(env), b(env))
+        return (lambda env: fn(a(env), b)) if flags[0] else (lambda env: fn(a, b(env)))
 
     def run(env: Env) -> torch.Tensor:
         return fn(*[a(env) if f else a for a, f in zip(args, flags)])
