@@ -150,46 +150,72 @@ def ours_in_process(src: Path, work: Path) -> dict:
             "note": f"{result['optimizer']} lr {result['lr']:g}, {result['epochs']} epochs, {result['device']}"}
 
 
-def solve_only(src: Path) -> dict:
-    """`solve_book` alone on the dotprod tab (read, check, compile, 200 L-BFGS steps, buffered writes): seconds of
-    wall clock and of this process's CPU (the fairer measure on a loaded machine)."""
+def solve_only(src: Path, sheet: str = SHEET) -> dict:
+    """`solve_book` alone on one tab (read, check, compile, the tab's steps, buffered writes): seconds of wall clock
+    and of this process's CPU (the fairer measure on a loaded machine)."""
     from xlcollab.book.filebook import FileBook
     from xlcollab.sheets.collab import solve_book
 
     start, cpu = time.perf_counter(), time.process_time()
-    rmse = solve_book(FileBook(src), [SHEET])[SHEET]["final_rmse"]
+    rmse = solve_book(FileBook(src), [sheet])[sheet]["final_rmse"]
     return {"seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu, "rmse": rmse}
 
 
-def dedicated(src: Path) -> dict:
+def dedicated(src: Path, sheet: str = SHEET) -> dict:
     """The former dedicated path, for the speed target: the tab written by hand as torch code (kept as the tests'
-    oracle, tests/collab_reference.py), read from the cells and fitted by the same core.train loop and L-BFGS."""
+    oracle, tests/collab_reference.py), read from the cells, fitted by the same core.train loop with the tab's own
+    settings (optimizer, lr, epochs, schedule: L-BFGS 200 steps on dotprod), its parameters, trace and "last run"
+    block buffered as the former solve wrote them."""
     import torch
 
+    from xlcollab.book.base import bounds
     from xlcollab.book.filebook import FileBook
     from xlcollab.core import optim
     from xlcollab.core.device import torch_threads
-    from xlcollab.core.train import train
+    from xlcollab.core.train import schedule_lr, train
+    from xlcollab.sheets.collab.layout import PARAMS, SCHEDULES
+    from xlcollab.sheets.collab.solve import settings_for, trace_rows
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from collab_reference import read_model
 
     start, cpu = time.perf_counter(), time.process_time()
-    model = read_model(FileBook(src), SHEET)
+    book = FileBook(src)
+    s = settings_for(sheet, optimizer=None, lr=None, epochs=None, wd=None, device="cpu")
+    model = read_model(book, sheet)
     shapes = {k: v.shape for k, v in model.params.items()}
     x = torch.cat([torch.as_tensor(v).reshape(-1) for v in model.params.values()]).requires_grad_(True)
 
-    def objective(_batch):
+    def unflat() -> dict[str, torch.Tensor]:
         p, i = {}, 0
         for k, shape in shapes.items():
             n = shape[0] * shape[1]
             p[k], i = x[i:i + n].view(shape), i + n
-        rmse = model.forward(p)[0]
+        return p
+
+    def objective(_batch):
+        rmse = model.forward(unflat())[0]
         return rmse, rmse
 
+    if s.optimizer == "lbfgs":
+        update = optim.LBFGS([x], lr=s.lr)
+    else:
+        update = optim.Rule([x], "adam", lr=s.lr, weight_decay=s.wd)
+    schedule = SCHEDULES.get(sheet, "constant")
+    lr_at = None if schedule == "constant" else (lambda step: schedule_lr(schedule, step / s.epochs, s.lr))
     with torch_threads(1):
-        rows = train(optim.LBFGS([x], lr=1.0), objective, 200)
-    return {"seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu, "rmse": rows[-1]["loss"]}
+        rows = train(update, objective, s.epochs, lr_at=lr_at)
+        with torch.no_grad():
+            final = float(model.forward(unflat())[0])
+    trace = [row["loss"] for row in rows] + [final]
+    for name, value in unflat().items():
+        if name in PARAMS[sheet]:
+            book.write_name(sheet, name, value.detach().numpy().tolist())
+    r0, _, r1, _ = bounds(book.ref_of(sheet, "trace"))
+    book.write_name(sheet, "trace", trace_rows(trace, r1 - r0 + 1))
+    book.write_name(sheet, "last_run", [[v] for v in [s.optimizer, s.lr, s.epochs, s.wd, s.device, 0.0, trace[0],
+                                                       final]])
+    return {"seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu, "rmse": final}
 
 
 def ours_process(src: Path, work: Path) -> dict:

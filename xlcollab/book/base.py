@@ -28,6 +28,7 @@ Grid = list[list[Any]]
 Cells = dict[str, dict[str, Any]]   # {sheet: {cell: value}}
 
 _REF = re.compile(r"^(?:(?P<sheet>'(?:[^']|'')+'|[^!]+)!)?(?P<range>\$?[A-Z]{1,3}\$?\d+(?::\$?[A-Z]{1,3}\$?\d+)?)$")
+_CELL = re.compile(r"[A-Z]{1,3}[1-9][0-9]*")  # a cell's name as cell_name writes it ("B3")
 #: the error values a cell can hold; `write_cached` stores them as errors, not as text
 ERROR_VALUES = frozenset({"#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA",
                           "#SPILL!", "#CALC!", "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!", "#UNKNOWN!"})
@@ -228,9 +229,17 @@ class Book(ABC):
         load); a live application computes its own, so there they are checked for the sheet and dropped.
         """
         self.require_sheet(sheet)
-        if self.keeps_cached_values:
-            for cell, value in values.items():
+        if not self.keeps_cached_values:
+            return
+        for cell, value in values.items():
+            target = self._cached.get(sheet)  # after the first cell: a backend's checks of the sheet are done
+            if target is None or not _CELL.fullmatch(cell) or isinstance(value, (list, tuple)):
                 self._buffer(self._cached, sheet, cell, value)
+                continue
+            try:  # "B3" needs no parsing: what _buffer does, for the thousands of cells a solve caches
+                target[cell] = _plain(value)
+            except ValueError as exc:
+                raise WorkbookError(str(exc), sheet=sheet, cell=cell, path=self.name) from None
 
     def pending(self) -> Cells:
         """The writes buffered so far, {sheet: {cell: value}}."""

@@ -66,9 +66,9 @@ class Compiled:
             rows, cols = np.nonzero((data.group >= 0) & (data.src != FAILED))
             kind, num, text, src, pos = data.lookup(rows, cols)
             nums = num.astype(float).copy()
-            dyn = src > 0
+            dyn = src >= 0
             for s in np.unique(src[dyn]):
-                nums[src == s] = env.src[s][0, torch.as_tensor(pos[src == s])].cpu().numpy()
+                nums[src == s] = env.flat(s)[0, torch.as_tensor(pos[src == s])].cpu().numpy()
             for r, c, k, v, t in zip(rows, cols, kind, nums, text):
                 out[(sheet, int(r), int(c))] = _cell_value(int(k), float(v), str(t))
         return out
@@ -154,8 +154,7 @@ def _read_output(prog: Program, cells: list[Cell]) -> Num:
                                 path=prog.wb.book.name)
     if not (src > 0).any() and not (src == 0).any():
         return torch.as_tensor(num, dtype=torch.float64, device=prog.device)[None]
-    thunk = _gather_thunk(src, pos, num, prog.device)
-    return lambda env: thunk(env).reshape(env.src[0].shape[0], -1)
+    return _gather_thunk(src, pos, num, prog.device)  # (B, len(cells)): pos is one-dimensional
 
 
 def _error_origin(prog: Program, cell: Cell) -> Cell:

@@ -113,11 +113,15 @@ def _member_errors(vals: list[Val], G: int) -> tuple[np.ndarray, np.ndarray]:
 
 def reduce(v: Val, keep: np.ndarray, how: str, device: torch.device):
     """Sum / sum of squares / product / min / max over each cell's (h, w), only where `keep`."""
+    every = bool(np.all(keep))
+    if every and v.shape[1:] == (1, 1):  # one value per cell: nothing to reduce
+        return lift(lambda t: t * t, v.num, device=device) if how == "sumsq" else v.num
     k = tensor(np.broadcast_to(keep, np.broadcast_shapes(keep.shape, v.shape)))
     fill = {"sum": 0.0, "sumsq": 0.0, "prod": 1.0, "min": math.inf, "max": -math.inf}[how]
 
     def run(t: torch.Tensor, k_: torch.Tensor) -> torch.Tensor:
-        t = torch.where(k_, t, torch.full((), fill, dtype=F64, device=t.device))
+        if not every:
+            t = torch.where(k_, t, torch.full((), fill, dtype=F64, device=t.device))
         if how == "sumsq":
             t = t * t
         if how in ("sum", "sumsq"):
@@ -139,12 +143,15 @@ def _aggregate(how: str) -> Function:
         if how in ("min", "max", "prod"):  # of no numbers at all: 0
             combine = {"min": torch.minimum, "max": torch.maximum, "prod": torch.mul}[how]
             total = _fold(parts, combine, block.device)
-            total = lift(lambda t, c: torch.where(c > 0, t, torch.zeros((), dtype=F64, device=t.device)), total,
-                         tensor(count), device=block.device)
+            if not (count > 0).all():
+                total = lift(lambda t, c: torch.where(c > 0, t, torch.zeros((), dtype=F64, device=t.device)), total,
+                             tensor(count), device=block.device)
         else:
             total = _fold(parts, torch.add, block.device)
             if how == "average":
-                total = lift(lambda t, c: t / c, total, tensor(np.maximum(count, 1)), device=block.device)
+                n = np.maximum(count, 1)
+                total = lift(lambda t, c: t / c, total, tensor(n), device=block.device) if (n != n.flat[0]).any() \
+                    else lift(lambda t: t / float(n.flat[0]), total, device=block.device)
                 err, codes = err | (count == 0) & ~err, np.where((count == 0) & ~err, "#DIV/0!", codes)
         return with_errors(np.zeros((G, 1, 1), np.int8), total, err, codes)
     return impl
@@ -197,13 +204,15 @@ def sumproduct(block: Block, args: Sequence[Node]) -> Val:
     for v in vals:
         keep = keep & (v.kind == NUM)
     err, codes = _member_errors(vals, shape[0])
-    k = tensor(keep)
+    k, every = tensor(keep), bool(keep.all())
 
     def run(k_: torch.Tensor, *ts: torch.Tensor) -> torch.Tensor:
         prod = ts[0]
         for t in ts[1:]:
             prod = prod * t
-        return torch.where(k_, prod, torch.zeros((), dtype=F64, device=prod.device)).sum((-2, -1), keepdim=True)
+        if not every:
+            prod = torch.where(k_, prod, torch.zeros((), dtype=F64, device=prod.device))
+        return prod.sum((-2, -1), keepdim=True)
     total = lift(run, k, *(v.num for v in vals), device=block.device)
     return with_errors(np.zeros((shape[0], 1, 1), np.int8), total, err, codes)
 
@@ -231,6 +240,8 @@ def sumxmy2(block: Block, args: Sequence[Node]) -> Val:
 def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Matrix products per cell; small ones as multiply-and-sum (batched tiny matmuls are slow on CPUs)."""
     h, k, w = a.shape[-2], a.shape[-1], b.shape[-1]
+    if h == 1 and w == 1:  # a row times a column, per cell
+        return (a * b.transpose(-1, -2)).sum(-1, keepdim=True)
     if h * k * w <= 512:
         return (a.unsqueeze(-1) * b.unsqueeze(-3)).sum(-2)
     return torch.matmul(a, b)

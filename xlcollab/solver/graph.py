@@ -21,8 +21,8 @@ from xlcollab.solver.lower import Block, DependsOnFailed, Ragged
 from xlcollab.solver.forms import group_formulas, parse_formula
 from xlcollab.solver.parse import Call, Name, Node, ParseError, Ref
 from xlcollab.solver.refs import Cell, a1, cell_label
-from xlcollab.solver.values import Env, Unsupported
-from xlcollab.solver.workbook import FAILED, NotReady, SheetData, Workbook
+from xlcollab.solver.values import ERR, Env, Unsupported
+from xlcollab.solver.workbook import CONST, FAILED, NotReady, SheetData, Workbook
 
 TODO, ACTIVE, DONE, BROKEN, SPLIT = range(5)
 # arguments read for their position only (their cells' values are not needed): no static dependency
@@ -64,7 +64,7 @@ class Program:
     device: torch.device
     notes: list[str] = field(default_factory=list)
     groups: list[Group] = field(default_factory=list)
-    sources: list[Group] = field(default_factory=list)   # env.src[k + 1] is sources[k]'s output
+    sources: list[Group] = field(default_factory=list)   # env.src[k + 1] is sources[k]'s output (B, G, h, w)
 
     def __post_init__(self) -> None:
         self.wb.on_load = self.register
@@ -270,16 +270,23 @@ class Program:
         text = None if val.text is None else np.broadcast_to(val.text, shape)
         data = self.wb.sheet(g.sheet)
         if not val.dynamic:
-            data.settle(rows, cols, kind, np.broadcast_to(val.num[0].numpy(), shape), text, 0, None)
+            data.settle(rows, cols, kind, text, CONST, num=np.broadcast_to(val.num[0].numpy(), shape))
             return
-        inner, G = val.num, shape[0]
+        read = getattr(val.num, "cells", None)
+        if read is not None and not (kind == ERR).any():  # only reads other cells (=B5, INDEX(...)): no block of
+            src, pos, num = (np.broadcast_to(a, shape) for a in read)  # its own, its cells point where those do
+            data.settle(rows, cols, kind, text, src, pos, num)
+            return
+        inner, full = val.num, shape
 
         def run(env: Env) -> torch.Tensor:
             t = inner(env)
-            return t.expand(t.shape[0], G, *shape[1:]).reshape(t.shape[0], -1)
+            if t.shape[1:] != full:  # a value shared by every cell (or row, column) of the block
+                t = t.expand(t.shape[0], *full).contiguous()
+            return t
         g.run = run
         self.sources.append(g)
-        data.settle(rows, cols, kind, None, text, len(self.sources), np.arange(rows.size).reshape(shape))
+        data.settle(rows, cols, kind, text, len(self.sources), np.arange(rows.size).reshape(shape))
 
     def evaluate(self, x: torch.Tensor, upto: int | None = None) -> Env:
         """Run the compiled groups on x (B, n): env.src holds x and each group's outputs."""

@@ -243,16 +243,43 @@ class Block:
         has_text = bool(np.isin(kind, (TEXT, ERR)).any())
         if not (src >= 0).any():
             return const_val(kind, num, text if has_text else None)
-        thunk = _gather_thunk(src, pos, num, self.device)
-        val = Val(kind.astype(np.int8), thunk, text if has_text else None)
-        return self.apply_masks(val)
+        text = text if has_text else None
+        masked = self.masked_gather(kind, text, src, pos)
+        if masked is not None:
+            return masked
+        return self.apply_masks(Val(kind.astype(np.int8), _gather_thunk(src, pos, num, self.device), text))
+
+    def _fits(self, mask: Mask, shape: tuple[int, ...]) -> bool:
+        g, h, w = shape
+        mg, mh, mw = mask.shape
+        return mh in (1, h) and mw in (1, w) and mg in (1, g, self.G)
+
+    def masked_gather(self, kind: np.ndarray, text: np.ndarray | None, src: np.ndarray, pos: np.ndarray) -> Val | None:
+        """A read of one source under static IF masks (see functions.IF) as one gather: where a branch is not taken,
+        the cell's value comes from a detached copy of the source (the same value, no gradient), so a NaN/inf
+        gradient there never reaches the variables, with no where() per read. None: not such a read."""
+        taken, shape = None, src.shape
+        for mask in self.masks:
+            if not self._fits(mask, shape):
+                continue
+            if mask.static is None:
+                return None
+            shape = (max(shape[0], mask.shape[0]),) + shape[1:]
+            m = mask.static[0].cpu().numpy()
+            taken = np.broadcast_to(m, shape) if taken is None else np.broadcast_to(taken, shape) & m
+        sources = np.unique(src)
+        if taken is None or len(sources) != 1 or sources[0] < 0:
+            return None
+        thunk = _detached_gather(int(sources[0]), np.broadcast_to(pos, shape), ~taken)
+        return Val(np.broadcast_to(kind, shape).astype(np.int8), thunk,
+                   None if text is None else np.broadcast_to(text, shape))
 
     def apply_masks(self, val: Val) -> Val:
         """Keep NaN/inf gradients of an IF branch not taken away from the variables (see functions.IF)."""
         for mask in self.masks:
             g, h, w = val.shape
             mg, mh, mw = mask.shape
-            if mh not in (1, h) or mw not in (1, w) or mg not in (1, g, self.G):
+            if not self._fits(mask, val.shape):
                 continue
             inner, static, mid = val.num, mask.static, mask.id
 
@@ -318,16 +345,49 @@ class DependsOnFailed(Exception):
 
 
 def _gather_thunk(src: np.ndarray, pos: np.ndarray, num: np.ndarray, device: torch.device):
-    """env -> (B, G, h, w): the cells' values from their sources (x, earlier blocks) and constants."""
+    """env -> (B, G, h, w): the cells' values from their sources (x, earlier blocks) and constants.
+
+    The thunk carries what it reads as `.cells` = (src, pos, num): a block that only reads other cells points its
+    own cells there instead of becoming a source (graph.Program.lower)."""
+    thunk = _gather(src, pos, num, device)
+    thunk.cells = (src, pos, num)
+    return thunk
+
+
+def _detached_gather(s: int, pos: np.ndarray, detached: np.ndarray):
+    """env -> (B, *pos.shape): source s at `pos`, read from its detached copy where `detached` (Env.twin)."""
+    shape, flat_pos, flat_detached = pos.shape, pos.reshape(-1), detached.reshape(-1)
+    index: list[torch.Tensor] = []  # built on the first evaluation, when the source's width is known
+
+    def run(env: Env) -> torch.Tensor:
+        twin = env.twin(s)
+        if not index:
+            index.append(torch.as_tensor(flat_pos + flat_detached * (twin.shape[1] // 2), dtype=torch.long,
+                                         device=twin.device))
+        return twin.index_select(1, index[0]).reshape(-1, *shape)
+    return run
+
+
+def _gather(src: np.ndarray, pos: np.ndarray, num: np.ndarray, device: torch.device):
     shape = src.shape
     flat_src, flat_pos = src.reshape(-1), pos.reshape(-1)
     dyn = flat_src >= 0
     sources = [int(s) for s in np.unique(flat_src[dyn])]
     if len(sources) == 1 and dyn.all():
-        s, idx = sources[0], torch.as_tensor(flat_pos, dtype=torch.long, device=device)
+        s = sources[0]
+        if len(flat_pos) and (np.diff(flat_pos) == 1).all():  # a run of one source's cells: a view, no copy
+            start, n = int(flat_pos[0]), len(flat_pos)
+
+            def run(env: Env) -> torch.Tensor:
+                t = env.src[s]
+                if start == 0 and n * t.shape[0] == t.numel():  # the whole source, in its order
+                    return t.reshape(-1, *shape)
+                return env.flat(s).narrow(1, start, n).reshape(-1, *shape)
+            return run
+        idx = torch.as_tensor(flat_pos, dtype=torch.long, device=device)
 
         def single(env: Env) -> torch.Tensor:
-            return env.src[s].index_select(1, idx).reshape(-1, *shape)
+            return env.flat(s).index_select(1, idx).reshape(-1, *shape)
         return single
     picks = [torch.as_tensor(flat_pos[flat_src == s], dtype=torch.long, device=device) for s in sources]
     consts = torch.as_tensor(num.reshape(-1)[~dyn], dtype=torch.float64, device=device)[None]
@@ -335,7 +395,7 @@ def _gather_thunk(src: np.ndarray, pos: np.ndarray, num: np.ndarray, device: tor
     perm = torch.as_tensor(np.argsort(order), dtype=torch.long, device=device)
 
     def mixed(env: Env) -> torch.Tensor:
-        parts = [env.src[s].index_select(1, p) for s, p in zip(sources, picks)]
+        parts = [env.flat(s).index_select(1, p) for s, p in zip(sources, picks)]
         parts.append(consts.expand(parts[0].shape[0], -1))
         return torch.cat(parts, 1).index_select(1, perm).reshape(-1, *shape)
     return mixed

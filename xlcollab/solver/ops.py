@@ -8,6 +8,7 @@ error values (#DIV/0!, #NUM!); results on the variables' path keep torch's inf/N
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -70,11 +71,22 @@ def arithmetic(op: str, a: Val, b: Val, device: torch.device) -> Val:
     a, b = to_number(a, device), to_number(b, device)
     shape = broadcast(a.shape, b.shape)
     mask, codes = first_error(a, b, shape=shape)
-    num = lift(ARITH[op], a.num, b.num, device=device)
+    num = lift(ARITH[op], a.num, b.num, device=device) if not callable(a.num) or not _one_number(b.num) else \
+        _with_number(ARITH[op], a.num, float(b.num.reshape(())))  # x^2, x*2: the op takes the number itself
     if not callable(num):
         mask, codes = _math_errors(num, mask, codes, shape, zero_div=_zero_divisor(op, a, b, shape))
         num = torch.where(tensor(mask), torch.nan, num)
     return with_errors(np.zeros(shape, np.int8), num, mask, codes)
+
+
+def _one_number(n: Num) -> bool:
+    return not callable(n) and n.numel() == 1
+
+
+def _with_number(fn: Callable[[torch.Tensor, Any], torch.Tensor], inner: Callable, number: float) -> Callable:
+    """env -> fn(inner(env), number): a constant operand as a Python number (no tensor to broadcast, and torch's
+    cheaper backward of an op with a scalar; the same values)."""
+    return lambda env: fn(inner(env), number)
 
 
 def _zero_divisor(op: str, a: Val, b: Val, shape: tuple[int, ...]) -> np.ndarray | None:

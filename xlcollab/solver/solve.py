@@ -153,7 +153,7 @@ def _evaluator(model: SolverModel, compiled: Any, general: list[Side]):
                 g.append(diff if c.rel == "<=" else -diff)
         if value_of:
             h.append((obj - model.value)[:, None])
-        empty = x[:, :0]
+        empty = x.new_empty((x.shape[0], 0))
         return obj, torch.cat(g, 1) if g else empty, torch.cat(h, 1) if h else empty
 
     return evaluate

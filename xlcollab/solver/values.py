@@ -29,9 +29,27 @@ class Unsupported(Exception):
 
 @dataclass
 class Env:
-    """What one evaluation carries: the source tensors (x, then each block's outputs) and the IF masks."""
+    """What one evaluation carries: the source tensors (x (B, n), then each block's outputs (B, G, h, w)) and the
+    IF masks."""
     src: list[torch.Tensor]
     masks: dict[int, torch.Tensor] = field(default_factory=dict)
+    _flat: dict[int, torch.Tensor] = field(default_factory=dict)
+    _twin: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    def flat(self, s: int) -> torch.Tensor:
+        """Source s as (B, cells), its cells in the order `pos` counts them (one view per evaluation)."""
+        t = self._flat.get(s)
+        if t is None:
+            t = self._flat[s] = self.src[s] if self.src[s].dim() == 2 else self.src[s].reshape(self.src[s].shape[0], -1)
+        return t
+
+    def twin(self, s: int) -> torch.Tensor:
+        """Source s flat and, beside it, a detached copy (B, 2 * cells): masked reads take untaken cells there."""
+        t = self._twin.get(s)
+        if t is None:
+            flat = self.flat(s)
+            t = self._twin[s] = torch.cat([flat, flat.detach()], 1)
+        return t
 
 
 Thunk = Callable[[Env], torch.Tensor]
@@ -66,6 +84,14 @@ def lift(fn: Callable[..., torch.Tensor], *nums: Num, device: torch.device) -> N
         return fn(*nums)
     args = [n if callable(n) else n.to(device) for n in nums]
     flags = [callable(a) for a in args]
+    if flags == [True]:  # the common shapes, without a list per call (a sheet's evaluation is many small calls)
+        (a,) = args
+        return lambda env: fn(a(env))
+    if len(args) == 2:
+        a, b = args
+        if flags == [True, True]:
+            return lambda env: fn(a(env), b(env))
+        return (lambda env: fn(a(env), b)) if flags[0] else (lambda env: fn(a, b(env)))
 
     def run(env: Env) -> torch.Tensor:
         return fn(*[a(env) if f else a for a, f in zip(args, flags)])

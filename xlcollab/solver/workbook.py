@@ -136,19 +136,20 @@ class SheetData:
         r, c = np.where(ok, rows, 0), np.where(ok, cols, 0)  # row 0 / col 0 are blank, constant
         return self.kind[r, c], self.num[r, c], self.text[r, c], self.src[r, c], self.pos[r, c]
 
-    def settle(self, rows: np.ndarray, cols: np.ndarray, kind: np.ndarray, num: np.ndarray | None,
-               text: np.ndarray | None, src: int, pos: np.ndarray | None) -> None:
-        """Record computed cells: constants (num given) or values that source `src` supplies at `pos`."""
+    def settle(self, rows: np.ndarray, cols: np.ndarray, kind: np.ndarray, text: np.ndarray | None,
+               src: int | np.ndarray, pos: np.ndarray | None = None, num: np.ndarray | None = None) -> None:
+        """Record computed cells: where `src` is CONST their constant `num`, elsewhere the source `src` (x, or a
+        compiled block's output) supplies them at `pos`."""
         kind = np.where(kind == BLANK, NUM, kind)  # a formula shows a blank it points at as 0
         self.kind[rows, cols] = kind
         if text is not None:
             self.text[rows, cols] = text
-        if num is not None:
-            self.num[rows, cols] = np.where((kind == NUM) | (kind == BOOL), num, 0.0)
-            self.src[rows, cols] = CONST
-        else:
-            self.src[rows, cols] = src
+        self.src[rows, cols] = src
+        if pos is not None:
             self.pos[rows, cols] = pos
+        if num is not None:
+            const = np.broadcast_to(np.asarray(src) == CONST, kind.shape)
+            self.num[rows[const], cols[const]] = np.where((kind == NUM) | (kind == BOOL), num, 0.0)[const]
 
 
 class Workbook:

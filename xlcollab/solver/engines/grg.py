@@ -49,9 +49,10 @@ class _Lagrangian:
         self.constrained = bool(g.shape[1] or h.shape[1])
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(quantity minimised, objective cell) at x [n]."""
-        obj, g, h = self.problem.evaluate(x[None])
-        cell = obj[0]
+        """(quantity minimised, objective cell) at x [n] or [1, n], each a one-element tensor (backward and float
+        take it as it is: no indexing op on the path of every evaluation)."""
+        obj, g, h = self.problem.evaluate(x if x.dim() == 2 else x[None])
+        cell = obj
         f = cell if self.problem.sense == 1 else self.problem.sense * cell if self.problem.sense else (x * 0).sum()
         if self.s.wd and self.s.optimizer == "lbfgs":
             f = f + 0.5 * self.s.wd * (x * x).sum()
@@ -104,7 +105,7 @@ def minimise(merit: Callable, problem: Problem, x: torch.Tensor, s: Settings,
     before each iteration and at the end is appended to `trace`."""
     lo, hi = problem.lower, problem.upper
     boxed = bool(torch.isfinite(lo).any() or torch.isfinite(hi).any())
-    xt = x.detach().clone().requires_grad_(True)
+    xt = x.detach().clone()[None].requires_grad_(True)  # [1, n]: the batch the sheet is evaluated on, no reshape op
     if boxed:  # the projected gradient: a variable held at a bound by a gradient pointing out does not move
         xt.register_hook(lambda g: g.masked_fill(((xt <= lo) & (g > 0)) | ((xt >= hi) & (g < 0)), 0.0))
     if s.optimizer == "lbfgs":
@@ -130,7 +131,7 @@ def minimise(merit: Callable, problem: Problem, x: torch.Tensor, s: Settings,
         start = float(merit(x)[0])  # the scale of "small" for the gradient: the merit where this solve starts
     lr_at = None if s.schedule == "constant" else (lambda step: schedule_lr(s.schedule, step / s.iterations, s.lr))
     rows = train(update, objective, s.iterations, on_epoch=clip, lr_hint=s.lr, lr_at=lr_at)
-    x = xt.detach().clone()
+    x = xt.detach()[0].clone()
     with torch.no_grad():
         trace += [row["loss"] for row in rows] + [float(merit(x)[1])]
     return x, len(rows), bool(getattr(update, "converged", False))
