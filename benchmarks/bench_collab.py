@@ -39,6 +39,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -216,6 +217,35 @@ def dedicated(src: Path, sheet: str = SHEET) -> dict:
     book.write_name(sheet, "last_run", [[v] for v in [s.optimizer, s.lr, s.epochs, s.wd, s.device, 0.0, trace[0],
                                                        final]])
     return {"seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu, "rmse": final}
+
+
+def former_vs_generic(src: Path, sheets: list[str], repeats: int) -> list[tuple[str, float, float, float, float]]:
+    """Per tab: the former dedicated path and `solve_book` in this one process, interleaved `repeats` times after a
+    warm-up of each: (tab, median CPU s former, median CPU s generic, RMSE former, RMSE generic)."""
+    out = []
+    for sheet in sheets:
+        dedicated(src, sheet), solve_only(src, sheet)
+        former, generic = [], []
+        for _ in range(repeats):
+            former.append(dedicated(src, sheet))
+            generic.append(solve_only(src, sheet))
+        out.append((sheet, statistics.median(r["cpu"] for r in former), statistics.median(r["cpu"] for r in generic),
+                    former[0]["rmse"], generic[0]["rmse"]))
+    return out
+
+
+def print_speed(rows: list[tuple[str, float, float, float, float]], repeats: int, load: float) -> None:
+    print(f"\nformer dedicated path vs the generic Solver path, CPU seconds of this process (time.process_time), "
+          f"median of {repeats} interleaved runs; machine: {os.cpu_count()} CPUs, load average {load:.2f} at start, "
+          f"{os.getloadavg()[0]:.2f} at end (1-min)")
+    print("former: the tab hand-written in torch (tests/collab_reference.py) + core.train with the tab's settings, "
+          "write-back buffered; generic: solve_book (read, check, compile the formulas, GRG, cached values buffered)\n")
+    print(f"| {'tab':<15} | {'former CPU s':>12} | {'generic CPU s':>13} | {'generic / former':>16} | "
+          f"{'RMSE former':>12} | {'RMSE generic':>12} |")
+    print(f"|{'-' * 17}|{'-' * 13}:|{'-' * 14}:|{'-' * 17}:|{'-' * 13}:|{'-' * 13}:|")
+    for sheet, former, generic, r_former, r_generic in rows:
+        print(f"| {sheet:<15} | {former:12.3f} | {generic:13.3f} | {generic / former:16.2f} | {r_former:12.6f} | "
+              f"{r_generic:12.6f} |")
 
 
 def ours_process(src: Path, work: Path) -> dict:
@@ -419,10 +449,24 @@ def main() -> None:
                         help="the Java-UNO overlay folder (default: program/ beside --nlpsolver-oxt)")
     parser.add_argument("--markdown", action="store_true",
                         help="only print the README's table of the tabs (fresh build, `xlcollab solve`), in Markdown")
+    parser.add_argument("--speed", metavar="TABS", default=None,
+                        help="only the speed table: former dedicated path vs generic Solver path on these tabs "
+                             "(comma list, or all)")
+    parser.add_argument("--repeats", type=int, default=7, help="interleaved runs per path for the speed table (median)")
     args = parser.parse_args()
     if args.markdown:
         with tempfile.TemporaryDirectory(prefix="bench_collab_") as work:
             print(readme_table(fresh_solve(Path(work))))
+        return
+    if args.speed:
+        from xlcollab.sheets.collab import build_workbook
+        from xlcollab.sheets.collab.layout import SHEETS
+
+        with tempfile.TemporaryDirectory(prefix="bench_collab_") as work:
+            src = build_workbook(Path(work) / "collab_filter.xlsx", seed=42)
+            load = os.getloadavg()[0]
+            tabs = list(SHEETS) if args.speed == "all" else args.speed.split(",")
+            print_speed(former_vs_generic(src, tabs, args.repeats), args.repeats, load)
         return
     overlay = args.lo_java or (args.nlpsolver_oxt.parent / "program" if args.nlpsolver_oxt else None)
     for need in ([args.nlpsolver_oxt, overlay / "libjava_uno.so"] if args.nlpsolver_oxt else []):
@@ -441,14 +485,15 @@ def main() -> None:
         task = dotprod_task(src, (low, high))
         ours = ours_in_process(src, work)
         cli = ours_process(src, work)
-        former = min((dedicated(src) for _ in range(3)), key=lambda r: r["cpu"])
-        alone = min((solve_only(src) for _ in range(3)), key=lambda r: r["cpu"])
+        speed = former_vs_generic(src, [SHEET], args.repeats)
+        _, former_cpu, generic_cpu, former_rmse, generic_rmse = speed[0]
         rows = [(f"xlcollab solve, in-process ({ours['note']})", ours["rmse"], ours["seconds"],
                  f"read+compile+fit+write+save; CPU {ours['cpu']:.2f} s"),
-                ("xlcollab solve_book alone (best of 3)", alone["rmse"], alone["seconds"],
-                 f"read, check, compile the tab's formulas, 200 L-BFGS steps, writes buffered; CPU {alone['cpu']:.2f} s"),
-                ("former dedicated path (best of 3)", former["rmse"], former["seconds"],
-                 f"the tab hand-written in torch, read + the same 200 L-BFGS steps; CPU {former['cpu']:.2f} s"),
+                (f"xlcollab solve_book alone (median of {args.repeats})", generic_rmse, None,
+                 f"read, check, compile the tab's formulas, 200 L-BFGS steps, writes buffered; CPU {generic_cpu:.3f} s"),
+                (f"former dedicated path (median of {args.repeats})", former_rmse, None,
+                 f"the tab hand-written in torch, read + the same 200 L-BFGS steps; CPU {former_cpu:.3f} s "
+                 f"(generic / former {generic_cpu / former_cpu:.2f})"),
                 ("xlcollab solve, whole process", cli["rmse"], cli["seconds"], "python start + imports included"),
                 ("(python -c 'import torch', for comparison)", None, torch_import_process(), "")]
         keys = [k.strip() for k in args.solvers.split(",") if k.strip()]
@@ -496,6 +541,7 @@ def main() -> None:
             rmse_s = f"{rmse:10.4f}" if rmse is not None else f"{'-':>10}"
             sec_s = f"{seconds:10.2f}" if seconds is not None else f"{'-':>10}"
             print(f"{label:<62}{rmse_s}{sec_s}  {note}")
+        print_speed(speed, args.repeats, load)
         print("\nfor reference (published, other data):")
         for label, rmse, seconds in REFERENCE:
             print(f"{label:<62}{rmse:10.3f}{(f'{seconds:10.0f}' if seconds else f'{chr(45):>10}')}")
