@@ -9,6 +9,7 @@ booleans as numbers and counts blanks as 0 in SUMXMY2), no approximate MATCH on 
 from __future__ import annotations
 
 import datetime
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -319,3 +320,20 @@ def save(case: Case, folder: Path, x: np.ndarray | None = None, stem: str | None
 def open_book(path: Path | str) -> FileBook:
     """The workbook as the compiler reads it."""
     return FileBook(path)
+
+
+def engine_values(path: Path) -> dict[tuple[str, int, int], object]:
+    """Every cell's cached value in the file (what openpyxl's data_only=True reads), by (sheet, row, col)."""
+    wb = load_workbook(path, data_only=True)
+    return {(ws.title, c.row, c.column): c.value for ws in wb.worksheets for row in ws.iter_rows() for c in row}
+
+
+def assert_same(ours: object, theirs: object, where: str) -> None:
+    """Numbers to 1e-9 relative; TRUE/FALSE also as LibreOffice's 1/0; text and error values exactly."""
+    if isinstance(ours, bool) or isinstance(theirs, bool):
+        assert theirs is not None and float(ours) == float(theirs), f"{where}: ours {ours!r}, LibreOffice {theirs!r}"
+    elif isinstance(ours, float):
+        assert isinstance(theirs, (int, float)), f"{where}: ours {ours!r}, LibreOffice {theirs!r}"
+        assert math.isclose(ours, theirs, rel_tol=1e-9, abs_tol=1e-12), f"{where}: ours {ours!r}, LibreOffice {theirs!r}"
+    else:
+        assert ours == theirs, f"{where}: ours {ours!r}, LibreOffice {theirs!r}"

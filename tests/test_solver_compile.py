@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from openpyxl import load_workbook
 
-from solver_workbooks import CASES, ERROR_CASES, Case, open_book, save
+from solver_workbooks import CASES, ERROR_CASES, Case, assert_same, engine_values, open_book, save
 from xlcollab.errors import WorkbookError
 from xlcollab.solver.compile import compile_cells
 from xlcollab.solver.refs import cell_label, parse_cells
@@ -56,22 +55,6 @@ def oracle(books, tmp_path_factory) -> dict[str, Path]:
     names = [k for k in books if k != "bad"]
     done = libreoffice.recalc([books[k] for k in names], tmp_path_factory.mktemp("recalculated"))
     return dict(zip(names, done))
-
-
-def engine_values(path: Path) -> dict[tuple[str, int, int], object]:
-    wb = load_workbook(path, data_only=True)
-    return {(ws.title, c.row, c.column): c.value for ws in wb.worksheets for row in ws.iter_rows() for c in row}
-
-
-def assert_same(ours: object, theirs: object, where: str) -> None:
-    """Numbers to 1e-9 relative; TRUE/FALSE also as LibreOffice's 1/0; text and error values exactly."""
-    if isinstance(ours, bool) or isinstance(theirs, bool):
-        assert theirs is not None and float(ours) == float(theirs), f"{where}: ours {ours!r}, LibreOffice {theirs!r}"
-    elif isinstance(ours, float):
-        assert isinstance(theirs, (int, float)), f"{where}: ours {ours!r}, LibreOffice {theirs!r}"
-        assert math.isclose(ours, theirs, rel_tol=1e-9, abs_tol=1e-12), f"{where}: ours {ours!r}, LibreOffice {theirs!r}"
-    else:
-        assert ours == theirs, f"{where}: ours {ours!r}, LibreOffice {theirs!r}"
 
 
 @pytest.mark.libreoffice

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import io
 import re
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,10 @@ from openpyxl.utils.cell import absolute_coordinate, quote_sheetname
 from openpyxl.worksheet.worksheet import Worksheet
 
 from xlcollab.book.base import range_name
+from xlcollab.book.filebook import FileBook
 from xlcollab.book.ooxml import FIXED_TIME, Package
 from xlcollab.errors import WorkbookError
+from xlcollab.solver.cached import buffer_formula_values
 
 # Inputs (data you may edit), parameters (what the solver changes), outputs (formulas) look different.
 INPUT_FILL = PatternFill("solid", fgColor="FFF2CC")      # pale yellow: data / settings you type
@@ -238,16 +241,26 @@ def force_full_recalc(wb) -> None:
 
 
 def save_workbook(wb, path: str | Path) -> Path:
-    """Save reproducibly (fixed document dates and zip entries: same seed, same bytes) and atomically."""
+    """Save reproducibly (fixed document dates and zip entries: same seed, same bytes) and atomically, each formula's
+    value cached beside it (computed by xlcollab's formula compiler), so readers that do not calculate see numbers."""
     stamp = datetime.datetime(*FIXED_TIME)
     wb.properties.created = wb.properties.modified = stamp
     wb.properties.creator = wb.properties.lastModifiedBy = "xlcollab"
     buffer = io.BytesIO()
     wb.save(buffer)
-    with Package(buffer, name=str(path)) as pkg:
-        core = pkg.read("docProps/core.xml")  # openpyxl stamps "now" into modified regardless
-        pkg.set("docProps/core.xml", re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>2020-01-01T00:00:00Z", core))
-        return pkg.save(path, reproducible=True)
+    with tempfile.TemporaryDirectory(prefix="xlcollab-build-") as scratch:
+        draft = Path(scratch) / Path(path).name
+        with Package(buffer, name=str(path)) as pkg:
+            core = pkg.read("docProps/core.xml")  # openpyxl stamps "now" into modified regardless
+            pkg.set("docProps/core.xml", re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>2020-01-01T00:00:00Z", core))
+            pkg.save(draft, reproducible=True)
+        book = FileBook(draft, out=path)  # the draft's entries keep their fixed dates: still the same bytes
+        try:
+            buffer_formula_values(book)
+            book.commit()
+        finally:
+            book.close()
+    return Path(path)
 
 
 def intro_sheet(ws: Worksheet, name: str, title: str, about: Sequence[str], tabs: Sequence[tuple[str, str]],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,15 +45,17 @@ class Compiled:
         outs = [r(env) if callable(r) else r.expand(xb.shape[0], -1) for r in self._reads]
         return [o[0] for o in outs] if single else outs
 
-    def values(self, x: torch.Tensor) -> dict[Cell, float | str | bool | None]:
-        """Every formula cell on the sheets the compile touched, evaluated at x (n,): for writing cached values.
+    def values(self, x: torch.Tensor, sheets: Sequence[str] | None = None) -> dict[Cell, float | str | bool | None]:
+        """Every formula cell on `sheets` (default: every sheet the compile touched), evaluated at x (n,): for
+        writing cached values.
 
         Numbers are floats, TRUE/FALSE bools, text str, errors their text ("#DIV/0!"; a number that is not
         finite at x is the error Excel would show there); cells whose formulas the compiler cannot evaluate
-        (functions off the variables' path it does not know) are left out.
+        (functions off the variables' path it does not know, circular references) are left out.
         """
         prog = self._program
-        for sheet in self._touched:
+        sheets = self._touched if sheets is None else [prog.wb.sheet(s).name for s in sheets]
+        for sheet in sheets:
             data = prog.wb.sheet(sheet)
             rows, cols = np.nonzero(data.src == PENDING)
             prog.ensure([(sheet, int(r), int(c)) for r, c in zip(rows, cols)], strict=False)
@@ -61,7 +63,7 @@ class Compiled:
         with torch.no_grad():
             env = prog.evaluate(xb[:1])
         out: dict[Cell, float | str | bool | None] = {}
-        for sheet in self._touched:
+        for sheet in sheets:
             data = prog.wb.sheet(sheet)
             rows, cols = np.nonzero((data.group >= 0) & (data.src != FAILED))
             kind, num, text, src, pos = data.lookup(rows, cols)
@@ -73,6 +75,20 @@ class Compiled:
                 out[(sheet, int(r), int(c))] = _cell_value(int(k), float(v), str(t))
         return out
 
+    def readers(self, sheets: Iterable[str]) -> list[str]:
+        """`sheets` and every touched sheet whose formulas read them, directly or through other sheets."""
+        prog = self._program
+        found = {prog.wb.sheet(s).name for s in sheets}
+        reads: dict[str, set[str]] = {}
+        for g in prog.groups:
+            reads.setdefault(g.sheet, set()).update(prog.sheets_read(g))
+        grew = True
+        while grew:
+            more = {s for s, read in reads.items() if read & found} - found
+            found |= more
+            grew = bool(more)
+        return [s for s in self._touched if s in found]
+
     def _batch(self, x: torch.Tensor) -> tuple[torch.Tensor, bool]:
         x = torch.as_tensor(x, dtype=torch.float64, device=self.x0.device)
         if x.shape[-1:] != (len(self.variables),) or x.dim() > 2:
@@ -82,11 +98,14 @@ class Compiled:
 
 
 def compile_cells(book: Book, variables: Sequence[Cell], outputs: Sequence[Sequence[Cell]], *,
-                  device: str | torch.device = "cpu") -> Compiled:
-    """Compile the formulas from `variables` to `outputs` (lists of (sheet, row, col), 1-based) into torch."""
+                  device: str | torch.device = "cpu", sheets: Sequence[str] = ()) -> Compiled:
+    """Compile the formulas from `variables` to `outputs` (lists of (sheet, row, col), 1-based) into torch;
+    `sheets` are touched too (their formula cells in `values`), whether the outputs need them or not."""
     device = torch.device(device)
     wb = Workbook(book)
     prog = Program(wb, device)
+    for sheet in sheets:
+        wb.sheet(sheet)
     variables = [_real(wb, c) for c in variables]
     x0 = _place_variables(wb, variables, book)
     outputs = [[_real(wb, c) for c in out] for out in outputs]

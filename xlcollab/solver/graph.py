@@ -140,7 +140,11 @@ class Program:
                 rr, cc = np.mgrid[a:c + 1, b:d + 1]
                 yield sheet, rr.reshape(-1), cc.reshape(-1)
 
-    def _rects(self, node: Node, g: Group, depth: int):
+    def sheets_read(self, g: Group) -> set[str]:
+        """The sheets whose cells the group's formula reads (position-only arguments too)."""
+        return set() if g.tree is None else {rect[0] for rect in self._rects(g.tree, g, 0, every=True)}
+
+    def _rects(self, node: Node, g: Group, depth: int, every: bool = False):
         if isinstance(node, Ref):
             sheet = g.sheet if node.sheet is None else self.wb.real_name(node.sheet)
             if sheet is None:
@@ -160,14 +164,14 @@ class Program:
                     _, tree = parse_formula(text, 1, 1)
                 except ParseError:
                     return
-                yield from self._rects(tree, g, depth + 1)
+                yield from self._rects(tree, g, depth + 1, every)
             return
-        skip = _POSITION_ARGS.get(node.name, ()) if isinstance(node, Call) else ()
+        skip = _POSITION_ARGS.get(node.name, ()) if isinstance(node, Call) and not every else ()
         children = node.args if isinstance(node, Call) else [getattr(node, a) for a in ("arg", "left", "right")
                                                             if hasattr(node, a)]
         for i, child in enumerate(children):
             if i not in skip:
-                yield from self._rects(child, g, depth)
+                yield from self._rects(child, g, depth, every)
 
     # -- compiling ---------------------------------------------------------------------------------------------------
     def ensure(self, cells: list[Cell], *, strict: bool) -> None:

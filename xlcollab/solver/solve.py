@@ -16,6 +16,7 @@ import torch
 from xlcollab.book.base import Book, cell_name
 from xlcollab.core.device import pick_device, torch_threads
 from xlcollab.errors import DivergedError, SettingsError, SolveError, WorkbookError
+from xlcollab.solver.cached import as_cached
 from xlcollab.solver.engines import branch, grg, linear, lp, multistart
 from xlcollab.solver.engines.problem import Problem, Result
 from xlcollab.solver.extra_cells import WithFormulas
@@ -285,11 +286,7 @@ def _writes(built: Built, model: SolverModel, x: torch.Tensor) -> Writes:
         out.setdefault(sheet, {})[cell_name(r, c)] = v
     with torch.no_grad():
         values = built.compiled.values(x)
-    cached: dict[str, dict[str, Any]] = {}
-    for cell, v in values.items():
-        if cell not in built.book.extra:
-            cached.setdefault(cell[0], {})[cell_name(cell[1], cell[2])] = v
-    return {"values": out, "cached": cached}
+    return {"values": out, "cached": as_cached(values, leave_out=built.book.extra)}
 
 
 def apply(book: Book, writes: Writes) -> None:

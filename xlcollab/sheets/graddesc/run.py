@@ -3,7 +3,8 @@
 `run_book` runs the tab's own rule (xlcollab.core.optim) on the tab's data from the tab's state, N epochs,
 appends one trace row per epoch, and writes the final a, b and state into the top cells so that the formulas
 show the next epoch. `reset_book` puts a, b back at the start values, zeroes the state and clears the trace.
-Both check everything before they buffer a write; the caller commits.
+Both check everything before they buffer a write, and buffer the tabs' formulas' values (cached in a file, for
+readers that do not calculate) with it; the caller commits.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from xlcollab.errors import SettingsError, WorkbookError
 from xlcollab.sheets.graddesc.layout import DATA_FIRST, FIRST, Layout
 from xlcollab.sheets.graddesc.simulate import Start, simulate
 from xlcollab.sheets.graddesc.specs import DATA, LIMITS, SPECS, tabs
+from xlcollab.solver.cached import buffer_formula_values
 
 
 def read_inputs(book: Book, sheet: str) -> dict[str, float]:
@@ -136,6 +138,7 @@ def run_book(book: Book, sheets: str | Iterable[str], epochs: int) -> dict[str, 
         r0 = FIRST + used
         book.write(sheet, range_name(r0, lay.trace_col0, r0 + len(trace) - 1, lay.trace_col0 + len(trace[0]) - 1), trace)
         write_state(book, sheet, start)
+    buffer_formula_values(book, names)
     return results
 
 
@@ -168,4 +171,5 @@ def reset_book(book: Book, sheets: str | Iterable[str]) -> dict[str, dict[str, A
             r0, c0, _, c1 = bounds(ref)
             book.write(sheet, range_name(r0, c0, r0 + used - 1, c1), [[None] * (c1 - c0 + 1) for _ in range(used)])
         results[sheet] = {"a": start.a, "b": start.b, "cleared": used}
+    buffer_formula_values(book, names)
     return results
