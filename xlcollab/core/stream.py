@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from xlcollab.core import data, readers, sources
+from xlcollab.core import cleaning, data, readers, sources
 from xlcollab.errors import DataError, SettingsError
 
 # Bytes the in-memory path holds per rating: the DataFrame (user, item, rating, timestamp: 32), the codes (20),
@@ -146,11 +146,11 @@ def _blocks(file: Any, lay: Any, block_bytes: int) -> Iterator[tuple[np.ndarray,
                     at = int(np.flatnonzero(~np.isfinite(ratings))[0])
                     raise DataError(f"{file.name}: row {done + at + lay.first_line}, column {lay.labels['rating']}: "
                                     f"{float(ratings[at])!r} is not a finite number")
-                big = np.abs(ratings) > readers.RATING_LIMIT
+                big = np.abs(ratings) > cleaning.RATING_LIMIT
                 if big.any():
                     at = int(np.argmax(big))
                     raise DataError(f"{file.name}: row {done + at + lay.first_line}, column {lay.labels['rating']}: "
-                                    f"{readers.too_large(float(ratings[at]))}")
+                                    f"{cleaning.too_large(float(ratings[at]))}")
                 yield users, items, ratings.astype(np.float32)
                 done += len(ratings)
     except pa.ArrowInvalid as exc:  # text in a number column, a row with too many fields: find the row in memory
