@@ -11,6 +11,7 @@ the order is chunked wherever the data are, so a streamed fit equals the in-memo
 Memory held: one chunk of rows (12 bytes a rating on the device, plus the reader's block), the model, the ids and
 the seen-movies index (4 bytes a rating, part of the fitted model), and the split's permutation (8 bytes a rating,
 numpy's Fisher-Yates needs it whole: the price of the same split as in memory).
+Over 400 lines on purpose: the reader's passes and the two batch orders share one on-disk format.
 """
 from __future__ import annotations
 
