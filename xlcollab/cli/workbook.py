@@ -67,9 +67,10 @@ def run_demo(args: argparse.Namespace) -> int:
     runs = graddesc.run_book(book, "all", args.epochs)
     book.commit()
     print(f"\n{graddesc_path.name}: {args.epochs} epochs of each update rule, fitting y = a*x + b (true a=2, b=30)")
-    print(f"{'sheet':<12}{'a':>10}{'b':>10}{'final loss':>14}")
+    w = max(len("sheet"), *map(len, runs)) + 2
+    print(f"{'sheet':<{w}}{'a':>10}{'b':>10}{'final loss':>14}")
     for sheet, r in runs.items():
-        print(f"{sheet:<12}{r['a']:>10.4f}{r['b']:>10.4f}{r['loss']:>14.6g}")
+        print(f"{sheet:<{w}}{r['a']:>10.4f}{r['b']:>10.4f}{r['loss']:>14.6g}")
     from xlcollab.core.fit import CollabFit
 
     fit = CollabFit().fit(None)
