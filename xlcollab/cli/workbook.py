@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 
 WORKBOOKS = ("collab_filter", "graddesc")
@@ -28,14 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def build_all(out: Path, *, seed: int = 42, xlsm: bool = True, ratings: Path | None = None, users: int = 15,
               movies: int = 15, factors: int = 5) -> list[Path]:
-    """Write collab_filter and graddesc (.xlsx, plus .xlsm twins when the add-in layer is installed)."""
+    """Write collab_filter and graddesc (.xlsx, plus their .xlsm twins with buttons unless `xlsm` is False)."""
     from xlcollab.sheets import collab, graddesc
 
     out.mkdir(parents=True, exist_ok=True)
     built = [collab.build_workbook(out / "collab_filter.xlsx", seed=seed, ratings=ratings, n_users=users,
                                    n_movies=movies, n_factors=factors),
              graddesc.build_workbook(out / "graddesc.xlsx", seed=seed)]
-    if xlsm and importlib.util.find_spec("xlcollab.excel.xlsm") is not None:
+    if xlsm:
         from xlcollab.excel.xlsm import make_xlsm
 
         built += [make_xlsm(built[0], out / "collab_filter.xlsm", collab.BUTTONS),
