@@ -86,7 +86,7 @@ def _words(parse: Any) -> type[argparse.Action]:
     return Words
 
 
-def _finite(x: Any) -> Any:
+def finite(x: Any) -> Any:
     """JSON has no NaN: None instead."""
     return None if isinstance(x, float) and not math.isfinite(x) else x
 
@@ -154,11 +154,11 @@ def _report(args: argparse.Namespace, est: Any, source: str, out: Any) -> None:
     s = est.settings_
     if args.json:
         settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items() if k != "progress"}
-        print(json.dumps({"valid_rmse": _finite(est.valid_rmse_), "train_rmse": _finite(est.train_rmse_),
-                          "valid_scores": {k: _finite(v) for k, v in est.valid_scores_.items()},
+        print(json.dumps({"valid_rmse": finite(est.valid_rmse_), "train_rmse": finite(est.train_rmse_),
+                          "valid_scores": {k: finite(v) for k, v in est.valid_scores_.items()},
                           "fit_seconds": est.fit_seconds_, "epochs": s["epochs"], "device": est.device_,
                           "fused": est.fused_, "n_ratings": est.n_ratings_, "source": source, "settings": settings,
-                          "saved": args.save, "trace": [{k: _finite(v) for k, v in r.items()} for r in est.trace_]}),
+                          "saved": args.save, "trace": [{k: finite(v) for k, v in r.items()} for r in est.trace_]}),
               file=out)
         return
     weights = est.model_.weights.tolist() if s["model"] == "blend" else None
@@ -242,20 +242,19 @@ def run_recommend(args: argparse.Namespace) -> int:
     _positive("-n", args.n)
     fit = CollabFit.load(args.model)
     if args.movie is not None:
-        sims = interpret.similar(fit, args.movie, args.n)
-        if args.json:
-            print(json.dumps({"movie": args.movie, "similar": _records(sims)}))
-            return 0
-        title = printable(fit.title(fit.item_ids_[fit.item_codes(args.movie)]))
-        print(f"{len(sims)} movies most like {title} (cosine of factors):")
-        print(_table(sims, ["movie", "similarity", "title"], {"similarity": "+.3f"}))
-        return 0
-    recs = interpret.recommend(fit, args.user, args.n)
+        top = interpret.similar(fit, args.movie, args.n)
+        key, value, fmt = ("movie", args.movie), ("similar", "similarity"), "+.3f"
+        heading = (f"{len(top)} movies most like {printable(fit.title(fit.item_ids_[fit.item_codes(args.movie)]))} "
+                   "(cosine of factors):")
+    else:
+        top = interpret.recommend(fit, args.user, args.n)
+        key, value, fmt = ("user", args.user), ("recommendations", "predicted"), ".2f"
+        heading = f"top {len(top)} unseen movies for user {printable(args.user)} (predicted rating):"
     if args.json:
-        print(json.dumps({"user": args.user, "recommendations": _records(recs)}))
-        return 0
-    print(f"top {len(recs)} unseen movies for user {printable(args.user)} (predicted rating):")
-    print(_table(recs, ["movie", "predicted", "title"], {"predicted": ".2f"}))
+        print(json.dumps({key[0]: key[1], value[0]: _records(top)}))
+    else:
+        print(heading)
+        print(_table(top, ["movie", value[1], "title"], {value[1]: fmt}))
     return 0
 
 

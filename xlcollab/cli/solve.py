@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from xlcollab.core.safeio import printable
-from xlcollab.core.settings import SOLVE
+from xlcollab.core.settings import SOLVE, SOLVE_ENGINES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sheet", action="append", metavar="NAME",
                    help="sheet whose model to solve, or all: every sheet that holds one (default all; repeat it or "
                         "give a comma list)")
-    p.add_argument("--engine", choices=("auto", "grg", "lp", "evolutionary"), default="auto",
+    p.add_argument("--engine", choices=SOLVE_ENGINES, default="auto",
                    help="auto (default): Simplex LP when the compiled model is linear, else the engine the sheet "
                         "stores (solver_eng); grg: L-BFGS/Adam + augmented Lagrangian; lp: HiGHS; evolutionary: "
                         "batched multistart polished by GRG")

@@ -45,7 +45,7 @@ class RefVal:
 
 Lowered = Union[RefVal, Val]
 Function = Callable[["Block", Sequence[Node]], Lowered]
-FUNCTIONS: dict[str, Function] = {}  # filled by functions.py and lookup.py
+FUNCTIONS: dict[str, Function] = {}  # filled by functions.py, logic.py, lookup.py and criteria.py
 
 
 def register(*names: str, lo: int = 1, hi: int | None = None) -> Callable[[Function], Function]:
@@ -108,11 +108,7 @@ class Block:
     def lower(self, node: Node) -> Lowered:
         if isinstance(node, Ref):
             return self.ref(node)
-        if isinstance(node, Num):
-            return scalar(node.value)
-        if isinstance(node, Str):
-            return scalar(node.value)
-        if isinstance(node, Bool):
+        if isinstance(node, (Num, Str, Bool)):
             return scalar(node.value)
         if isinstance(node, Err):
             return error(node.code)
@@ -247,7 +243,7 @@ class Block:
         masked = self.masked_gather(kind, text, src, pos)
         if masked is not None:
             return masked
-        return self.apply_masks(Val(kind.astype(np.int8), _gather_thunk(src, pos, num, self.device), text))
+        return self.apply_masks(Val(kind.astype(np.int8), gather_thunk(src, pos, num, self.device), text))
 
     def _fits(self, mask: Mask, shape: tuple[int, ...]) -> bool:
         g, h, w = shape
@@ -255,7 +251,7 @@ class Block:
         return mh in (1, h) and mw in (1, w) and mg in (1, g, self.G)
 
     def masked_gather(self, kind: np.ndarray, text: np.ndarray | None, src: np.ndarray, pos: np.ndarray) -> Val | None:
-        """A read of one source under static IF masks (see functions.IF) as one gather: where a branch is not taken,
+        """A read of one source under static IF masks (see logic.IF) as one gather: where a branch is not taken,
         the cell's value comes from a detached copy of the source (the same value, no gradient), so a NaN/inf
         gradient there never reaches the variables, with no where() per read. None: not such a read."""
         taken, shape = None, src.shape
@@ -275,7 +271,7 @@ class Block:
                    None if text is None else np.broadcast_to(text, shape))
 
     def apply_masks(self, val: Val) -> Val:
-        """Keep NaN/inf gradients of an IF branch not taken away from the variables (see functions.IF)."""
+        """Keep NaN/inf gradients of an IF branch not taken away from the variables (see logic.IF)."""
         for mask in self.masks:
             g, h, w = val.shape
             mg, mh, mw = mask.shape
@@ -344,7 +340,7 @@ class DependsOnFailed(Exception):
         self.cell = cell
 
 
-def _gather_thunk(src: np.ndarray, pos: np.ndarray, num: np.ndarray, device: torch.device):
+def gather_thunk(src: np.ndarray, pos: np.ndarray, num: np.ndarray, device: torch.device):
     """env -> (B, G, h, w): the cells' values from their sources (x, earlier blocks) and constants.
 
     The thunk carries what it reads as `.cells` = (src, pos, num): a block that only reads other cells points its
