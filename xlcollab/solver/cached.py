@@ -13,8 +13,6 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import torch
-
 from xlcollab.book.base import Book, Cells, cell_name
 from xlcollab.solver.extra_cells import with_writes
 from xlcollab.solver.refs import Cell
@@ -25,7 +23,9 @@ __all__ = ["as_cached", "buffer_formula_values", "formula_values"]
 def formula_values(book: Book, sheets: Iterable[str] | None = None) -> Cells:
     """{sheet: {cell: value}} of every formula on `sheets` and on every sheet whose formulas read them (default:
     every sheet), as the book reads once its buffered writes are committed: ready for `Book.write_cached`."""
-    from xlcollab.solver.compile import compile_cells  # the compiler's imports only when a write needs them
+    import torch  # the compiler (and torch) load only when a file write needs them, not for a live application
+
+    from xlcollab.solver.compile import compile_cells
 
     every = book.sheet_names()
     with warnings.catch_warnings():  # notes about the variables' path: there are no variables here
