@@ -141,3 +141,48 @@ def test_the_values_are_those_after_the_buffered_writes(files) -> None:
     after = formula_values(book)
     assert before.keys() == after.keys() and before["Model"] != after["Model"]
     assert formula_values(book, ["Model"]) == after
+
+
+def _chained_workbook(path: Path) -> Path:
+    """Data (values) <- Calc (formulas) <- Report (through the workbook-scoped name `total`), and Other (unrelated)."""
+    from openpyxl import Workbook
+    from openpyxl.workbook.defined_name import DefinedName
+    wb = Workbook()
+    data = wb.active
+    data.title = "Data"
+    data["A1"], data["A2"] = 3, 4
+    calc = wb.create_sheet("Calc")
+    calc["B1"], calc["B2"] = "=Data!A1*Data!A2", "=B1+1"
+    report = wb.create_sheet("Report")
+    report["A1"] = "=total*10"
+    other = wb.create_sheet("Other")
+    other["A1"], other["A2"] = 5, "=A1^2"
+    wb.defined_names["total"] = DefinedName("total", attr_text="Calc!$B$2")
+    wb.save(path)
+    return path
+
+
+def _cached(path: Path) -> dict[str, object]:
+    wb = load_workbook(path, data_only=True)
+    return {f"{ws.title}!{c.coordinate}": c.value for ws in wb for row in ws.iter_rows() for c in row
+            if c.value is not None}
+
+
+@pytest.mark.parametrize("cached_before", [True, False], ids=["file caches its results", "file caches none"])
+def test_a_write_recomputes_exactly_the_sheets_that_read_it(tmp_path: Path, cached_before: bool) -> None:
+    from xlcollab.solver.cached import _changed
+    path = _chained_workbook(tmp_path / "chain.xlsx")
+    if cached_before:
+        book = FileBook(path)
+        buffer_formula_values(book)
+        book.commit()
+        assert _cached(path)["Report!A1"] == 130  # (3*4 + 1) * 10
+    book = FileBook(path)
+    assert _changed(book, {"Data"}) == {"Data", "Calc", "Report"}  # Report through the name `total`
+    assert _changed(book, {"Other"}) == {"Other"}
+    book.write("Data", "A1", 5)
+    buffer_formula_values(book, ["Data"])
+    book.commit()
+    got = _cached(path)
+    assert (got["Calc!B1"], got["Calc!B2"], got["Report!A1"]) == (20, 21, 210)
+    assert got.get("Other!A2") == (25 if cached_before else None)  # a sheet nothing changed keeps what it had

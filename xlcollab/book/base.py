@@ -116,6 +116,9 @@ class Book(ABC):
     def _global_names(self) -> dict[str, str]:
         raise self._unsupported("read workbook-scoped defined names")
 
+    def _read_cached(self, sheet: str, ref: str) -> Grid:
+        raise self._unsupported("read the results a file caches beside its formulas")
+
     def _array_formulas(self, sheet: str) -> dict[str, str]:
         raise self._unsupported("list array formulas")
 
@@ -180,6 +183,12 @@ class Book(ABC):
         """The values of range `ref` ("B3:P17") on `sheet` as a 2-D list (formulas as "=..." text)."""
         self.require_sheet(sheet)
         return self._read(sheet, ref.replace("$", ""))
+
+    def read_cached(self, sheet: str, ref: str) -> Grid:
+        """Range `ref` on `sheet` as the file last saved it, formula cells as their cached results (None where the
+        file has none): what a reader that does not calculate sees. Files only (`keeps_cached_values`)."""
+        self.require_sheet(sheet)
+        return self._read_cached(sheet, ref.replace("$", ""))
 
     def ref_of(self, sheet: str, name: str) -> str:
         """The range ("B3:P17") a sheet-scoped defined name points at, on that same sheet."""

@@ -39,8 +39,9 @@ class Styles:
 
 
 def read_sheet_values(stream: IO[bytes], box: tuple[int, int, int, int], styles: Styles, *, part: str,
-                      path: str, sheet: str) -> list[list[Any]]:
-    """The values of rows r0..r1, columns c0..c1 (box, 1-based) as a full grid, None where a cell is empty."""
+                      path: str, sheet: str, cached: bool = False) -> list[list[Any]]:
+    """The values of rows r0..r1, columns c0..c1 (box, 1-based) as a full grid, None where a cell is empty; formula
+    cells as their text, or (`cached`) as the result the file caches beside them (None where it has none)."""
     r0, c0, r1, c1 = box
     grid = [[None] * (c1 - c0 + 1) for _ in range(r1 - r0 + 1)]
     shared: dict[str, Translator] = {}
@@ -56,7 +57,7 @@ def read_sheet_values(stream: IO[bytes], box: tuple[int, int, int, int], styles:
                 _formula(f.getparent().get("r"), f, shared)
         else:
             following = number + 1
-            _read_row(row, grid[number - r0], c0, c1, styles, shared, columns)
+            _read_row(row, grid[number - r0], c0, c1, styles, shared, columns, cached)
         row.clear()
         while row.getprevious() is not None:
             del row.getparent()[0]
@@ -74,7 +75,7 @@ def _row_number(r: str) -> int:
 
 
 def _read_row(row: etree._Element, out: list[Any], c0: int, c1: int, styles: Styles,
-              shared: dict[str, Translator], columns: dict[str, int]) -> None:
+              shared: dict[str, Translator], columns: dict[str, int], cached: bool = False) -> None:
     """One row's cells into `out` (columns c0..c1); shared formulas outside the columns still register."""
     col = 0
     for c in row.iterchildren(etree.Element):
@@ -98,7 +99,7 @@ def _read_row(row: etree._Element, out: list[Any], c0: int, c1: int, styles: Sty
             elif tag == _IS and inline is None:
                 inline = child
         if c0 <= col <= c1:
-            out[col - c0] = _formula(ref, f, shared) if f is not None else _value(c, v, inline, styles)
+            out[col - c0] = _formula(ref, f, shared) if f is not None and not cached else _value(c, v, inline, styles)
         elif f is not None and f.get("t") == "shared":
             _formula(ref, f, shared)
 

@@ -142,15 +142,22 @@ class FileBook(Book):
             self._values_styles = Styles(wb[sheet]._shared_strings, wb._date_formats, wb._timedelta_formats, wb.epoch)
         return self._values_styles
 
+    def _values(self, sheet: str, box: tuple[int, int, int, int], *, cached: bool = False) -> Grid:
+        self._facts(sheet)  # the whole sheet checked before its values are read
+        part = self._book_map().parts[sheet]
+        with self._package() as pkg, pkg.open(part) as stream:
+            return read_sheet_values(stream, box, self._styles(sheet), part=part, path=self.name, sheet=sheet,
+                                     cached=cached)
+
     def _read(self, sheet: str, ref: str) -> Grid:
         box = bounds(ref)
         if self._last_read is None or self._last_read[:2] != (sheet, box):
-            self._facts(sheet)  # the whole sheet checked before its values are read
-            part = self._book_map().parts[sheet]
-            with self._package() as pkg, pkg.open(part) as stream:
-                grid = read_sheet_values(stream, box, self._styles(sheet), part=part, path=self.name, sheet=sheet)
-            self._last_read = (sheet, box, grid)  # a solve reads a sheet's used range twice (blocks, compiler)
+            # a solve reads a sheet's used range twice (blocks, compiler)
+            self._last_read = (sheet, box, self._values(sheet, box))
         return [list(row) for row in self._last_read[2]]
+
+    def _read_cached(self, sheet: str, ref: str) -> Grid:
+        return self._values(sheet, bounds(ref), cached=True)
 
     def _array_formulas(self, sheet: str) -> dict[str, str]:
         return self._facts(sheet).arrays
