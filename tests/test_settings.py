@@ -145,16 +145,9 @@ def test_check_solve_refuses_naming_setting_and_value(given, words):
 
 
 # -- the settings cells of the bundled tabs (xlcollab.excel.settings reads them; the buttons and `solve` obey them) --
-@pytest.fixture(scope="module")
-def books(tmp_path_factory):
-    root = tmp_path_factory.mktemp("settings")
-    return {"collab": collab.build_workbook(root / "collab_filter.xlsx"),
-            "graddesc": graddesc.build_workbook(root / "graddesc.xlsx")}
-
-
 @pytest.fixture
-def fresh(books, tmp_path):
-    return lambda kind, name=None: shutil.copy(books[kind], tmp_path / (name or books[kind].name))
+def fresh(bundled, tmp_path):
+    return lambda kind, name=None: shutil.copy(bundled[kind], tmp_path / (name or bundled[kind].name))
 
 
 def _cell(book, sheet, label):
@@ -174,8 +167,8 @@ def _last_run(book, sheet):
     return dict(zip(("optimizer", "lr", "epochs", "wd", "device"), (r[0] for r in book.read_name(sheet, "last_run"))))
 
 
-def test_every_bundled_tab_has_a_blank_validated_settings_block(books):
-    wb = openpyxl.load_workbook(books["collab"])
+def test_every_bundled_tab_has_a_blank_validated_settings_block(bundled):
+    wb = openpyxl.load_workbook(bundled["collab"])
     for sheet in collab.SHEETS:
         ws = wb[sheet]
         (_, ref), = ws.defined_names["settings"].destinations
@@ -183,9 +176,9 @@ def test_every_bundled_tab_has_a_blank_validated_settings_block(books):
         assert [r[0] for r in rows] == list(SETTINGS_LABELS) and all(r[1] is None for r in rows), sheet
         lists = {dv.formula1: str(dv.sqref) for dv in ws.data_validations.dataValidation if dv.type == "list"}
         for label in ("optimizer", "device"):
-            assert lists['"' + ",".join(SETTING_CHOICES[label]) + '"'] == _cell(FileBook(books["collab"]), sheet, label)
-        assert ws[_cell(FileBook(books["collab"]), sheet, "lr")].fill.fgColor.rgb.endswith("FFF2CC")  # input yellow
-    wb = openpyxl.load_workbook(books["graddesc"])
+            assert lists['"' + ",".join(SETTING_CHOICES[label]) + '"'] == _cell(FileBook(bundled["collab"]), sheet, label)
+        assert ws[_cell(FileBook(bundled["collab"]), sheet, "lr")].fill.fgColor.rgb.endswith("FFF2CC")  # input yellow
+    wb = openpyxl.load_workbook(bundled["graddesc"])
     for sheet in graddesc.SPECS:
         (_, ref), = wb[sheet].defined_names["settings"].destinations
         assert [[c.value for c in row] for row in wb[sheet][ref.replace("$", "")]] == [["epochs", None]], sheet
