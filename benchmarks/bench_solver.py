@@ -99,8 +99,8 @@ def main() -> None:
             rows.append((name, c.objective, "xlcollab " + mine["engine"], mine["objective_after"], mine["wall"]))
             linear = mine["engine"] == "lp"
             for key in keys:
-                if (key in LINEAR) != linear or c.args:
-                    continue
+                if (key in LINEAR) != linear or c.args or (key in NLP_KEYS and not args.nlpsolver_oxt):
+                    continue  # DEPS/SCO only where the NLPSolver extension was given
                 task = task_of(src, c.sheet, None if linear else (low, high))
                 if task is None:
                     rows.append((name, c.objective, LO_SOLVERS[key][2], None, None))
@@ -109,7 +109,8 @@ def main() -> None:
                 r = run(office, src, work, key, args.timeout, task)
                 if r.get("missing") and key == "coinmp":
                     r = libreoffice_solve(office, src, work, "lpsolve", args.timeout, task)
-                rows.append((name, c.objective, r["label"], r.get("value"), r.get("seconds")))
+                rows.append((name, c.objective, r["label"], "(not installed)" if r.get("missing") else r.get("value"),
+                             r.get("seconds")))
     finally:
         if office is not None:
             office.close()
@@ -120,7 +121,8 @@ def main() -> None:
     print(f"|{'-' * 36}|{'-' * 15}:|{'-' * 46}|{'-' * 15}:|{'-' * 9}:|")
     for name, known, label, value, seconds in rows:
         k = "-" if known is None else f"{known:.6g}"
-        v = "(cannot state it)" if value is None and seconds is None else "-" if value is None else f"{value:.6g}"
+        v = (value if isinstance(value, str) else "(cannot state it)" if value is None and seconds is None
+             else "-" if value is None else f"{value:.6g}")
         s = "-" if seconds is None else f"{seconds:.3f}"
         print(f"| {name:<34} | {k:>14} | {label:<44} | {v:>14} | {s:>8} |")
 

@@ -1,12 +1,14 @@
 """The button macros end to end: on workbook files (FileBook) and on a live LibreOffice (UnoBook over UNO)."""
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import sys
 from types import SimpleNamespace
 
 import openpyxl
+import xlwings
 import pytest
 
 from xlcollab import excel
@@ -389,6 +391,7 @@ def fake_excel_book(path, active):
     names = FileBook(path)
     app = SimpleNamespace(screen_updating=True, calculate=lambda: None, status_bar=None, alerts=[])
     app.alert = lambda message, **kw: app.alerts.append(message)
+    app.properties = functools.partial(xlwings.App.properties, app)  # xlwings' own save-and-restore of app settings
     book = SimpleNamespace(name=path.name, fullname=str(path), app=app, writes=0)
     book.sheets = FakeSheets(FakeSheet(book, ws.title, {(c.row, c.column): c.value for row in ws.iter_rows() for c in row
                                                         if c.value is not None}, names.names(ws.title)) for ws in wb)

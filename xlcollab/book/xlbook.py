@@ -113,13 +113,9 @@ class XlwingsBook(Book):
                         start, run = c, [v]
                 runs.append((sht, r, start, run))
         app = self.book.app
-        updating = app.screen_updating
-        app.screen_updating = False
-        try:
+        with app.properties(screen_updating=False):
             for sht, r, c, values in runs:
                 sht.range((r, c)).value = [values] if len(values) > 1 else values[0]
-        finally:
-            app.screen_updating = updating
         app.calculate()
 
     def active_sheet(self) -> str:
@@ -137,14 +133,9 @@ class XlwingsBook(Book):
 
     def _put_sheet(self, spec: SheetSpec) -> None:
         """Create or replace sheet `spec.name` with values and native charts (titles where Excel's API allows)."""
-        app = self.book.app
-        alerts = app.display_alerts
-        app.display_alerts = False
-        try:
+        with self.book.app.properties(display_alerts=False):
             if spec.name in self.sheet_names():
                 self.book.sheets[spec.name].delete()
-        finally:
-            app.display_alerts = alerts
         sht = self.book.sheets.add(spec.name, after=self.book.sheets[len(self.book.sheets) - 1])
         if spec.cells:
             sht.range("A1").value = [[as_text(v) for v in row] for row in spec.cells]

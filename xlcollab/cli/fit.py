@@ -242,20 +242,19 @@ def run_recommend(args: argparse.Namespace) -> int:
     _positive("-n", args.n)
     fit = CollabFit.load(args.model)
     if args.movie is not None:
-        sims = interpret.similar(fit, args.movie, args.n)
-        if args.json:
-            print(json.dumps({"movie": args.movie, "similar": _records(sims)}))
-            return 0
-        title = printable(fit.title(fit.item_ids_[fit.item_codes(args.movie)]))
-        print(f"{len(sims)} movies most like {title} (cosine of factors):")
-        print(_table(sims, ["movie", "similarity", "title"], {"similarity": "+.3f"}))
-        return 0
-    recs = interpret.recommend(fit, args.user, args.n)
+        top = interpret.similar(fit, args.movie, args.n)
+        key, value, fmt = ("movie", args.movie), ("similar", "similarity"), "+.3f"
+        heading = (f"{len(top)} movies most like {printable(fit.title(fit.item_ids_[fit.item_codes(args.movie)]))} "
+                   "(cosine of factors):")
+    else:
+        top = interpret.recommend(fit, args.user, args.n)
+        key, value, fmt = ("user", args.user), ("recommendations", "predicted"), ".2f"
+        heading = f"top {len(top)} unseen movies for user {printable(args.user)} (predicted rating):"
     if args.json:
-        print(json.dumps({"user": args.user, "recommendations": _records(recs)}))
-        return 0
-    print(f"top {len(recs)} unseen movies for user {printable(args.user)} (predicted rating):")
-    print(_table(recs, ["movie", "predicted", "title"], {"predicted": ".2f"}))
+        print(json.dumps({key[0]: key[1], value[0]: _records(top)}))
+    else:
+        print(heading)
+        print(_table(top, ["movie", value[1], "title"], {value[1]: fmt}))
     return 0
 
 

@@ -3,35 +3,47 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run graddesc optimizer tabs for N epochs: append the trace, write the new state")
-    p.add_argument("workbook", type=Path, help="the graddesc workbook (.xlsx/.xlsm)")
-    p.add_argument("--sheet", default="all", help="optimizer tab name, or all (default)")
+    _common_flags(p)
     p.add_argument("--epochs", type=int, default=5, help="epochs to run (default 5, as the original Run button)")
-    p.add_argument("--out", type=Path, help="write the result here instead of over the workbook")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(run=run_cmd)
 
     p = sub.add_parser("reset", help="reset graddesc optimizer tabs: a, b to their start values, state 0, trace cleared")
+    _common_flags(p)
+    p.set_defaults(run=reset_cmd)
+
+
+def _common_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("workbook", type=Path, help="the graddesc workbook (.xlsx/.xlsm)")
     p.add_argument("--sheet", default="all", help="optimizer tab name, or all (default)")
     p.add_argument("--out", type=Path, help="write the result here instead of over the workbook")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.set_defaults(run=reset_cmd)
 
 
-def run_cmd(args: argparse.Namespace) -> int:
+def _apply(args: argparse.Namespace, action: Callable[..., dict[str, Any]], *extra: Any) -> dict[str, Any] | None:
+    """Run `action(book, sheet, *extra)` on the workbook and commit; print JSON and return None when --json asked."""
     from xlcollab.book.filebook import FileBook
-    from xlcollab.sheets.graddesc import run_book
 
     book = FileBook(args.workbook, out=args.out)
-    results = run_book(book, args.sheet, args.epochs)
+    results = action(book, args.sheet, *extra)
     book.commit()
     if args.json:
         print(json.dumps(results, indent=2))
+        return None
+    return results
+
+
+def run_cmd(args: argparse.Namespace) -> int:
+    from xlcollab.sheets.graddesc import run_book
+
+    results = _apply(args, run_book, args.epochs)
+    if results is None:
         return 0
     print(f"{'sheet':<11}{'epochs':>8}{'a':>12}{'b':>12}{'last loss':>13}{'lr':>10}")
     for sheet, r in results.items():
@@ -41,14 +53,10 @@ def run_cmd(args: argparse.Namespace) -> int:
 
 
 def reset_cmd(args: argparse.Namespace) -> int:
-    from xlcollab.book.filebook import FileBook
     from xlcollab.sheets.graddesc import reset_book
 
-    book = FileBook(args.workbook, out=args.out)
-    results = reset_book(book, args.sheet)
-    book.commit()
-    if args.json:
-        print(json.dumps(results, indent=2))
+    results = _apply(args, reset_book)
+    if results is None:
         return 0
     for sheet, r in results.items():
         print(f"{sheet}: a = {r['a']:g}, b = {r['b']:g}, {r['cleared']} trace rows cleared")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 
 WORKBOOKS = ("collab_filter", "graddesc")
@@ -28,14 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def build_all(out: Path, *, seed: int = 42, xlsm: bool = True, ratings: Path | None = None, users: int = 15,
               movies: int = 15, factors: int = 5) -> list[Path]:
-    """Write collab_filter and graddesc (.xlsx, plus .xlsm twins when the add-in layer is installed)."""
+    """Write collab_filter and graddesc (.xlsx, plus their .xlsm twins with buttons unless `xlsm` is False)."""
     from xlcollab.sheets import collab, graddesc
 
     out.mkdir(parents=True, exist_ok=True)
     built = [collab.build_workbook(out / "collab_filter.xlsx", seed=seed, ratings=ratings, n_users=users,
                                    n_movies=movies, n_factors=factors),
              graddesc.build_workbook(out / "graddesc.xlsx", seed=seed)]
-    if xlsm and importlib.util.find_spec("xlcollab.excel.xlsm") is not None:
+    if xlsm:
         from xlcollab.excel.xlsm import make_xlsm
 
         built += [make_xlsm(built[0], out / "collab_filter.xlsm", collab.BUTTONS),
@@ -67,9 +66,10 @@ def run_demo(args: argparse.Namespace) -> int:
     runs = graddesc.run_book(book, "all", args.epochs)
     book.commit()
     print(f"\n{graddesc_path.name}: {args.epochs} epochs of each update rule, fitting y = a*x + b (true a=2, b=30)")
-    print(f"{'sheet':<12}{'a':>10}{'b':>10}{'final loss':>14}")
+    w = max(len("sheet"), *map(len, runs)) + 2
+    print(f"{'sheet':<{w}}{'a':>10}{'b':>10}{'final loss':>14}")
     for sheet, r in runs.items():
-        print(f"{sheet:<12}{r['a']:>10.4f}{r['b']:>10.4f}{r['loss']:>14.6g}")
+        print(f"{sheet:<{w}}{r['a']:>10.4f}{r['b']:>10.4f}{r['loss']:>14.6g}")
     from xlcollab.core.fit import CollabFit
 
     fit = CollabFit().fit(None)

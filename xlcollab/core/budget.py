@@ -98,10 +98,10 @@ def check_fit(n_ratings: int, n_users: int, n_items: int, s: dict, *, force: boo
     check_memory(need, f"a fit of {n_ratings:,} ratings ({n_users:,} users, {n_items:,} movies) with "
                  f"{s['n_factors']:,} factors" + (", full batch" if s["batch_size"] is None else ""), force=force,
                  hint="use fewer factors or a smaller --batch-size")
-    train = n_ratings * (1 - s["valid_pct"])
-    epochs = fit_epochs(s, int(train))  # epochs None: the rule the fit will apply
+    train = int(n_ratings * (1 - s["valid_pct"]))  # as data.split_indices counts them
+    epochs = fit_epochs(s, train)  # epochs None: the rule the fit will apply
     work = epochs * train * max(1.0, s["n_factors"] / 64)
-    check_time(work / FIT_RATINGS_PER_SECOND, f"{epochs:,} epochs over {train:,.0f} training ratings with "
+    check_time(work / FIT_RATINGS_PER_SECOND, f"{epochs:,} epochs over {train:,} training ratings with "
                f"{s['n_factors']:,} factors", force=force, hint="use fewer epochs")
 
 

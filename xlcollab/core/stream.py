@@ -11,6 +11,7 @@ the order is chunked wherever the data are, so a streamed fit equals the in-memo
 Memory held: one chunk of rows (12 bytes a rating on the device, plus the reader's block), the model, the ids and
 the seen-movies index (4 bytes a rating, part of the fitted model), and the split's permutation (8 bytes a rating,
 numpy's Fisher-Yates needs it whole: the price of the same split as in memory).
+Over 400 lines on purpose: the reader's passes and the two batch orders share one on-disk format.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from xlcollab.core import data, readers, sources
+from xlcollab.core import cleaning, data, readers, sources
 from xlcollab.errors import DataError, SettingsError
 
 # Bytes the in-memory path holds per rating: the DataFrame (user, item, rating, timestamp: 32), the codes (20),
@@ -146,11 +147,11 @@ def _blocks(file: Any, lay: Any, block_bytes: int) -> Iterator[tuple[np.ndarray,
                     at = int(np.flatnonzero(~np.isfinite(ratings))[0])
                     raise DataError(f"{file.name}: row {done + at + lay.first_line}, column {lay.labels['rating']}: "
                                     f"{float(ratings[at])!r} is not a finite number")
-                big = np.abs(ratings) > readers.RATING_LIMIT
+                big = np.abs(ratings) > cleaning.RATING_LIMIT
                 if big.any():
                     at = int(np.argmax(big))
                     raise DataError(f"{file.name}: row {done + at + lay.first_line}, column {lay.labels['rating']}: "
-                                    f"{readers.too_large(float(ratings[at]))}")
+                                    f"{cleaning.too_large(float(ratings[at]))}")
                 yield users, items, ratings.astype(np.float32)
                 done += len(ratings)
     except pa.ArrowInvalid as exc:  # text in a number column, a row with too many fields: find the row in memory
@@ -166,25 +167,19 @@ def _write(folder: Path, part: str, arrays: tuple[np.ndarray, ...], handles: dic
         np.ascontiguousarray(arr, dtype=_DTYPES[name]).tofile(handles[(part, name)])
 
 
-def spill(source: Any, folder: str | Path, *, valid_pct: float = 0.2, seed: int = 42, chunk_rows: int = 1 << 22,
-          user_col: str | None = None, item_col: str | None = None, rating_col: str | None = None,
-          sep: str | None = None) -> Spilled:
-    """Read a ratings file in chunks into folder: codes in split order, as `data.encode` + `data.split_indices`."""
-    folder = Path(folder)
-    path = Path(source).expanduser()
-    step = max(1 << 16, chunk_rows // SPILL_STEPS)  # rows per pass step: its working arrays take ~30 bytes a row
-    rfile, tfile = sources.locate(path)
-    lay = readers.layout(rfile, sep, {"user": user_col, "item": item_col, "rating": rating_col})
-    # pass 1: the file, once, in blocks -> raw ids and ratings on disk; the distinct ids in memory
+_RAW = {"users": np.int64, "items": np.int64, "ratings": np.float32}  # pass 1's on-disk dtypes
+
+
+def _raw_pass(rfile: Any, lay: Any, folder: Path, step: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """Pass 1: the file, once, in blocks -> raw ids and ratings on disk; the number of rows and the distinct ids."""
     handles: dict = {}
     seen_u, seen_i, n = [], [], 0
-    raw = {"users": np.int64, "items": np.int64, "ratings": np.float32}
     try:
         for users, items, ratings in _blocks(rfile, lay, max(1 << 20, step * 8)):
             for name, arr in zip(_PARTS, (users, items, ratings)):
                 if name not in handles:
                     handles[name] = open(folder / f"raw.{name}", "wb")
-                arr.astype(raw[name]).tofile(handles[name])
+                arr.astype(_RAW[name]).tofile(handles[name])
             seen_u.append(pd.unique(users))  # a hash pass: numpy's unique is 10x slower here
             seen_i.append(pd.unique(items))
             n += len(ratings)
@@ -193,23 +188,13 @@ def spill(source: Any, folder: str | Path, *, valid_pct: float = 0.2, seed: int 
             fh.close()
     if n == 0:
         raise DataError(f"{rfile.name}: no ratings" + (" (only a header)" if lay.header else ""))
-    uids, iids = _distinct(seen_u), _distinct(seen_i)
-    mm = {name: np.memmap(folder / f"raw.{name}", dtype=raw[name], mode="r") for name in _PARTS}
-    # pass 2: in file order -> codes, the seen index, the item counts, duplicate pairs
-    codes = {name: np.memmap(folder / f"all.{name}", dtype=np.int32, mode="w+", shape=(n,)) for name in _PARTS[:2]}
-    user_counts = np.zeros(len(uids), np.int64)
-    user_code, item_code = _coder(uids), _coder(iids)
-    for a in range(0, n, step):
-        codes["users"][a:a + step] = user_code(mm["users"][a:a + step])
-        codes["items"][a:a + step] = item_code(mm["items"][a:a + step])
-        user_counts += np.bincount(codes["users"][a:a + step], minlength=len(uids))
-    seen_indptr = np.concatenate([[0], np.cumsum(user_counts)])
-    seen_items, item_counts = _seen(codes, seen_indptr, len(iids), n, step)
-    _check_duplicates(seen_indptr, seen_items, codes, mm, len(iids), step, rfile.name, lay)
-    # pass 3: train and valid rows in split order, read from the codes in sorted order a chunk at a time
-    train_idx, valid_idx = data.split_indices(n, valid_pct, seed)
-    if len(train_idx) == 0:
-        raise DataError(f"{rfile.name}: no ratings left to train on ({n} ratings, valid_pct {valid_pct})")
+    return n, _distinct(seen_u), _distinct(seen_i)
+
+
+def _split_pass(folder: Path, codes: dict, mm: dict, train_idx: np.ndarray, valid_idx: np.ndarray,
+                step: int) -> tuple[float, float, float]:
+    """Pass 3: train and valid rows in split order, read from the codes in sorted order a chunk at a time; the
+    training ratings' min, max and sum."""
     out: dict = {}
     lo, hi, total = math.inf, -math.inf, 0.0
     try:
@@ -230,6 +215,36 @@ def spill(source: Any, folder: str | Path, *, valid_pct: float = 0.2, seed: int 
     finally:
         for fh in out.values():
             fh.close()
+    return lo, hi, total
+
+
+def spill(source: Any, folder: str | Path, *, valid_pct: float = 0.2, seed: int = 42, chunk_rows: int = 1 << 22,
+          user_col: str | None = None, item_col: str | None = None, rating_col: str | None = None,
+          sep: str | None = None) -> Spilled:
+    """Read a ratings file in chunks into folder: codes in split order, as `data.encode` + `data.split_indices`."""
+    folder = Path(folder)
+    path = Path(source).expanduser()
+    step = max(1 << 16, chunk_rows // SPILL_STEPS)  # rows per pass step: its working arrays take ~30 bytes a row
+    rfile, tfile = sources.locate(path)
+    lay = readers.layout(rfile, sep, {"user": user_col, "item": item_col, "rating": rating_col})
+    n, uids, iids = _raw_pass(rfile, lay, folder, step)
+    mm = {name: np.memmap(folder / f"raw.{name}", dtype=_RAW[name], mode="r") for name in _PARTS}
+    # pass 2: in file order -> codes, the seen index, the item counts, duplicate pairs
+    codes = {name: np.memmap(folder / f"all.{name}", dtype=np.int32, mode="w+", shape=(n,)) for name in _PARTS[:2]}
+    user_counts = np.zeros(len(uids), np.int64)
+    user_code, item_code = _coder(uids), _coder(iids)
+    for a in range(0, n, step):
+        codes["users"][a:a + step] = user_code(mm["users"][a:a + step])
+        codes["items"][a:a + step] = item_code(mm["items"][a:a + step])
+        user_counts += np.bincount(codes["users"][a:a + step], minlength=len(uids))
+    seen_indptr = np.concatenate([[0], np.cumsum(user_counts)])
+    seen_items, item_counts = _seen(codes, seen_indptr, len(iids), n, step)
+    _check_duplicates(seen_indptr, seen_items, codes, mm, len(iids), step, rfile.name, lay)
+    # pass 3: train and valid rows in split order, read from the codes in sorted order a chunk at a time
+    train_idx, valid_idx = data.split_indices(n, valid_pct, seed)
+    if len(train_idx) == 0:
+        raise DataError(f"{rfile.name}: no ratings left to train on ({n} ratings, valid_pct {valid_pct})")
+    lo, hi, total = _split_pass(folder, codes, mm, train_idx, valid_idx, step)
     del mm, codes
     for name in _PARTS:
         (folder / f"raw.{name}").unlink()

@@ -184,45 +184,38 @@ def _similar(movie: Any, n: Any, model: Any, caller: Any) -> list[list[Any]]:
     return [["title", "similarity"]] + [[t, float(s)] for t, s in zip(top["title"], top["similarity"])]
 
 
-@xw.func
-@xw.arg("user", doc="a user id")
-@xw.arg("n", doc="how many movies (default 10)")
-@xw.arg("model", doc=MODEL_DOC)
-@cell_error
+def _top_n(key: str, key_doc: str, *, legacy: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """xlwings' decorators of a top-n function of `key`: spilling natively, or (`legacy`) resized by xlwings over the
+    cells below and right for Excel without dynamic arrays (2019 and older), where the add-in calls the _LEGACY twin."""
+    def decorate(udf: Callable[..., Any]) -> Callable[..., Any]:
+        udf = cell_error(udf)
+        if legacy:
+            udf = xw.ret(expand="table")(udf)
+        for name, doc in (("model", MODEL_DOC), ("n", "how many movies (default 10)"), (key, key_doc)):
+            udf = xw.arg(name, doc=doc)(udf)
+        return xw.func(udf)
+    return decorate
+
+
+@_top_n("user", "a user id")
 def XC_RECOMMEND(user, n=10, model=None, caller=None):
     """The n movies the user has not rated with the highest predicted rating: title, predicted rating (spills)."""
     return _recommend(user, n, model, caller)
 
 
-@xw.func
-@xw.arg("movie", doc="a movie id")
-@xw.arg("n", doc="how many movies (default 10)")
-@xw.arg("model", doc=MODEL_DOC)
-@cell_error
+@_top_n("movie", "a movie id")
 def XC_SIMILAR(movie, n=10, model=None, caller=None):
     """The n movies whose factors point most nearly the same way (cosine similarity): title, similarity (spills)."""
     return _similar(movie, n, model, caller)
 
 
-# Excel without dynamic arrays (2019 and older): xlwings writes the result over the cells below and to the right
-# (`expand`), overwriting what is there. The add-in calls these there instead of the spilling ones.
-@xw.func
-@xw.arg("user", doc="a user id")
-@xw.arg("n", doc="how many movies (default 10)")
-@xw.arg("model", doc=MODEL_DOC)
-@xw.ret(expand="table")
-@cell_error
+@_top_n("user", "a user id", legacy=True)
 def XC_RECOMMEND_LEGACY(user, n=10, model=None, caller=None):
     """XC_RECOMMEND for Excel without dynamic arrays: resized by xlwings over the cells below and right."""
     return _recommend(user, n, model, caller)
 
 
-@xw.func
-@xw.arg("movie", doc="a movie id")
-@xw.arg("n", doc="how many movies (default 10)")
-@xw.arg("model", doc=MODEL_DOC)
-@xw.ret(expand="table")
-@cell_error
+@_top_n("movie", "a movie id", legacy=True)
 def XC_SIMILAR_LEGACY(movie, n=10, model=None, caller=None):
     """XC_SIMILAR for Excel without dynamic arrays: resized by xlwings over the cells below and right."""
     return _similar(movie, n, model, caller)

@@ -292,26 +292,28 @@ def intro_sheet(ws: Worksheet, name: str, title: str, about: Sequence[str], tabs
     ws.title = name
     ws.column_dimensions["A"].width, ws.column_dimensions["B"].width = 18, 110
     heading(ws, "A1", title)
-    row = 3
-    for text in about:
-        note(ws, row, 1, 2, text, font=Font(name=FONT))
-        row += 1
-    ws.cell(row + 1, 1, "The tabs").font = HEADER_FONT
-    row += 2
-    for tab, text in tabs:
-        ws.cell(row, 1, tab).font = HEADER_FONT
-        ws.cell(row, 1).alignment = WRAP
-        note(ws, row, 2, 2, text, font=Font(name=FONT))
-        row += 1
-    ws.cell(row + 1, 1, "How to use it").font = HEADER_FONT
-    row += 2
-    for text in how:
-        note(ws, row, 1, 2, "• " + text, font=Font(name=FONT))
-        row += 1
-    ws.cell(row + 1, 1, "Colours").font = HEADER_FONT
-    row += 2
+    row = _paragraphs(ws, 3, about)
+    row = _paragraphs(ws, _section(ws, row, "The tabs"), [text for _, text in tabs], column=2)
+    for i, (tab, _) in enumerate(tabs, start=row - len(tabs)):
+        ws.cell(i, 1, tab).font, ws.cell(i, 1).alignment = HEADER_FONT, WRAP
+    row = _paragraphs(ws, _section(ws, row, "How to use it"), ["• " + text for text in how])
+    row = _section(ws, row, "Colours")
     for kind, meaning in LEGEND.items():
         ws.cell(row, 1).fill, ws.cell(row, 1).border = STYLES[kind], BOX
         ws.cell(row, 2, meaning).font = Font(name=FONT)
         row += 1
     print_one_page(ws, f"A1:B{row}")
+
+
+def _section(ws: Worksheet, row: int, title: str) -> int:
+    """A section heading one row below `row`; the row its text starts on."""
+    ws.cell(row + 1, 1, title).font = HEADER_FONT
+    return row + 2
+
+
+def _paragraphs(ws: Worksheet, row: int, texts: Sequence[str], *, column: int = 1) -> int:
+    """One wrapped note per text from `row` down, starting in `column`; the row after the last."""
+    for text in texts:
+        note(ws, row, column, 2, text, font=Font(name=FONT))
+        row += 1
+    return row

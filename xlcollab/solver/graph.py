@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from xlcollab.errors import WorkbookError
-from xlcollab.solver import criteria, functions, lookup  # noqa: F401  (importing them registers the Excel functions)
+from xlcollab.solver import criteria, functions, logic, lookup  # noqa: F401  (importing them registers the Excel functions)
 from xlcollab.solver.lower import Block, DependsOnFailed, Ragged
 from xlcollab.solver.forms import group_formulas, parse_formula
 from xlcollab.solver.parse import Call, Name, Node, ParseError, Ref

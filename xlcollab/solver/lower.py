@@ -45,7 +45,7 @@ class RefVal:
 
 Lowered = Union[RefVal, Val]
 Function = Callable[["Block", Sequence[Node]], Lowered]
-FUNCTIONS: dict[str, Function] = {}  # filled by functions.py and lookup.py
+FUNCTIONS: dict[str, Function] = {}  # filled by functions.py, logic.py, lookup.py and criteria.py
 
 
 def register(*names: str, lo: int = 1, hi: int | None = None) -> Callable[[Function], Function]:
@@ -108,11 +108,7 @@ class Block:
     def lower(self, node: Node) -> Lowered:
         if isinstance(node, Ref):
             return self.ref(node)
-        if isinstance(node, Num):
-            return scalar(node.value)
-        if isinstance(node, Str):
-            return scalar(node.value)
-        if isinstance(node, Bool):
+        if isinstance(node, (Num, Str, Bool)):
             return scalar(node.value)
         if isinstance(node, Err):
             return error(node.code)
@@ -255,7 +251,7 @@ class Block:
         return mh in (1, h) and mw in (1, w) and mg in (1, g, self.G)
 
     def masked_gather(self, kind: np.ndarray, text: np.ndarray | None, src: np.ndarray, pos: np.ndarray) -> Val | None:
-        """A read of one source under static IF masks (see functions.IF) as one gather: where a branch is not taken,
+        """A read of one source under static IF masks (see logic.IF) as one gather: where a branch is not taken,
         the cell's value comes from a detached copy of the source (the same value, no gradient), so a NaN/inf
         gradient there never reaches the variables, with no where() per read. None: not such a read."""
         taken, shape = None, src.shape
@@ -275,7 +271,7 @@ class Block:
                    None if text is None else np.broadcast_to(text, shape))
 
     def apply_masks(self, val: Val) -> Val:
-        """Keep NaN/inf gradients of an IF branch not taken away from the variables (see functions.IF)."""
+        """Keep NaN/inf gradients of an IF branch not taken away from the variables (see logic.IF)."""
         for mask in self.masks:
             g, h, w = val.shape
             mg, mh, mw = mask.shape
