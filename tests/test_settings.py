@@ -3,6 +3,7 @@ cells of the bundled tabs, which the buttons and `xlcollab solve` read alike."""
 from __future__ import annotations
 
 import inspect
+import json
 import shutil
 import subprocess
 import sys
@@ -298,3 +299,27 @@ def test_edited_cells_drive_the_macros_in_a_live_libreoffice(office, fresh):
         assert excel.run(gd)["epoch"] == 4
     finally:
         gd.close()
+
+
+def test_a_foreign_workbooks_settings_block_drives_cli_and_button_alike(tmp_path, capsys):
+    """Any sheet with a Solver model may carry the block: engine, multistart and device typed in its cells reach the
+    solver by `xlcollab solve` and by the Solve macro, and a flag wins over a cell."""
+    from openpyxl.workbook.defined_name import DefinedName
+    from test_solver_workbooks import CASES
+
+    wb = CASES["rosenbrock"].build()  # min 1 + (1-x)^2 + 100 (y-x^2)^2 = 1 at (1, 1), on sheet Model
+    ws = wb["Model"]
+    for i, (label, value) in enumerate((("engine", "evolutionary"), ("multistart", 4), ("device", "cpu")), start=1):
+        ws.cell(i, 8, label), ws.cell(i, 9, value)
+    ws.defined_names["settings"] = DefinedName("settings", attr_text="Model!$H$1:$I$3")
+    path, twin = tmp_path / "model.xlsx", tmp_path / "twin.xlsx"
+    wb.save(path)
+    wb.save(twin)
+    assert main(["solve", str(path), "--json"]) == 0
+    by_cli = json.loads(capsys.readouterr().out)["sheets"]["Model"]
+    by_button = excel.solve(FileBook(twin), "Model")
+    for got in (by_cli, by_button):
+        assert got["engine"].startswith("multistart(4)+") and got["device"] == "cpu"
+        assert got["objective_after"] == pytest.approx(1.0, abs=1e-6)
+    assert main(["solve", str(path), "--json", "--multistart", "2", "--engine", "grg"]) == 0
+    assert json.loads(capsys.readouterr().out)["sheets"]["Model"]["engine"].startswith("multistart(2)+")
