@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any
 
-from xlcollab.cli.fit import _finite, add_fit_flags, read_ratings
+from xlcollab.cli.fit import finite, add_fit_flags, read_ratings
 from xlcollab.core.settings import FIT, check_fit
 from xlcollab.errors import SettingsError
 
@@ -188,4 +188,4 @@ def _finite_tree(x: Any) -> Any:
         return {k: _finite_tree(v) for k, v in x.items()}
     if isinstance(x, list):
         return [_finite_tree(v) for v in x]
-    return _finite(x) if isinstance(x, float) else x
+    return finite(x) if isinstance(x, float) else x

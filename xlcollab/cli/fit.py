@@ -86,7 +86,7 @@ def _words(parse: Any) -> type[argparse.Action]:
     return Words
 
 
-def _finite(x: Any) -> Any:
+def finite(x: Any) -> Any:
     """JSON has no NaN: None instead."""
     return None if isinstance(x, float) and not math.isfinite(x) else x
 
@@ -154,11 +154,11 @@ def _report(args: argparse.Namespace, est: Any, source: str, out: Any) -> None:
     s = est.settings_
     if args.json:
         settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items() if k != "progress"}
-        print(json.dumps({"valid_rmse": _finite(est.valid_rmse_), "train_rmse": _finite(est.train_rmse_),
-                          "valid_scores": {k: _finite(v) for k, v in est.valid_scores_.items()},
+        print(json.dumps({"valid_rmse": finite(est.valid_rmse_), "train_rmse": finite(est.train_rmse_),
+                          "valid_scores": {k: finite(v) for k, v in est.valid_scores_.items()},
                           "fit_seconds": est.fit_seconds_, "epochs": s["epochs"], "device": est.device_,
                           "fused": est.fused_, "n_ratings": est.n_ratings_, "source": source, "settings": settings,
-                          "saved": args.save, "trace": [{k: _finite(v) for k, v in r.items()} for r in est.trace_]}),
+                          "saved": args.save, "trace": [{k: finite(v) for k, v in r.items()} for r in est.trace_]}),
               file=out)
         return
     weights = est.model_.weights.tolist() if s["model"] == "blend" else None

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from xlcollab.core.safeio import printable
-from xlcollab.core.settings import SOLVE
+from xlcollab.core.settings import SOLVE, SOLVE_ENGINES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,8 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sheet", action="append", metavar="NAME",
                    help="sheet whose model to solve, or all: every sheet that holds one (default all; repeat it or "
                         "give a comma list)")
-    p.add_argument("--engine", choices=("auto", "grg", "lp", "evolutionary"),
-                   help="auto (default, unless the sheet's settings cells say otherwise): Simplex LP when the compiled model is linear, else the engine the sheet "
+    p.add_argument("--engine", choices=SOLVE_ENGINES,
+                   help="auto (default, unless the sheet's settings cells say otherwise): Simplex LP when the "
+                        "compiled model is linear, else the engine the sheet "
                         "stores (solver_eng); grg: L-BFGS/Adam + augmented Lagrangian; lp: HiGHS; evolutionary: "
                         "batched multistart polished by GRG")
     p.add_argument("--multistart", type=int, metavar="N",

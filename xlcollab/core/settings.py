@@ -304,6 +304,8 @@ def resolve_y_range(value: Any, rating_range: tuple[float, float]) -> tuple[floa
 
 # -- the collab sheet solves ----------------------------------------------------------------------------------------
 # Optimizer -> (lr, epochs) it runs with when it is not the tab's own default and no --lr / --epochs is given.
+#: Excel Solver's engines as `solve --engine` and the settings cells name them (auto: LP when the model is linear)
+SOLVE_ENGINES = ("auto", "grg", "lp", "evolutionary")
 SOLVE_OPTIMIZERS: dict[str, tuple[float, int]] = {
     "adam": (0.05, 1000), "adamw": (0.05, 1000), "sgd": (0.5, 1000), "momentum": (0.1, 1000), "lbfgs": (1.0, 200)}
 SOLVE: dict[str, Setting] = {

@@ -25,7 +25,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from xlcollab.book.base import range_name
 from xlcollab.book.ooxml import FIXED_TIME, Package
-from xlcollab.core.settings import SOLVE_OPTIMIZERS
+from xlcollab.core.settings import SOLVE_ENGINES, SOLVE_OPTIMIZERS
 from xlcollab.errors import WorkbookError
 
 # Inputs (data you may edit), parameters (what the solver changes), outputs (formulas) look different.
@@ -66,7 +66,7 @@ LAST_RUN_LABELS = ("optimizer", "lr", "epochs", "weight decay", "device", "secon
 # label | value, a blank value meaning the tab's default. What each label takes: the choices of a choice setting, the
 # (low, high) of a whole number; lr is any number > 0. xlcollab.excel.settings checks the cells by these.
 SETTING_CHOICES: dict[str, tuple[str, ...]] = {"optimizer": tuple(SOLVE_OPTIMIZERS), "device": ("auto", "cpu", "cuda"),
-                                               "engine": ("auto", "grg", "lp", "evolutionary")}
+                                               "engine": SOLVE_ENGINES}
 SETTING_WHOLE: dict[str, tuple[int, int]] = {"epochs": (1, 1_000_000), "multistart": (1, 100_000)}
 
 

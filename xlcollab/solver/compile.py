@@ -18,7 +18,7 @@ import torch
 from xlcollab.book.base import Book
 from xlcollab.errors import WorkbookError
 from xlcollab.solver.graph import Group, Program
-from xlcollab.solver.lower import _gather_thunk
+from xlcollab.solver.lower import gather_thunk
 from xlcollab.solver.refs import Cell, a1, cell_label
 from xlcollab.solver.values import BLANK, BOOL, ERR, NUM, TEXT, Num
 from xlcollab.solver.workbook import FAILED, PENDING, Workbook
@@ -154,7 +154,7 @@ def _read_output(prog: Program, cells: list[Cell]) -> Num:
                                 path=prog.wb.book.name)
     if not (src > 0).any() and not (src == 0).any():
         return torch.as_tensor(num, dtype=torch.float64, device=prog.device)[None]
-    return _gather_thunk(src, pos, num, prog.device)  # (B, len(cells)): pos is one-dimensional
+    return gather_thunk(src, pos, num, prog.device)  # (B, len(cells)): pos is one-dimensional
 
 
 def _error_origin(prog: Program, cell: Cell) -> Cell:

@@ -243,7 +243,7 @@ class Block:
         masked = self.masked_gather(kind, text, src, pos)
         if masked is not None:
             return masked
-        return self.apply_masks(Val(kind.astype(np.int8), _gather_thunk(src, pos, num, self.device), text))
+        return self.apply_masks(Val(kind.astype(np.int8), gather_thunk(src, pos, num, self.device), text))
 
     def _fits(self, mask: Mask, shape: tuple[int, ...]) -> bool:
         g, h, w = shape
@@ -340,7 +340,7 @@ class DependsOnFailed(Exception):
         self.cell = cell
 
 
-def _gather_thunk(src: np.ndarray, pos: np.ndarray, num: np.ndarray, device: torch.device):
+def gather_thunk(src: np.ndarray, pos: np.ndarray, num: np.ndarray, device: torch.device):
     """env -> (B, G, h, w): the cells' values from their sources (x, earlier blocks) and constants.
 
     The thunk carries what it reads as `.cells` = (src, pos, num): a block that only reads other cells points its

@@ -15,6 +15,7 @@ import torch
 
 from xlcollab.book.base import Book, cell_name
 from xlcollab.core.device import pick_device, torch_threads
+from xlcollab.core.settings import SOLVE_ENGINES
 from xlcollab.errors import DivergedError, SettingsError, SolveError, WorkbookError
 from xlcollab.solver.engines import branch, grg, linear, lp, multistart
 from xlcollab.solver.engines.problem import Problem, Result
@@ -22,7 +23,6 @@ from xlcollab.solver.extra_cells import WithFormulas
 from xlcollab.solver.model import Constraint, Formula, SolverModel, TYPE_WORDS, checked
 from xlcollab.solver.refs import Cell, cell_label
 
-ENGINES = ("auto", "grg", "lp", "evolutionary")
 EVOLUTIONARY_STARTS = 32
 
 
@@ -249,8 +249,8 @@ Writes = dict[str, dict[str, dict[str, Any]]]  # {"values" | "cached": {sheet: {
 
 def solve_model(book: Book, model: SolverModel, options: Options = Options()) -> tuple[Outcome, Writes]:
     """Solve one model: (outcome, what to write), or SolveError naming the failure; the book is not touched."""
-    if options.engine not in ENGINES:
-        raise SettingsError(f"unknown engine {options.engine!r}; choose one of {', '.join(ENGINES)}")
+    if options.engine not in SOLVE_ENGINES:
+        raise SettingsError(f"unknown engine {options.engine!r}; choose one of {', '.join(SOLVE_ENGINES)}")
     start = time.perf_counter()
     model = checked(book, model)
     device = pick_device(options.device, max(options.multistart, 1) * len(model.variables) * 100)
