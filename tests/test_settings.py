@@ -177,7 +177,8 @@ def test_every_bundled_tab_has_a_blank_validated_settings_block(bundled):
         assert [r[0] for r in rows] == list(SETTINGS_LABELS) and all(r[1] is None for r in rows), sheet
         lists = {dv.formula1: str(dv.sqref) for dv in ws.data_validations.dataValidation if dv.type == "list"}
         for label in ("optimizer", "device"):
-            assert lists['"' + ",".join(SETTING_CHOICES[label]) + '"'] == _cell(FileBook(bundled["collab"]), sheet, label)
+            want = _cell(FileBook(bundled["collab"]), sheet, label)
+            assert lists['"' + ",".join(SETTING_CHOICES[label]) + '"'] == want
         assert ws[_cell(FileBook(bundled["collab"]), sheet, "lr")].fill.fgColor.rgb.endswith("FFF2CC")  # input yellow
     wb = openpyxl.load_workbook(bundled["graddesc"])
     for sheet in graddesc.SPECS:

@@ -12,7 +12,8 @@ from openpyxl.worksheet.worksheet import Worksheet
 from xlcollab.core.settings import SOLVE, SOLVE_OPTIMIZERS
 from xlcollab.sheets.collab.layout import DEFAULTS, SOLVER_LIMIT, TRACE_ROWS, Y_RANGE
 from xlcollab.sheets.common import (BOX, FIX2, FIX4, HEADER_FONT, HEADER_WRAP, INT, LAST_RUN_LABELS, NOTE_FONT, STYLES,
-                                    column_width, comment, define_block, settings_block, store_solver_model, target, xy_chart)
+                                    column_width, comment, define_block, settings_block, store_solver_model, target,
+                                    xy_chart)
 
 RATING_FMT, PARAM_FMT, PRED_FMT = "0.0", "0.000", '0.00;-0.00;""'   # zero predictions (blank ratings) show nothing
 RMSE_FMT = FIX4
