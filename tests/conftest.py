@@ -26,6 +26,15 @@ def office():
 
 
 @pytest.fixture(scope="session")
+def bundled(tmp_path_factory):
+    """The bundled workbooks built once per session ({"collab": path, "graddesc": path}): copy before writing."""
+    from xlcollab.sheets import collab, graddesc
+    root = tmp_path_factory.mktemp("bundled")
+    return {"collab": collab.build_workbook(root / "collab_filter.xlsx"),
+            "graddesc": graddesc.build_workbook(root / "graddesc.xlsx")}
+
+
+@pytest.fixture(scope="session")
 def _embedded_ratings():
     """The embedded ml-latest-small, loaded once per session (copy before mutating: use small_ratings)."""
     from xlcollab.core.data import load_ratings

@@ -10,7 +10,6 @@ import pytest
 from xlcollab.book import libreoffice, unobook
 from xlcollab.book.filebook import FileBook
 from xlcollab.excel import macros, ribbon
-from xlcollab.sheets import collab, graddesc
 
 needs_lo = pytest.mark.skipif(not unobook.available(), reason="LibreOffice or python3-uno not installed")
 
@@ -60,16 +59,9 @@ def click(monkeypatch, book, statement: str) -> None:
     exec(statement, {})
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ribbon")
-    return {"collab": collab.build_workbook(root / "collab_filter.xlsx"),
-            "graddesc": graddesc.build_workbook(root / "graddesc.xlsx")}
-
-
 @pytest.fixture
-def copy(built, tmp_path):
-    return lambda kind: shutil.copy(built[kind], tmp_path / built[kind].name)
+def copy(bundled, tmp_path):
+    return lambda kind: shutil.copy(bundled[kind], tmp_path / bundled[kind].name)
 
 
 # -- workbook files ---------------------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sheet", action="append", metavar="NAME",
                    help="sheet whose model to solve, or all: every sheet that holds one (default all; repeat it or "
                         "give a comma list)")
-    p.add_argument("--engine", choices=SOLVE_ENGINES, default="auto",
-                   help="auto (default): Simplex LP when the compiled model is linear, else the engine the sheet "
+    p.add_argument("--engine", choices=SOLVE_ENGINES,
+                   help="auto (default, unless the sheet's settings cells say otherwise): Simplex LP when the "
+                        "compiled model is linear, else the engine the sheet "
                         "stores (solver_eng); grg: L-BFGS/Adam + augmented Lagrangian; lp: HiGHS; evolutionary: "
                         "batched multistart polished by GRG")
-    p.add_argument("--multistart", type=int, default=0, metavar="N",
+    p.add_argument("--multistart", type=int, metavar="N",
                    help="N random starts in one batch, the best polished by GRG (any nonlinear engine)")
     model = p.add_argument_group("the model, for a workbook that stores none (or to override the stored one)")
     model.add_argument("--objective", metavar="CELL", help="objective cell, e.g. E10 or 'Other sheet'!B2")
@@ -45,11 +45,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="variables without a lower bound of their own are >= 0 (Excel's default)")
     neg.add_argument("--free", dest="nonnegative", action="store_const", const=False,
                      help="variables without a bound of their own are free")
-    grg = p.add_argument_group("GRG settings (defaults: the collab_filter tab's own, else L-BFGS)")
+    grg = p.add_argument_group("GRG settings (defaults: the sheet's settings cells where it has them, then the "
+                               "collab_filter tab's own, else L-BFGS)")
     for name, setting in SOLVE.items():  # one flag per solve setting, as core.settings states it
+        in_cells = name == "device"  # None: not given, so the settings cells (else the default) decide
         (p if name == "device" else grg).add_argument(
-            setting.flag, dest=name, type=setting.parse, choices=setting.choices, default=setting.default,
-            help=setting.help + ("" if setting.default is None else " (default: %(default)s)"))
+            setting.flag, dest=name, type=setting.parse, choices=setting.choices,
+            default=None if in_cells else setting.default,
+            help=setting.help + ("" if setting.default is None else f" (default: {setting.default})"))
     p.add_argument("--node-limit", type=int, default=500, help="branch-and-bound nodes before giving up (default 500)")
     p.add_argument("--out", type=Path, help="write the solved workbook here instead of over WORKBOOK")
     p.add_argument("--json", action="store_true", help="print the outcome per sheet as JSON")
@@ -96,8 +99,11 @@ def _num(v: Any) -> str:
 
 
 def solve(book, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """Solve every requested sheet (the collab tabs through their own thin layer), buffer all writes at the end."""
+    """Solve every requested sheet (the collab tabs through their own thin layer), buffer all writes at the end.
+
+    Each sheet's settings are what its Solve button runs: its settings cells (excel.settings), the flags winning."""
     from xlcollab.errors import WorkbookError
+    from xlcollab.excel.settings import merged as tab_settings
     from xlcollab.sheets.collab import is_tab, solve_book
     from xlcollab.solver import solve as generic
     from xlcollab.solver.engines import grg
@@ -121,26 +127,31 @@ def solve(book, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     for s in sheets:
         book.require_sheet(s)
     tabs = [s for s in sheets if not model_flags and is_tab(book, s)]
-    options = generic.Options(engine=args.engine, device=args.device, multistart=args.multistart,
-                              node_limit=args.node_limit)
+    given = {"optimizer": args.optimizer, "lr": args.lr, "epochs": args.epochs, "device": args.device,
+             "multistart": args.multistart, "engine": args.engine}
+    chosen = {sheet: tab_settings(book, sheet, given) for sheet in sheets}  # the cells, as the Solve button reads them
     results: dict[str, dict[str, Any]] = {}
     pending = []
     for sheet in sheets:
         if sheet in tabs:
             continue
+        c = chosen[sheet]
         book.status(f"xlcollab: solving {sheet}")
-        s = grg.Settings(optimizer=args.optimizer or "lbfgs", lr=args.lr if args.lr is not None else 1.0,
-                         iterations=args.epochs or grg.Settings.iterations, wd=args.wd or 0.0)
+        s = grg.Settings(optimizer=c.get("optimizer", "lbfgs"), lr=c.get("lr", 1.0),
+                         iterations=c.get("epochs", grg.Settings.iterations), wd=args.wd or 0.0)
+        options = generic.Options(engine=c.get("engine", "auto"), device=c.get("device", "auto"),
+                                  multistart=c.get("multistart", 0), node_limit=args.node_limit, grg=s)
         stored = read_model(book, sheet) if has_model(book, sheet) else None
         model = with_options(book, sheet, stored, objective=args.objective, variables=args.vars,
                              goal="value" if args.value is not None else args.goal, value=args.value,
                              constraints=args.constraint, nonnegative=args.nonnegative)
-        outcome, writes = generic.solve_model(book, model, replace(options, grg=s))
+        outcome, writes = generic.solve_model(book, model, options)
         results[sheet] = outcome.as_json()
         pending.append(writes)
-    if tabs:
-        results.update(solve_book(book, tabs, optimizer=args.optimizer, lr=args.lr, epochs=args.epochs, wd=args.wd,
-                                  device=args.device, multistart=args.multistart))
+    for tab in tabs:
+        c = chosen[tab]
+        results.update(solve_book(book, [tab], optimizer=c.get("optimizer"), lr=c.get("lr"), epochs=c.get("epochs"),
+                                  wd=args.wd, device=c.get("device", "auto"), multistart=c.get("multistart", 0)))
     for writes in pending:
         generic.apply(book, writes)
     return {s: results[s] for s in sheets}

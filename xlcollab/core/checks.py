@@ -39,8 +39,13 @@ def describe(value: Any) -> str:
     return repr(value)
 
 
+def _limit(x: float) -> str:
+    """A limit as a message shows it: a whole-number limit in full (1000000, not 1e+06)."""
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
 def _bound(limit: float, open_: bool, side: str) -> str:
-    return f"{side}{'' if open_ else '='} {limit:g}"
+    return f"{side}{'' if open_ else '='} {_limit(limit)}"
 
 
 def number(value: Any, what: str, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
@@ -55,7 +60,7 @@ def number(value: Any, what: str, *, lo: float | None = None, hi: float | None =
     if hi is not None:
         need.append(_bound(hi, hi_open, "<"))
     if lo is not None and hi is not None:
-        need = [need[0], f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"]
+        need = [need[0], f"in {'(' if lo_open else '['}{_limit(lo)}, {_limit(hi)}{')' if hi_open else ']'}"]
     ok = is_number(value)
     if ok:
         x = float(value)

@@ -16,11 +16,10 @@ import xlwings as xw
 from xlcollab.errors import SettingsError, WorkbookError, XlcollabError
 from xlcollab.excel.settings import merged as tab_settings
 from xlcollab.excel.udfs import model_path_for
+from xlcollab.sheets.graddesc.layout import RUN_EPOCHS
 
 if TYPE_CHECKING:
     from xlcollab.book.base import Book
-
-RUN_EPOCHS = 5  # epochs per click of Run, as the original graddesc button
 
 
 def caller_book() -> Book:

@@ -2,8 +2,8 @@
 
 The block is rows of label | value (the value in its last column); the labels are the keys of SETTINGS. A blank value
 leaves that setting to the tab's default; a bad one is refused with the usual one line naming file, sheet and cell.
-A setting given by the caller (the ribbon's choices, a Python keyword) wins over the cell. A tab without the block
-runs on its defaults.
+A setting given by the caller (the ribbon's choices, a Python keyword, a flag of `xlcollab solve`) wins over the cell.
+A tab without the block runs on its defaults. Multistart 1 (one start) reads as 0: the sheet's own start values alone.
 """
 from __future__ import annotations
 
@@ -14,21 +14,32 @@ from xlcollab.book.base import bounds, cell_name
 from xlcollab.book.cells import at
 from xlcollab.core import checks
 from xlcollab.errors import WorkbookError
+from xlcollab.sheets.common import SETTING_CHOICES, SETTING_WHOLE
 
 if TYPE_CHECKING:
     from xlcollab.book.base import Book
 
 NAME = "settings"
-DEVICES = ("auto", "cpu", "cuda")
-ENGINES = ("auto", "grg", "lp", "evolutionary")
-# label -> how its value is checked (core.checks, with the words every message uses)
+
+
+def _choice(label: str, what: str) -> Callable[[Any], str]:
+    return lambda v: checks.choice(v, what, SETTING_CHOICES[label])
+
+
+def _whole(label: str, what: str) -> Callable[[Any], int]:
+    lo, hi = SETTING_WHOLE[label]
+    return lambda v: checks.whole(v, what, lo=lo, hi=hi)
+
+
+# label -> how its value is checked (core.checks, with the words every message uses); the choices and ranges are
+# sheets.common's, which also sets the cells' data validation
 SETTINGS: dict[str, Callable[[Any], Any]] = {
-    "optimizer": lambda v: checks.choice(v, "the optimizer", ("adam", "adamw", "sgd", "momentum", "lbfgs")),
+    "optimizer": _choice("optimizer", "the optimizer"),
     "lr": lambda v: checks.number(v, "the learning rate", lo=0, lo_open=True),
-    "epochs": lambda v: checks.whole(v, "epochs", lo=1, hi=1_000_000),
-    "device": lambda v: checks.choice(v, "the device", DEVICES),
-    "multistart": lambda v: checks.whole(v, "multistart", lo=1, hi=100_000),
-    "engine": lambda v: checks.choice(v, "the engine", ENGINES),
+    "epochs": _whole("epochs", "epochs"),
+    "device": _choice("device", "the device"),
+    "multistart": _whole("multistart", "multistart"),
+    "engine": _choice("engine", "the engine"),
 }
 
 
@@ -47,6 +58,8 @@ def read(book: Book, sheet: str) -> dict[str, Any]:
         if not checks.is_blank(row[-1]):
             with at(book, sheet, cell_name(r0 + i, c1)):
                 out[label] = SETTINGS[label](row[-1])
+    if out.get("multistart") == 1:  # one start: the sheet's own start values, no random ones
+        out["multistart"] = 0
     return out
 
 

@@ -20,12 +20,14 @@ from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.workbook.defined_name import DefinedName
+from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.utils.cell import absolute_coordinate, quote_sheetname
 from openpyxl.worksheet.worksheet import Worksheet
 
 from xlcollab.book.base import range_name
 from xlcollab.book.filebook import FileBook
 from xlcollab.book.ooxml import FIXED_TIME, Package
+from xlcollab.core.settings import SOLVE_ENGINES, SOLVE_OPTIMIZERS
 from xlcollab.errors import WorkbookError
 from xlcollab.solver.cached import buffer_formula_values
 
@@ -62,6 +64,13 @@ PALETTE = ("1F77B4", "FF7F0E", "2CA02C", "D62728", "9467BD", "8C564B", "E377C2",
 
 # The "last run" block: label column + value column, in this order, on every solvable tab.
 LAST_RUN_LABELS = ("optimizer", "lr", "epochs", "weight decay", "device", "seconds", "start RMSE", "final RMSE")
+
+# The settings block the buttons (and `xlcollab solve`) read: the sheet-scoped name `settings` over rows of
+# label | value, a blank value meaning the tab's default. What each label takes: the choices of a choice setting, the
+# (low, high) of a whole number; lr is any number > 0. xlcollab.excel.settings checks the cells by these.
+SETTING_CHOICES: dict[str, tuple[str, ...]] = {"optimizer": tuple(SOLVE_OPTIMIZERS), "device": ("auto", "cpu", "cuda"),
+                                               "engine": SOLVE_ENGINES}
+SETTING_WHOLE: dict[str, tuple[int, int]] = {"epochs": (1, 1_000_000), "multistart": (1, 100_000)}
 
 
 def pick_tabs(sheets: str | Iterable[str], allowed: Sequence[str], refusal: str, *, path: str | None = None) -> list[str]:
@@ -147,6 +156,33 @@ def write_last_run(ws: Worksheet, row: int, col: int) -> str:
     for i, label in enumerate(LAST_RUN_LABELS, start=1):
         ws.cell(row + i, col, label)
     return define_block(ws, "last_run", row + 1, col + 1, row + len(LAST_RUN_LABELS), col + 1, style="output")
+
+
+def settings_block(ws: Worksheet, row: int, col: int, labels: Sequence[str]) -> str:
+    """Rows of label | blank yellow input cell from (row, col), named `settings`; each value cell validated as its
+    setting (a list for a choice, a whole number, a number > 0) so Excel refuses a bad entry as it is typed."""
+    for i, label in enumerate(labels):
+        ws.cell(row + i, col, label)
+        cell = ws.cell(row + i, col + 1)
+        cell.number_format, cell.fill, cell.border = "General", STYLES["input"], BOX
+        rule, takes = _setting_rule(label)
+        rule.allow_blank, rule.showErrorMessage, rule.errorTitle = True, True, label
+        rule.error = f"{label}: {takes}, or blank for the tab's default"
+        ws.add_data_validation(rule)
+        rule.add(cell)
+    return define_block(ws, "settings", row, col, row + len(labels) - 1, col + 1)
+
+
+def _setting_rule(label: str) -> tuple[DataValidation, str]:
+    """The data validation of one setting's cell and what it takes, in words."""
+    if label in SETTING_CHOICES:
+        choices = SETTING_CHOICES[label]
+        return DataValidation(type="list", formula1='"' + ",".join(choices) + '"'), "one of " + ", ".join(choices)
+    if label in SETTING_WHOLE:
+        lo, hi = SETTING_WHOLE[label]
+        return (DataValidation(type="whole", operator="between", formula1=str(lo), formula2=str(hi)),
+                f"a whole number from {lo} to {hi}")
+    return DataValidation(type="decimal", operator="greaterThan", formula1="0"), "a number > 0"
 
 
 def xy_chart(ws: Worksheet, anchor: str, *, title: str, x_title: str, y_title: str,

@@ -74,7 +74,7 @@ def build_crosstab(ws: Worksheet, data: Data, start: dict[str, np.ndarray], *, b
     _predictions(ws, data, g, bias=bias)
     ratings, preds = b.rng(g.m0, g.r0, g.m1, g.r1, absolute=False), b.rng(g.m0, g.p0, g.m1, g.p1, absolute=False)
     b.panel(ws, g.panel, f"=SQRT(SUMPRODUCT(ISNUMBER({ratings})*({ratings}-{preds})^2)/COUNT({ratings}))")
-    b.trace(ws, g.panel, b.TOP + 17, f"{L(g.panel + 3)}{b.TOP}")
+    b.trace(ws, g.panel, b.TOP + 17, f"{L(g.panel + b.CHART_COL)}{b.TOP}")
     b.solver(ws, (b.TOP, g.panel + 1), g.params(bias))
     define_block(ws, "buttons", b.BUTTONS_ROW, g.uf0)
     _comments(ws, g, bias=bias)

@@ -30,8 +30,9 @@ def build_intro(ws: Worksheet, source: str) -> None:
     ], [(tab, TEACHES[tab]) for tab in TABS if tab != INTRO], [
         "Solve (a button at the top left of each model tab, in collab_filter.xlsm): fits the blue cells to the "
         "yellow ratings with PyTorch in place of Excel's Solver, and writes back the parameters, the RMSE-by-epoch "
-        "trace (the chart follows it) and the 'last run' block. Fit MovieLens (on dotprod) fits every rating of the "
-        "embedded MovieLens set and writes a results tab.",
+        "trace (the chart follows it) and the 'last run' block. It runs the settings in the yellow cells beside that "
+        "block (blank: the default shown in grey); xlcollab solve reads the same cells. Fit MovieLens (on dotprod) "
+        "fits every rating of the embedded MovieLens set and writes a results tab.",
         "Excel's own Solver still works on every tab of up to 200 variables: its model is stored in the workbook "
         f"(Data > Solver shows it). Tabs with more than {SOLVER_LIMIT} say so; xlcollab solve runs them.",
         "Without Excel: xlcollab solve collab_filter.xlsx (every tab) or --sheet dotprod --optimizer adam --lr 0.05 "

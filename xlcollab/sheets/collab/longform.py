@@ -130,7 +130,7 @@ def _frame(ws: Worksheet, title: str, text: str, t: Tables, panel: int, rmse: st
     note(ws, 2, 1, panel - 1, text + b.solver_note(blocks))
     legend(ws, 3, ID_COLS, b.LEGEND, span=b.LEGEND_SPAN)
     b.panel(ws, panel, rmse)
-    b.trace(ws, trace_col, t.long_header - 1, f"{L(panel + 3)}{b.TOP}")
+    b.trace(ws, trace_col, t.long_header - 1, f"{L(panel + b.CHART_COL)}{b.TOP}")
     b.solver(ws, (b.TOP, panel + 1), blocks)
     define_block(ws, "buttons", b.BUTTONS_ROW, 1)
     comments = comments | {f"{L(panel + 1)}{b.TOP}": "The objective: SQRT(AVERAGE(squared errors)) over the rating "

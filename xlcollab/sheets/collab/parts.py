@@ -9,9 +9,11 @@ from openpyxl.utils.cell import get_column_letter as L
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
-from xlcollab.sheets.collab.layout import SOLVER_LIMIT, TRACE_ROWS, Y_RANGE
-from xlcollab.sheets.common import (BOX, FIX2, FIX4, HEADER_FONT, HEADER_WRAP, INT, LAST_RUN_LABELS, STYLES,
-                                    column_width, define_block, store_solver_model, target, xy_chart)
+from xlcollab.core.settings import SOLVE, SOLVE_OPTIMIZERS
+from xlcollab.sheets.collab.layout import DEFAULTS, SOLVER_LIMIT, TRACE_ROWS, Y_RANGE
+from xlcollab.sheets.common import (BOX, FIX2, FIX4, HEADER_FONT, HEADER_WRAP, INT, LAST_RUN_LABELS, NOTE_FONT, STYLES,
+                                    column_width, comment, define_block, settings_block, store_solver_model, target,
+                                    xy_chart)
 
 RATING_FMT, PARAM_FMT, PRED_FMT = "0.0", "0.000", '0.00;-0.00;""'   # zero predictions (blank ratings) show nothing
 RMSE_FMT = FIX4
@@ -22,7 +24,10 @@ LAST_RUN_FORMATS = ("General", "General", INT, "General", "General", FIX2, RMSE_
 LEGEND = [("input", "yellow: data you edit"), ("param", "blue: what Solve fits"), ("output", "green: formulas"),
           ("objective", "orange: the RMSE"), ("record", "grey: what Solve wrote")]
 LEGEND_SPAN = 3     # columns per legend entry
-CHART_END = 12      # the RMSE chart (15 cm wide, from the panel's column + 3) ends this many columns right of the panel
+SETTINGS_COL = 3    # the settings block (label, value, default) starts this many columns right of the panel
+SETTINGS_LABELS = ("optimizer", "lr", "epochs", "device", "multistart")  # engine: a collab tab is GRG's alone
+CHART_COL = 7       # the RMSE chart (15 cm wide) starts this many columns right of the panel, right of the settings
+CHART_END = 16      # and ends this many columns right of the panel
 
 
 def a(col: int, row: int) -> str:
@@ -89,6 +94,42 @@ def panel(ws: Worksheet, col: int, rmse_formula: str) -> None:
         ws.cell(TOP + 2 + i, col + 1).number_format = fmt
     define_block(ws, "last_run", TOP + 3, col + 1, TOP + 2 + len(LAST_RUN_LABELS), col + 1, style="record")
     widths(ws, {col: 14, col + 1: 12})
+    settings(ws, col + SETTINGS_COL, TOP + 2)
+
+
+def settings(ws: Worksheet, col: int, row: int) -> None:
+    """The settings block Solve reads (name `settings`: label | value, from (row + 1, col)) and each setting's default
+    beside it, taken from the one place that defines it (layout.DEFAULTS, core.settings).
+
+    The value cells start blank, meaning "the default", rather than holding the defaults: a solve given only an
+    optimizer runs that optimizer's own lr and epochs (core.settings.check_solve), so an lr cell filled with the
+    tab's default would silently keep adam's lr for sgd. The default column is a formula that follows the optimizer
+    cell, so it always shows what a blank cell will run with.
+    """
+    ws.cell(row, col, "Solve's settings").font = HEADER_FONT
+    ws.cell(row, col + 2, "default").font = NOTE_FONT
+    settings_block(ws, row + 1, col, SETTINGS_LABELS)
+    optimizer = a(col + 1, row + 1)
+    tab_optimizer, tab_lr, tab_epochs = DEFAULTS[ws.title]
+    defaults = {"optimizer": tab_optimizer, "lr": _per_optimizer(optimizer, tab_optimizer, tab_lr, 0),
+                "epochs": _per_optimizer(optimizer, tab_optimizer, tab_epochs, 1), "device": SOLVE["device"].default,
+                "multistart": 1}
+    for i, label in enumerate(SETTINGS_LABELS, start=1):
+        cell = ws.cell(row + i, col + 2, defaults[label])
+        cell.font, cell.number_format, cell.alignment = NOTE_FONT, "General", Alignment(horizontal="left")
+    widths(ws, {col: 11, col + 1: 10, col + 2: 9})
+    comment(ws, optimizer.replace("$", ""), "Type a setting here to change what Solve runs; blank: the default, in "
+            "grey beside it. The Solve button and `xlcollab solve` both read these cells; the ribbon's choices and "
+            "the command's flags win over them. What ran is in the last run block.")
+
+
+def _per_optimizer(cell: str, tab_optimizer: str, tab_value: float, which: int) -> str:
+    """=IF(OR(cell="", cell="lbfgs"), 200, IF(cell="adam", 1000, ...)): the tab's value for its own optimizer (or a
+    blank cell), else the optimizer's (core.settings.SOLVE_OPTIMIZERS: (lr, epochs)); "?" for anything else."""
+    formula = '"?"'
+    for name, values in reversed(SOLVE_OPTIMIZERS.items()):
+        formula = f'IF({cell}="{name}",{values[which]:g},{formula})'
+    return f'=IF(OR({cell}="",{cell}="{tab_optimizer}"),{tab_value:g},{formula})'
 
 
 def squash_cells(ws: Worksheet, col: int, row: int) -> tuple[str, str, str]:

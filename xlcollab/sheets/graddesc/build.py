@@ -13,10 +13,10 @@ from openpyxl.worksheet.worksheet import Worksheet
 from xlcollab.book.base import bounds, cell_name
 from xlcollab.sheets.common import (BOX, FIX2, FIX4, HEADER_FONT, HEADER_WRAP, INT, NOTE_FONT, POINT_CM, SCI, STYLES,
                                     column_width, comment, define_block, force_full_recalc, heading, legend, note, print_one_page,
-                                    save_workbook, xy_chart)
+                                    save_workbook, settings_block, xy_chart)
 from xlcollab.sheets.graddesc.intro import build_intro
 from xlcollab.sheets.graddesc.layout import (BLOCK_COL, BUTTONS_CELL, DATA_FIRST, FIRST, HEADER, INPUT_ROW,
-                                             OUTPUT_ROW, STATE_ROW, Layout)
+                                             OUTPUT_ROW, RUN_EPOCHS, SETTINGS_ROW, STATE_ROW, Layout)
 from xlcollab.sheets.graddesc.simulate import Start, make_data
 from xlcollab.sheets.graddesc.specs import COMPARE, DATA, FD_OFFSET, SPECS, TRACE_ROWS, TRUE_A, TRUE_B, Spec
 
@@ -82,6 +82,9 @@ def _build_optimizer(ws: Worksheet, spec: Spec, data: tuple[list[float], list[fl
     legend(ws, 4, 1, [("input", "yellow: you edit"), ("param", "blue: Run writes"), ("output", "green: formulas"),
                       ("objective", "orange: the loss"), ("record", "grey: Run's trace")])
     define_block(ws, "buttons", *bounds(BUTTONS_CELL)[:2])
+    ws.cell(SETTINGS_ROW - 2, 1, "Run's settings").font = HEADER_FONT
+    ws.cell(SETTINGS_ROW - 1, 1, f"blank: {RUN_EPOCHS}").font = NOTE_FONT
+    settings_block(ws, SETTINGS_ROW, 1, ["epochs"])
     _top_blocks(ws, lay, Start.fresh(spec, data=data))
     _step_table(ws, lay)
     last_col = max(_trace_block(ws, lay, chart_col), lay.trace_col0 + len(spec.trace_columns) - 1)
@@ -194,6 +197,8 @@ def _comments(lay: Layout) -> dict[str, str]:
                                    "optimizer's rule. The next row starts from here.",
            lay.outputs["loss"]: "The mean of the rows' losses in this epoch: what the trace records and the chart "
                                 "plots, one point per epoch (log scale).",
+           cell_name(SETTINGS_ROW, 2): f"The epochs one click of Run runs (blank: {RUN_EPOCHS}, as fast.ai's button). "
+                                       "`xlcollab run --epochs N` and a macro's epochs= win over it.",
            cell_name(first, lay.trace_col0): "Run appends one row per epoch here: the epoch, a and b after it, its "
                                              "loss and lr, and the optimizer's state after it."}
     if spec.fd:

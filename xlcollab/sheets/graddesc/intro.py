@@ -4,6 +4,7 @@ from __future__ import annotations
 from openpyxl.worksheet.worksheet import Worksheet
 
 from xlcollab.sheets.common import intro_sheet
+from xlcollab.sheets.graddesc.layout import RUN_EPOCHS
 from xlcollab.sheets.graddesc.specs import COMPARE, DATA, SPECS, TRACE_ROWS
 
 INTRO = "Intro"
@@ -36,7 +37,8 @@ def build_intro(ws: Worksheet) -> None:
         "the error and its gradients, and moves a and b a little. One pass over the rows is one epoch. The tabs "
         "differ only in how a step uses the gradients: the optimizer.",
     ], tabs, [
-        "Run (a button at the top left of each optimizer tab, in graddesc.xlsm): 5 more epochs from the state in the "
+        f"Run (a button at the top left of each optimizer tab, in graddesc.xlsm): {RUN_EPOCHS} more epochs (or the "
+        "number in the yellow epochs cell under the buttons) from the state in the "
         "blue cells; it appends one row per epoch to the trace (the chart follows it) and writes the state after the "
         "last epoch into the blue cells, so the rows show the next epoch.",
         "Reset: a and b back to the start values, the state zeroed, the trace cleared.",

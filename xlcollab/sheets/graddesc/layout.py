@@ -2,7 +2,8 @@
 
 An optimizer tab, top to bottom:
   rows 1-4   title, what the rule is, how it differs from torch.optim, the colour legend;
-  rows 5-13  the Run and Reset buttons (name `buttons`, A5) and three blocks from column C, each a caption, a row
+  rows 5-13  the Run and Reset buttons (name `buttons`, A5), under them Run's settings (name `settings`, A13:B13:
+             the epochs one click runs, blank for RUN_EPOCHS), and three blocks from column C, each a caption, a row
              of labels and a row of values: the inputs (yellow; names start_a, start_b, lr, beta/beta1/beta2, eps,
              wd, lr_decay, jump, divisor), the state carried into the first row (blue; names epoch, lr_now, a, b,
              step, b1t, b2t, rms_a, rms_b, g_rms, m_a, m_b, ...) and this epoch's outputs (green; loss, end_a, end_b
@@ -12,6 +13,9 @@ An optimizer tab, top to bottom:
   beside it  the trace (name `trace`, TRACE_ROWS rows): epoch, a, b, loss, lr, state, written by `run`.
 The defined names are the only cells `run_book` / `reset_book` read or write: every formula refers to cells,
 so a name may be moved only together with the formulas that use it.
+Run's settings block holds only the epochs per click: the learning rate and the other hyperparameters are already
+the inputs block's cells (the formulas read them, so they cannot live twice), and a device would mean nothing here:
+Run steps the rules on Python floats, one row at a time (no tensor a GPU could take).
 """
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ from xlcollab.book.base import cell_name, range_name
 from xlcollab.sheets.graddesc.specs import FD_OFFSET, TRACE_ROWS, Spec
 
 BUTTONS_CELL = "A5"     # where the .xlsm puts the Run and Reset buttons (stacked down from here, two columns wide)
+SETTINGS_ROW = 13       # Run's settings block: label in A, value in B (under the Reset button, rows 8-9)
+RUN_EPOCHS = 5          # epochs per click of Run while its settings cell is blank, as the original graddesc button
 BLOCK_COL = 3           # first column of the inputs / state / outputs blocks (C)
 INPUT_ROW, STATE_ROW, OUTPUT_ROW = 7, 10, 13   # the value rows; the labels are one row up, the captions two
 HEADER = 15             # header row of the step table and the trace
