@@ -244,6 +244,16 @@ def test_run_reads_its_epochs_cell(fresh):
     assert excel.run(FileBook(path), "momentum")["epoch"] == 5 + graddesc.layout.RUN_EPOCHS
 
 
+def test_the_run_command_reads_each_tabs_epochs_cell_as_the_button_does(fresh, capsys):
+    path = fresh("graddesc")
+    _set(FileBook(path), "momentum", epochs=3)
+    assert main(["run", str(path), "--json"]) == 0  # every tab
+    done = json.loads(capsys.readouterr().out)
+    assert (done["momentum"]["epoch"], done["adam"]["epoch"]) == (3, graddesc.layout.RUN_EPOCHS)
+    assert main(["run", str(path), "--sheet", "momentum", "--epochs", "2", "--json"]) == 0  # the flag wins
+    assert json.loads(capsys.readouterr().out)["momentum"]["epoch"] == 5
+
+
 @pytest.mark.parametrize("sheet, label, value, words", [
     ("dotprod", "lr", -1, "the learning rate must be a number > 0, found -1"),
     ("bias", "optimizer", "foo", "the optimizer must be one of adam, adamw, sgd, momentum, lbfgs, found 'foo'"),

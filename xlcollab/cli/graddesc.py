@@ -11,7 +11,8 @@ from typing import Any
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run graddesc optimizer tabs for N epochs: append the trace, write the new state")
     _common_flags(p)
-    p.add_argument("--epochs", type=int, default=5, help="epochs to run (default 5, as the original Run button)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="epochs to run (default: each tab's epochs setting cell, as the Run button; blank: 5)")
     p.set_defaults(run=run_cmd)
 
     p = sub.add_parser("reset", help="reset graddesc optimizer tabs: a, b to their start values, state 0, trace cleared")
@@ -39,10 +40,22 @@ def _apply(args: argparse.Namespace, action: Callable[..., dict[str, Any]], *ext
     return results
 
 
-def run_cmd(args: argparse.Namespace) -> int:
-    from xlcollab.sheets.graddesc import run_book
+def _run_tabs(book: Any, sheet: str, epochs: int | None) -> dict[str, Any]:
+    """run_book with each tab's epochs: `epochs`, else the tab's settings cell (as the Run button reads it)."""
+    from xlcollab.excel.settings import run_epochs
+    from xlcollab.sheets.graddesc import run_book, tabs
 
-    results = _apply(args, run_book, args.epochs)
+    by_epochs: dict[int, list[str]] = {}
+    for tab in tabs(sheet, path=book.name):
+        by_epochs.setdefault(run_epochs(book, tab, epochs), []).append(tab)
+    results: dict[str, Any] = {}
+    for n, names in by_epochs.items():
+        results.update(run_book(book, names, n))
+    return {tab: results[tab] for tab in tabs(sheet, path=book.name)}
+
+
+def run_cmd(args: argparse.Namespace) -> int:
+    results = _apply(args, _run_tabs, args.epochs)
     if results is None:
         return 0
     print(f"{'sheet':<11}{'epochs':>8}{'a':>12}{'b':>12}{'last loss':>13}{'lr':>10}")

@@ -10,6 +10,6 @@ button runs `import xlcollab.excel as x; x.solve()`, so the functions and macros
 """
 from __future__ import annotations
 
-from xlcollab.excel.macros import RUN_EPOCHS, caller_book, fit_movielens, reset, run, solve  # noqa: F401
+from xlcollab.excel.macros import caller_book, fit_movielens, reset, run, solve  # noqa: F401
 from xlcollab.excel.udfs import (ERROR_PREFIX, XC_DOT, XC_FIT, XC_PREDICT, XC_RECOMMEND, XC_RMSE,  # noqa: F401
                                  XC_RECOMMEND_LEGACY, XC_SIMILAR, XC_SIMILAR_LEGACY, load_model, model_path_for)

@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 import xlwings as xw
 
 from xlcollab.errors import SettingsError, WorkbookError, XlcollabError
-from xlcollab.excel.settings import merged as tab_settings
+from xlcollab.excel.settings import merged as tab_settings, run_epochs
 from xlcollab.excel.udfs import model_path_for
-from xlcollab.sheets.graddesc.layout import RUN_EPOCHS
 
 if TYPE_CHECKING:
     from xlcollab.book.base import Book
@@ -123,7 +122,7 @@ def run(book: Book | None = None, sheet: str | None = None, epochs: int | None =
 
     def action(b: Book) -> dict[str, Any]:
         (tab,) = graddesc.tabs(sheet or b.active_sheet(), path=b.name)
-        n = tab_settings(b, tab, {"epochs": epochs}).get("epochs", RUN_EPOCHS)
+        n = run_epochs(b, tab, epochs)
         b.status(f"xlcollab: running {n} epochs of {tab}")
         return graddesc.run_book(b, [tab], n)[tab]
     return run_macro(book, "Run", action, lambda r: (

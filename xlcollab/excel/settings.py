@@ -15,6 +15,7 @@ from xlcollab.book.cells import at
 from xlcollab.core import checks
 from xlcollab.errors import WorkbookError
 from xlcollab.sheets.common import SETTING_CHOICES, SETTING_WHOLE
+from xlcollab.sheets.graddesc.layout import RUN_EPOCHS
 
 if TYPE_CHECKING:
     from xlcollab.book.base import Book
@@ -66,3 +67,9 @@ def read(book: Book, sheet: str) -> dict[str, Any]:
 def merged(book: Book, sheet: str, given: dict[str, Any]) -> dict[str, Any]:
     """The tab's settings overridden by those `given` (None in `given` means: not given)."""
     return {**read(book, sheet), **{k: v for k, v in given.items() if v is not None}}
+
+
+def run_epochs(book: Book, tab: str, given: int | None = None) -> int:
+    """The epochs a Run of graddesc tab `tab` takes: `given`, else the tab's epochs cell, else RUN_EPOCHS (5, as the
+    original button); the Run button and `xlcollab run` both ask here."""
+    return merged(book, tab, {"epochs": given}).get("epochs", RUN_EPOCHS)
