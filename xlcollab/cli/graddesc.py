@@ -27,8 +27,9 @@ def _common_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
-def _apply(args: argparse.Namespace, action: Callable[..., dict[str, Any]], *extra: Any) -> dict[str, Any] | None:
-    """Run `action(book, sheet, *extra)` on the workbook and commit; print JSON and return None when --json asked."""
+def _apply(args: argparse.Namespace, action: Callable[..., dict[str, Any]], show: Callable[[dict[str, Any]], None],
+           *extra: Any) -> int:
+    """Run `action(book, sheet, *extra)` on the workbook, commit, and print the results (JSON, or `show`'s table)."""
     from xlcollab.book.filebook import FileBook
 
     book = FileBook(args.workbook, out=args.out)
@@ -36,8 +37,9 @@ def _apply(args: argparse.Namespace, action: Callable[..., dict[str, Any]], *ext
     book.commit()
     if args.json:
         print(json.dumps(results, indent=2))
-        return None
-    return results
+    else:
+        show(results)
+    return 0
 
 
 def _run_tabs(book: Any, sheet: str, epochs: int | None) -> dict[str, Any]:
@@ -55,23 +57,20 @@ def _run_tabs(book: Any, sheet: str, epochs: int | None) -> dict[str, Any]:
 
 
 def run_cmd(args: argparse.Namespace) -> int:
-    results = _apply(args, _run_tabs, args.epochs)
-    if results is None:
-        return 0
-    print(f"{'sheet':<11}{'epochs':>8}{'a':>12}{'b':>12}{'last loss':>13}{'lr':>10}")
-    for sheet, r in results.items():
-        print(f"{sheet:<11}{r['epoch']:>8}{r['a']:>12.6f}{r['b']:>12.6f}{r['loss']:>13.6g}{r['lr']:>10.3g}")
-    print(f"wrote {args.out or args.workbook} (epochs = epochs done in total; the rows now show the next epoch)")
-    return 0
+    def show(results: dict[str, Any]) -> None:
+        w = max(len("sheet"), *map(len, results)) + 2
+        print(f"{'sheet':<{w}}{'epochs':>8}{'a':>12}{'b':>12}{'last loss':>13}{'lr':>10}")
+        for sheet, r in results.items():
+            print(f"{sheet:<{w}}{r['epoch']:>8}{r['a']:>12.6f}{r['b']:>12.6f}{r['loss']:>13.6g}{r['lr']:>10.3g}")
+        print(f"wrote {args.out or args.workbook} (epochs = epochs done in total; the rows now show the next epoch)")
+    return _apply(args, _run_tabs, show, args.epochs)
 
 
 def reset_cmd(args: argparse.Namespace) -> int:
     from xlcollab.sheets.graddesc import reset_book
 
-    results = _apply(args, reset_book)
-    if results is None:
-        return 0
-    for sheet, r in results.items():
-        print(f"{sheet}: a = {r['a']:g}, b = {r['b']:g}, {r['cleared']} trace rows cleared")
-    print(f"wrote {args.out or args.workbook}")
-    return 0
+    def show(results: dict[str, Any]) -> None:
+        for sheet, r in results.items():
+            print(f"{sheet}: a = {r['a']:g}, b = {r['b']:g}, {r['cleared']} trace rows cleared")
+        print(f"wrote {args.out or args.workbook}")
+    return _apply(args, reset_book, show)
