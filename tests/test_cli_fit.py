@@ -220,3 +220,12 @@ def test_unparsable_flags_exit_2_without_traceback(capsys, argv):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "error:" in err
+
+
+def test_a_reader_that_goes_away_stops_the_command_quietly(tmp_path):
+    """`xlcollab fit --json | head -c 0`: the pipe closes before the JSON is printed; no traceback, no error line."""
+    proc = subprocess.Popen([sys.executable, "-m", "xlcollab", "fit", "--epochs", "1", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    proc.stdout.close()  # the reader is gone before the fit prints
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 141 and err == ""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -41,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except XlcollabError as exc:
         print(f"xlcollab: error: {printable(exc)}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the reader went away (`xlcollab ... | head`): stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's advice: no second error at exit
+        return 141
     except MemoryError:
         print("xlcollab: error: out of memory (try a smaller data set, fewer factors or a smaller --batch-size)",
               file=sys.stderr)
