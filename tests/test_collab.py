@@ -1,9 +1,6 @@
 """collab_filter: the built tabs, `xlcollab solve`, and LibreOffice recomputing the solved file as the oracle."""
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
 import json
 import re
 import shutil
@@ -16,8 +13,8 @@ import pytest
 import torch
 from openpyxl.worksheet.formula import ArrayFormula
 
+from helpers import run_cli, sha
 from xlcollab.book.base import bounds, split_ref
-from xlcollab.cli import main
 from xlcollab.errors import WorkbookError
 from xlcollab.book.filebook import FileBook
 from xlcollab.sheets.collab import PARAMS, SHEETS, TABS, build_workbook
@@ -29,17 +26,6 @@ from xlcollab.solver.model import read_model as solver_model
 from collab_reference import params_written, read_model
 
 OWNED = {sheet: (*params, "trace", "last_run") for sheet, params in PARAMS.items()}
-
-
-def run_cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main([str(a) for a in argv])
-    return rc, out.getvalue(), err.getvalue()
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def names(ws) -> dict[str, str]:

@@ -1,7 +1,6 @@
 """FileBook: reads named blocks, commits only the written cells, atomically, and refuses bad files."""
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import zipfile
@@ -11,16 +10,13 @@ import pytest
 from openpyxl import Workbook, load_workbook
 from openpyxl.chart import Reference
 
+from helpers import sha
 from xlcollab.book import libreoffice
 from xlcollab.book.filebook import FileBook
 from xlcollab.book.ooxml import Package
 from xlcollab.book.spec import Chart, SheetSpec
 from xlcollab.errors import WorkbookError
 from xlcollab.sheets.common import define_block, force_full_recalc, store_solver_model, target, xy_chart
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def parts(path: Path) -> dict[str, bytes]:

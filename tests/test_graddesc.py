@@ -1,7 +1,6 @@
 """The graddesc workbook: its formulas compute what torch's rules compute, step by step; run/reset; bad input."""
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import shutil
@@ -12,6 +11,7 @@ import torch
 from openpyxl import load_workbook
 from openpyxl.utils.cell import absolute_coordinate
 
+from helpers import sha
 from xlcollab.book import libreoffice
 from xlcollab.cli import main
 from xlcollab.errors import SettingsError
@@ -19,10 +19,6 @@ from xlcollab.book.filebook import FileBook
 from xlcollab.sheets import graddesc as gd
 from xlcollab.core.optim import sheet_adam
 from xlcollab.sheets.graddesc import FIRST, SPECS, TRACE_ROWS, Layout, Start
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,6 @@ the solved files and agrees with the objective we report.
 """
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
 import itertools
 import json
 import math
@@ -26,7 +23,7 @@ from openpyxl.comments import Comment
 from openpyxl.utils.cell import absolute_coordinate, quote_sheetname
 from openpyxl.workbook.defined_name import DefinedName
 
-from xlcollab.cli import main
+from helpers import run_cli, sha
 
 ODD = "Odd (1)+2"
 EXCEL_OPTIONS = {"solver_cvg": "0.0001", "solver_drv": "1", "solver_est": "1", "solver_itr": "2147483647",
@@ -562,17 +559,6 @@ def _no_model() -> openpyxl.Workbook:
 
 
 # -- running them ------------------------------------------------------------------------------------------------
-def run_cli(*argv: Any) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main([str(a) for a in argv])
-    return rc, out.getvalue(), err.getvalue()
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def split(cell: str) -> tuple[str, str]:
     sheet, _, addr = cell.rpartition("!")
     return sheet, addr
