@@ -63,6 +63,12 @@ def xlcollab_method(**settings):
 
 
 def describe_fit(s: dict, given: dict) -> str:
+    if s["session_gap"] == 0:
+        return f"{_describe_model(s, {k: v for k, v in given.items() if k != 'session_gap'})}, the model alone"
+    return f"{_describe_model(s, given)} + session effects ({s['session_gap']:g} min, shrink {s['session_shrink']:g})"
+
+
+def _describe_model(s: dict, given: dict) -> str:
     if s["model"] == "blend":
         return f"xlcollab fit --model blend ({' + '.join(m['model'] for m in s['members'])}, probe-fitted weights)"
     if s["model"] == "svdpp":
@@ -93,7 +99,7 @@ def surprise_method(surprise, make, scale):
         pred = predict(algo, valid[0], valid[1])
         return {"scores": evaluate.scores(*valid, pred), "fit s": secs}
 
-    def fit_predict(train, users, items, n_users, n_items):
+    def fit_predict(train, users, items, n_users, n_items, times=None):  # Surprise has no use for times
         algo = make()
         algo.fit(trainset(*(c.numpy() for c in train)))
         return predict(algo, users, items)
@@ -102,7 +108,8 @@ def surprise_method(surprise, make, scale):
 
 def methods(args: argparse.Namespace, scale) -> list[tuple[str, object, object, int]]:
     """(name, holdout, fit_predict, runs) of every method in the table."""
-    rows = [("xlcollab fit defaults", *xlcollab_method(), args.runs)]
+    rows = [("xlcollab fit defaults", *xlcollab_method(), args.runs),
+            ("xlcollab fit --session-gap 0", *xlcollab_method(session_gap=0), args.runs)]
     rows += [(f"xlcollab fit --model {m}", *xlcollab_method(model=m), args.runs) for m in args.models.split(",") if m]
     if args.skip_surprise:
         return rows
@@ -144,7 +151,7 @@ def cpu_section(args: argparse.Namespace) -> None:
                "CV NDCG@10": "", "CV s/fold (CPU s)": ""}
         if args.cv_folds:
             cv = evaluate.cross_validate(fit_predict, codes=(codes, len(enc.user_ids), len(enc.item_ids)),
-                                         folds=args.cv_folds, seed=0).summary()
+                                         folds=args.cv_folds, seed=0, times=enc.times).summary()
             row["CV RMSE"] = f"{cv['rmse']['mean']:.4f} ± {cv['rmse']['std']:.4f}"
             row["CV NDCG@10"] = f"{cv['ndcg']['mean']:.3f} ± {cv['ndcg']['std']:.3f}"
             row["CV s/fold (CPU s)"] = f"{cv['fit_seconds']['mean']:.1f} ({cv['cpu_seconds']['mean']:.1f})"

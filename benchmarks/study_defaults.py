@@ -26,7 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from xlcollab.core import data, evaluate, fit, tune  # noqa: E402
+import torch  # noqa: E402
+
+from xlcollab.core import data, evaluate, fit, sessions, tune  # noqa: E402
 from xlcollab.core.settings import FIT, auto_epochs  # noqa: E402
 
 
@@ -60,7 +62,7 @@ def subsample(ratings: data.Ratings, how: str, seed: int = 0) -> data.Ratings:
         keep = rng.random(len(f)) < 0.4
     else:
         keep = f["item"].map(f["item"].value_counts()) >= 5
-    return data.load_ratings(f.loc[keep, ["user", "item", "rating"]].reset_index(drop=True))
+    return data.load_ratings(f.loc[keep, ["user", "item", "rating", "timestamp"]].reset_index(drop=True))
 
 
 SETS = {
@@ -83,7 +85,36 @@ def candidates(n_fold_train: int) -> list[tuple[str, dict]]:
         out += [(describe({name: v}), {"epochs": 7, name: v} if name != "epochs" else {name: v}) for v in values]
     for steps in (400, 560, 800):
         out.append((f"epochs rule, {steps} steps", {"epochs": auto_epochs(n_fold_train, 1024, steps)}))
-    return out
+    return [(label, {**c, "session_gap": 0}) for label, c in out]  # the model alone; sessions: session_study
+
+
+def session_study(ratings: data.Ratings, folds: int) -> dict[str, float]:
+    """CV RMSE of the default model plus session effects of each (gap minutes, shrink) in SESSION_GRID, inside the
+    training part of the 80/20 seed-42 split: one fit per fold, the sittings computed from it for every pair."""
+    enc, codes = evaluate.encoded_codes(ratings)
+    if enc.times is None:
+        return {}
+    train_idx, _ = data.split_indices(len(enc.ratings), 0.2, 42)
+    sq: dict[str, list[np.ndarray]] = {}
+    for tr, te in evaluate.kfold_indices(len(train_idx), folds, 0):
+        a, b = torch.as_tensor(train_idx[tr]), torch.as_tensor(train_idx[te])
+        train, test = tuple(c[a] for c in codes), tuple(c[b] for c in codes)
+        est = fit.CollabFit(session_gap=0, valid_pct=0.0, progress=False).fit_tensors(
+            train, None, len(enc.user_ids), len(enc.item_ids))
+        residuals = (train[2] - est.predict_codes(*train[:2])).numpy()
+        base = est.predict_codes(*test[:2]).numpy().astype(np.float64)
+        low, high = est.rating_range_
+        for gap, shrink in SESSION_GRID:
+            shift = 0.0 if gap == 0 else sessions.fit(train[0].numpy(), enc.times[train_idx[tr]], residuals,
+                                                      gap=gap * 60, shrink=shrink).shift(
+                test[0].numpy(), enc.times[train_idx[te]])
+            pred = np.clip(base + shift, low, high)
+            label = "no session effects" if gap == 0 else f"sessions: gap {gap:g} min, shrink {shrink:g}"
+            sq.setdefault(label, []).append(float(np.sqrt(np.mean((pred - test[2].numpy()) ** 2))))
+    return {label: float(np.mean(v)) for label, v in sq.items()}
+
+
+SESSION_GRID = [(0, 0)] + [(g, k) for g in (1, 2, 3, 5, 10, 30, 60, 1440) for k in (0.5, 1, 2, 3, 10)]  # README
 
 
 def describe(cand: dict) -> str:
@@ -97,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folds", type=int, default=3)
     p.add_argument("--cache", default="/tmp/xlcollab-study-defaults.jsonl", help="JSON-lines cache ('' for none)")
     p.add_argument("--only", type=int, default=None, help="only the first N candidates (a smoke test)")
+    p.add_argument("--sessions", action="store_true", help="the session-effects study instead (the sets with "
+                   "timestamps: ml-latest-small and its subsamples)")
     args = p.parse_args(argv)
     names = [s for s in args.sets.split(",") if s]
 
@@ -108,6 +141,12 @@ def main(argv: list[str] | None = None) -> int:
         ratings = SETS[name]()
         shapes[name] = (len(ratings), ratings.frame["user"].nunique(), ratings.frame["item"].nunique())
         wall, cpu = time.perf_counter(), time.process_time()
+        if args.sessions:
+            for label, rmse in session_study(ratings, args.folds).items():
+                table.setdefault(label, {})[name] = rmse
+            print(f"{name}: {shapes[name][0]:,} ratings; {time.perf_counter() - wall:.0f} s wall, "
+                  f"{time.process_time() - cpu:.0f} s CPU, load {os.getloadavg()[0]:.2f}", flush=True)
+            continue
         labelled = candidates(int(len(ratings) * 0.8) * (args.folds - 1) // args.folds)[:args.only]
         cands = [c for _, c in labelled]
         res = tune.tune(lambda c: fit.fit_predict(**c), ratings, cands, folds=args.folds,
@@ -119,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{describe(res.best)} (CV {res.rows[0]['rmse']['mean']:.4f}; held-out {res.held_out['rmse']:.4f}); "
               f"{time.perf_counter() - wall:.0f} s wall, {time.process_time() - cpu:.0f} s CPU, load "
               f"{os.getloadavg()[0]:.2f}", flush=True)
+    names = [n for n in names if any(n in t for t in table.values())]  # sessions: sets without times drop out
     best = {n: min(t[n] for t in table.values()) for n in names}
     rows = sorted(table.items(), key=lambda kv: np.mean([kv[1][n] - best[n] for n in names]))
     print("\n| candidate | " + " | ".join(names) + " | mean excess |")

@@ -112,7 +112,7 @@ def small_ratings(n_users=40, n_items=30, seed=0) -> data.Ratings:
     return data.load_ratings(pd.DataFrame({"user": users + 1, "item": items + 1, "rating": rating}))
 
 
-def mean_predictor(train, users, items, n_users, n_items):
+def mean_predictor(train, users, items, n_users, n_items, times=None):
     return torch.full((len(users),), float(train[2].double().mean()))
 
 

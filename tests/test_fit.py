@@ -155,7 +155,8 @@ def test_trace_rows_and_fitted_attributes(small_ratings):
     fit = CollabFit(n_factors=4, epochs=3, batch_size=100, schedule="one-cycle").fit(small_ratings)
     assert [t["epoch"] for t in fit.trace_] == [1, 2, 3]
     assert set(fit.trace_[0]) == {"epoch", "train_rmse", "valid_rmse", "lr", "seconds"}
-    assert fit.valid_rmse_ == fit.trace_[-1]["valid_rmse"] and fit.device_ == "cpu" and fit.fit_seconds_ > 0
+    assert fit.model_valid_rmse_ == fit.trace_[-1]["valid_rmse"] and fit.device_ == "cpu" and fit.fit_seconds_ > 0
+    assert fit.sessions_ is not None and fit.valid_rmse_ == fit.valid_scores_["rmse"]  # the ratings have times
     # one-cycle: ends far below its peak
     assert fit.trace_[-1]["lr"] < fit.trace_[0]["lr"]
 
@@ -165,7 +166,7 @@ def test_valid_rmse_equals_numpy_on_predict(small_ratings):
     f = small_ratings.frame
     _, valid = data.split_indices(len(f), 0.2, 42)
     rows = f.iloc[valid]
-    pred = fit.predict(rows["user"].to_numpy(), rows["item"].to_numpy())
+    pred = fit.predict(rows["user"].to_numpy(), rows["item"].to_numpy(), rows["timestamp"].to_numpy())
     assert math.isclose(fit.valid_rmse_, float(np.sqrt(np.mean((pred - rows["rating"].to_numpy()) ** 2))), rel_tol=1e-5)
     assert pred.min() >= f["rating"].min() and pred.max() <= f["rating"].max()  # clipped like Surprise
 
@@ -375,9 +376,9 @@ def test_cuda_fit_matches_cpu_closely(small_ratings):
 
 
 def test_defaults_reach_target_on_embedded_set(_embedded_ratings):
-    fit = CollabFit().fit(_embedded_ratings)  # ~2-4 s on 2 shared cores; the README's table has 0.8366
-    assert fit.valid_rmse_ <= 0.86
-    assert fit.trace_[0]["valid_rmse"] > fit.valid_rmse_
+    fit = CollabFit().fit(_embedded_ratings)  # ~2-4 s on 2 shared cores; the README: 0.8366 alone, 0.8197 in all
+    assert fit.model_valid_rmse_ <= 0.86 and fit.valid_rmse_ <= 0.83
+    assert fit.trace_[0]["valid_rmse"] > fit.model_valid_rmse_ > fit.valid_rmse_
 
 
 # -- interpret ---------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ def shrunk_user_mean(seen: list):
     def make(cand):
         lam = cand["lam"]
 
-        def fit_predict(train, users, items, n_users, n_items):
+        def fit_predict(train, users, items, n_users, n_items, times=None):
             u, i, r = train
             seen.append(set(zip(u.tolist(), i.tolist())))
             mu = r.double().mean()

@@ -158,11 +158,17 @@ def _report(args: argparse.Namespace, est: Any, source: str, out: Any) -> None:
                           "valid_scores": {k: finite(v) for k, v in est.valid_scores_.items()},
                           "fit_seconds": est.fit_seconds_, "epochs": s["epochs"], "device": est.device_,
                           "fused": est.fused_, "n_ratings": est.n_ratings_, "source": source, "settings": settings,
+                          "sessions": None if est.sessions_ is None else len(est.sessions_),
+                          "model_valid_rmse": finite(est.model_valid_rmse_),
                           "saved": args.save, "trace": [{k: finite(v) for k, v in r.items()} for r in est.trace_]}),
               file=out)
         return
     weights = est.model_.weights.tolist() if s["model"] == "blend" else None
     print(describe(s, weights), file=out)
+    if est.sessions_ is not None:
+        alone = "" if math.isnan(est.model_valid_rmse_) else f"; valid RMSE without them {est.model_valid_rmse_:.4f}"
+        print(f"session effects: {len(est.sessions_):,} sittings of the training ratings (gap {s['session_gap']:g} "
+              f"min, shrink {s['session_shrink']:g}){alone}", file=out)
     valid = "n/a (no validation set)" if math.isnan(est.valid_rmse_) else f"{est.valid_rmse_:.4f}"
     step = ", fused step" if est.fused_ else ""
     print(f"valid RMSE {valid}  (train {est.train_rmse_:.4f}; fit {est.fit_seconds_:.2f} s on {est.device_}{step})",

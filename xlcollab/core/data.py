@@ -100,15 +100,28 @@ class Encoded:
     ratings: np.ndarray  # float32
     user_ids: np.ndarray  # original id of each user code (sorted ascending)
     item_ids: np.ndarray  # original id of each item code (sorted ascending)
+    times: np.ndarray | None = None  # int64 seconds of each rating, when the ratings carry a timestamp
 
 
 def encode(ratings: Ratings) -> Encoded:
-    """Map user and item ids to contiguous 0-based codes (ascending id order), ratings to float32."""
+    """Map user and item ids to contiguous 0-based codes (ascending id order), ratings to float32, timestamps (if
+    any) to int64 seconds."""
     f = ratings.frame
     ucodes, uids = pd.factorize(f["user"], sort=True)
     icodes, iids = pd.factorize(f["item"], sort=True)
+    times = _seconds(f["timestamp"]) if "timestamp" in f else None
     return Encoded(ucodes.astype(np.int64), icodes.astype(np.int64), f["rating"].to_numpy(np.float32),
-                   np.asarray(uids), np.asarray(iids))
+                   np.asarray(uids), np.asarray(iids), times)
+
+
+def _seconds(stamps: pd.Series) -> np.ndarray | None:
+    """Whole-number timestamps (MovieLens: seconds since 1970) or dates as int64 seconds; None for anything else
+    (blanks, text): such ratings simply have no time."""
+    if pd.api.types.is_integer_dtype(stamps):
+        return stamps.to_numpy(np.int64)
+    if pd.api.types.is_datetime64_any_dtype(stamps) and stamps.notna().all():
+        return stamps.to_numpy("datetime64[s]").astype(np.int64)
+    return None
 
 
 def split_indices(n: int, valid_pct: float = 0.2, seed: int = 42) -> tuple[np.ndarray, np.ndarray]:

@@ -27,8 +27,9 @@ from xlcollab.core import data
 from xlcollab.errors import SettingsError
 
 Codes = tuple[Tensor, Tensor, Tensor]  # user codes, item codes, ratings
-# (train codes, held-out user codes, held-out item codes, n_users, n_items) -> predictions for the held-out pairs
-FitPredict = Callable[[Codes, Tensor, Tensor, int, int], Tensor]
+# (train codes, held-out user codes, held-out item codes, n_users, n_items, *, times) -> predictions for the
+# held-out pairs; times: (training times, held-out times) in seconds when the ratings carry them, else None
+FitPredict = Callable[..., Tensor]
 METRICS = ("rmse", "mae", "precision", "recall", "ndcg")
 
 
@@ -114,13 +115,13 @@ def encoded_codes(ratings: Any) -> tuple[data.Encoded, Codes]:
 
 def cross_validate(fit_predict: FitPredict, ratings: Any = None, *, folds: int = 5, seed: int = 0, k: int = 10,
                    threshold: float = 4.0, name: str = "", on_fold: Callable[[dict[str, float]], None] | None = None,
-                   codes: tuple[Codes, int, int] | None = None) -> CVResult:
+                   codes: tuple[Codes, int, int] | None = None, times: np.ndarray | None = None) -> CVResult:
     """Fit and score `fit_predict` on each of `folds` seeded folds of `ratings` (or of ready `codes`:
-    ((users, items, ratings), n_users, n_items)); each fold row has the METRICS, fit_seconds (wall) and
-    cpu_seconds (this process's CPU time, time.process_time)."""
+    ((users, items, ratings), n_users, n_items), with their `times` if known); each fold row has the METRICS,
+    fit_seconds (wall) and cpu_seconds (this process's CPU time, time.process_time)."""
     if codes is None:
         enc, all_codes = encoded_codes(ratings)
-        n_users, n_items = len(enc.user_ids), len(enc.item_ids)
+        n_users, n_items, times = len(enc.user_ids), len(enc.item_ids), enc.times
     else:
         all_codes, n_users, n_items = codes
     result = CVResult(name, k=k)
@@ -129,7 +130,7 @@ def cross_validate(fit_predict: FitPredict, ratings: Any = None, *, folds: int =
         train = tuple(c[tr_t] for c in all_codes)
         tu, ti, truth = (c[te_t] for c in all_codes)
         wall, cpu = time.perf_counter(), time.process_time()
-        pred = fit_predict(train, tu, ti, n_users, n_items)
+        pred = fit_predict(train, tu, ti, n_users, n_items, times=None if times is None else (times[tr], times[te]))
         row = {"fold": f + 1, **scores(tu, ti, truth, pred, k, threshold),
                "fit_seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu}
         result.folds.append(row)

@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from xlcollab.core import blend, bmf, data, distributed, evaluate, fused, modelfile, stream, svdpp, updates
+from xlcollab.core import blend, bmf, data, distributed, evaluate, fused, modelfile, sessions, stream, svdpp, updates
 from xlcollab.core.device import pick_device, torch_threads
 from xlcollab.core.models import build_model
 from xlcollab.core.settings import FIT, check_fit, fit_epochs, resolve_y_range
@@ -57,7 +57,11 @@ class CollabFit:
     trace_ : list of dict                 per epoch: epoch, train_rmse (over the epoch's batches, each taken
                                           before its step, like fastai's train loss; the data term only),
                                           valid_rmse (after the epoch), lr (of its last step), seconds.
-    valid_rmse_, train_rmse_ : float      the last epoch's (valid: NaN when valid_pct is 0).
+    valid_rmse_, train_rmse_ : float      the last epoch's (valid: NaN when valid_pct is 0; with session effects,
+                                          the validation RMSE with them; the trace's rows are without).
+    sessions_ : core.sessions.Sessions    the sittings of the training ratings and their biases (None: no
+                                          timestamps, session_gap 0, or a fit streamed from disk).
+    model_valid_rmse_ : float             the validation RMSE of the model alone, without session effects.
     valid_scores_ : dict                  rmse, mae, precision, recall, ndcg (@10, relevant >= 4) on the validation
                                           set (core.evaluate.scores); empty when valid_pct is 0.
     fit_seconds_ : float                  building the model + the loop + per-epoch validation; not reading or
@@ -83,7 +87,8 @@ class CollabFit:
                  user_factors: int | None = FIT["user_factors"].default,
                  item_factors: int | None = FIT["item_factors"].default, init: str = FIT["init"].default,
                  momentum: float = FIT["momentum"].default, beta2: float = FIT["beta2"].default,
-                 clip: bool = FIT["clip"].default, threads: int | None = FIT["threads"].default,
+                 clip: bool = FIT["clip"].default, session_gap: float = FIT["session_gap"].default,
+                 session_shrink: float = FIT["session_shrink"].default, threads: int | None = FIT["threads"].default,
                  progress: bool | None = FIT["progress"].default, fused: bool | None = FIT["fused"].default,
                  memory_budget: str | int | None = FIT["memory_budget"].default,
                  distributed: bool = FIT["distributed"].default):
@@ -111,6 +116,8 @@ class CollabFit:
         self.momentum = momentum
         self.beta2 = beta2
         self.clip = clip
+        self.session_gap = session_gap
+        self.session_shrink = session_shrink
         self.threads = threads
         self.progress = progress
         self.fused = fused
@@ -170,7 +177,9 @@ class CollabFit:
                     torch.as_tensor(enc.items[idx]).to(device=device, dtype=torch.long),
                     torch.as_tensor(enc.ratings[idx]).to(device=device, dtype=torch.float32))
 
-        return self.fit_tensors(on(train_idx), on(valid_idx), len(enc.user_ids), len(enc.item_ids), callback=callback)
+        times = None if enc.times is None else (enc.times[train_idx], enc.times[valid_idx])
+        return self.fit_tensors(on(train_idx), on(valid_idx), len(enc.user_ids), len(enc.item_ids), callback=callback,
+                                times=times)
 
     def _fit_streamed(self, path: Any, s: dict[str, Any], callback: Callable[[dict[str, Any]], None] | None
                       ) -> CollabFit:
@@ -183,6 +192,7 @@ class CollabFit:
             valid = (lambda: stream.chunks(sp, "valid", device)) if sp.n_valid else None
             self._fit(s, sp, valid, n_users=len(sp.user_ids), n_items=len(sp.item_ids), device=device,
                       rating_range=sp.rating_range, mean=sp.train_mean, callback=callback)
+        self.sessions_, self.model_valid_rmse_ = None, self.valid_rmse_  # streamed chunks carry no timestamps
         self.valid_scores_ = {"rmse": self.valid_rmse_} if sp.n_valid else {}  # the rest needs the set in memory
         return self
 
@@ -194,16 +204,28 @@ class CollabFit:
         self.item_counts_ = np.bincount(enc.items, minlength=len(enc.item_ids))
 
     def fit_tensors(self, train_codes: Codes, valid_codes: Codes | None, n_users: int, n_items: int, *,
-                    callback: Callable[[dict[str, Any]], None] | None = None) -> CollabFit:
+                    callback: Callable[[dict[str, Any]], None] | None = None,
+                    times: tuple[np.ndarray, np.ndarray] | None = None) -> CollabFit:
         """Fit on code tensors already on one device, no reading, encoding or splitting (`fit` ends here; the
-        benchmark's synthetic data starts here): model, optimizer, the training loop, one trace row per epoch."""
+        benchmark's synthetic data starts here): model, optimizer, the training loop, one trace row per epoch;
+        then, given times (seconds of the training and validation ratings), the session effects (core.sessions)."""
         s = check_fit(self.get_params())
         tr = train_codes[2]
         valid = valid_codes if valid_codes is not None and len(valid_codes[2]) else None
         self._fit(s, train_codes, valid, n_users=n_users, n_items=n_items, device=tr.device,
                   rating_range=(float(tr.min()), float(tr.max())), mean=float(tr.mean()), callback=callback)
-        self.valid_scores_ = {} if valid is None else evaluate.scores(*valid[:2], valid[2],
-                                                                        self.predict_codes(*valid[:2]))
+        self.sessions_ = None
+        if times is not None and s["session_gap"] > 0:
+            start = time.perf_counter()
+            residuals = (train_codes[2] - self.predict_codes(*train_codes[:2])).cpu().numpy()
+            self.sessions_ = sessions.fit(train_codes[0].cpu().numpy(), times[0], residuals,
+                                          gap=s["session_gap"] * 60, shrink=s["session_shrink"])
+            self.fit_seconds_ += time.perf_counter() - start
+        self.valid_scores_ = {} if valid is None else evaluate.scores(
+            *valid[:2], valid[2], self.predict_codes(*valid[:2], times=None if times is None else times[1]))
+        self.model_valid_rmse_ = self.valid_rmse_
+        if valid is not None and self.sessions_ is not None:
+            self.valid_rmse_ = self.valid_scores_["rmse"]
         return self
 
     def _fit(self, s: dict[str, Any], train_data: Codes | stream.Spilled, valid: Codes | Callable[[], Any] | None, *,
@@ -278,8 +300,9 @@ class CollabFit:
 
     # -- predictions -----------------------------------------------------------------------------------
     @torch.no_grad()
-    def predict_codes(self, users: Tensor, items: Tensor) -> Tensor:
-        """Predictions for code tensors (on the model's device), in eval mode, clipped if `clip`."""
+    def predict_codes(self, users: Tensor, items: Tensor, times: Any = None) -> Tensor:
+        """Predictions for code tensors (on the model's device), in eval mode, plus the session effects of the
+        ratings' times (seconds) when given and fitted, clipped if `clip`."""
         model = self.model_
         was_training = model.training
         model.eval()
@@ -288,6 +311,8 @@ class CollabFit:
                              for k in range(0, len(users), EVAL_CHUNK)]) if len(users) else torch.zeros(0)
         finally:
             model.train(was_training)
+        if times is not None and getattr(self, "sessions_", None) is not None:
+            out = out + torch.as_tensor(self.sessions_.shift(users.cpu().numpy(), np.asarray(times)), device=out.device)
         if self.settings_["clip"]:
             out = out.clamp(*self.rating_range_)
         return out
@@ -311,14 +336,18 @@ class CollabFit:
         """Codes of original movie ids; DataError names the first unknown one."""
         return _codes(self.item_ids_, items, "movie")
 
-    def predict(self, users: Any, items: Any) -> np.ndarray:
-        """Predicted ratings for pairs of original user and movie ids (arrays of equal length, or scalars)."""
+    def predict(self, users: Any, items: Any, times: Any = None) -> np.ndarray:
+        """Predicted ratings for pairs of original user and movie ids (arrays of equal length, or scalars); with
+        times (seconds since 1970, one per pair), each plus the session effect of its sitting."""
         self._check_fitted()
         u, i = np.atleast_1d(self.user_codes(users)), np.atleast_1d(self.item_codes(items))
         if u.shape != i.shape:
             raise DataError(f"predict needs as many users as movies, got {len(u)} users and {len(i)} movies")
         dev = next(self.model_.parameters()).device
-        return self.predict_codes(torch.as_tensor(u, device=dev), torch.as_tensor(i, device=dev)).cpu().numpy()
+        t = None if times is None else np.atleast_1d(np.asarray(times, dtype=np.int64))
+        if t is not None and t.shape != u.shape:
+            raise DataError(f"predict needs one time per pair, got {len(t)} times for {len(u)} pairs")
+        return self.predict_codes(torch.as_tensor(u, device=dev), torch.as_tensor(i, device=dev), t).cpu().numpy()
 
     def seen(self, user_code: int) -> np.ndarray:
         """Codes of the movies user_code rated (in the whole data set, training and validation)."""
@@ -370,7 +399,9 @@ def fit_predict(**params: Any) -> evaluate.FitPredict:
     except ImportError:
         pass
 
-    def fit_predict(train: Codes, users: Tensor, items: Tensor, n_users: int, n_items: int) -> Tensor:
-        est = CollabFit(**{"progress": False, **params, "valid_pct": 0.0}).fit_tensors(train, None, n_users, n_items)
-        return est.predict_codes(users, items)
+    def fit_predict(train: Codes, users: Tensor, items: Tensor, n_users: int, n_items: int, *,
+                    times: tuple[np.ndarray, np.ndarray] | None = None) -> Tensor:
+        est = CollabFit(**{"progress": False, **params, "valid_pct": 0.0}).fit_tensors(train, None, n_users, n_items,
+                                                                                       times=times)
+        return est.predict_codes(users, items, None if times is None else times[1])
     return fit_predict

@@ -1,5 +1,5 @@
 """A fitted CollabFit in one file and back: torch.save of plain data (weights, settings, id maps, titles, seen
-movies, trace); loading uses torch.load(weights_only=True), so a model file can run no code.
+movies, trace, the sittings of the session effects); loading uses torch.load(weights_only=True), so a model file can run no code.
 
 Saving is atomic (`core.atomic.atomic_write`: a temporary file beside the target, fsync, rename), so a full disk
 leaves the previous model as it was. Loading reads only a regular file under the size cap, and checks every
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from xlcollab.core import atomic, safeio
+from xlcollab.core import atomic, safeio, sessions
 from xlcollab.core.models import build_model
 from xlcollab.core.settings import FIT, MODEL_NAMES, check_fit
 from xlcollab.errors import DataError, XlcollabError
@@ -47,7 +47,8 @@ def save(est: Any, path: str | Path, *, before_replace: Callable[[], None] | Non
         "item_counts": torch.as_tensor(est.item_counts_),
         "rating_range": list(est.rating_range_), "n_ratings": est.n_ratings_,
         "trace": est.trace_, "valid_rmse": est.valid_rmse_, "train_rmse": est.train_rmse_,
-        "fit_seconds": est.fit_seconds_, "device": est.device_,
+        "fit_seconds": est.fit_seconds_, "device": est.device_, "sessions": _sessions_blob(est.sessions_),
+        "model_valid_rmse": est.model_valid_rmse_,
     }
     with atomic.atomic_write(path, kind=_error("cannot save the model", path), what="model file",
                              make_folders=False) as fh:
@@ -60,6 +61,30 @@ def save(est: Any, path: str | Path, *, before_replace: Callable[[], None] | Non
         if before_replace is not None:
             before_replace()
     return path
+
+
+def _sessions_blob(found: sessions.Sessions | None) -> dict[str, Any] | None:
+    if found is None:
+        return None
+    return {"users": torch.as_tensor(found.users), "starts": torch.as_tensor(found.starts),
+            "ends": torch.as_tensor(found.ends), "bias": torch.as_tensor(found.bias), "gap": found.gap}
+
+
+def _restore_sessions(blob: dict, n_users: int) -> sessions.Sessions | None:
+    """The sittings a file holds (None: a file without them, or saved before they existed), checked."""
+    if blob.get("sessions") is None:
+        return None
+    part = _field(blob, "sessions", dict)
+    users = _vector(part, "users", None, hi=n_users)
+    starts, ends = _vector(part, "starts", len(users), lo=-2**62), _vector(part, "ends", len(users), lo=-2**62)
+    bias = _field(part, "bias", torch.Tensor)
+    gap = _field(part, "gap", int)
+    if bias.shape != (len(users),) or not bias.dtype.is_floating_point or not torch.isfinite(bias).all():
+        raise _Bad("the sessions' 'bias' is not one finite number per sitting")
+    ordered = np.all((np.diff(users) > 0) | ((np.diff(users) == 0) & (np.diff(starts) > 0)))
+    if gap < 0 or (ends < starts).any() or not ordered:
+        raise _Bad("the sessions are not sittings sorted by user and time")
+    return sessions.Sessions(users, starts, ends, bias.numpy().astype(np.float32), gap)
 
 
 def check_target(path: str | Path) -> Path:
@@ -209,4 +234,7 @@ def _restore(cls: type, blob: dict, device: str) -> Any:
     est.trace_ = _field(blob, "trace", list)
     est.valid_rmse_, est.train_rmse_ = _field(blob, "valid_rmse", (int, float)), _field(blob, "train_rmse", (int, float))
     est.fit_seconds_, est.device_ = _field(blob, "fit_seconds", (int, float)), _field(blob, "device", str)
+    est.sessions_ = _restore_sessions(blob, n_users)
+    est.model_valid_rmse_ = _field(blob, "model_valid_rmse", (int, float)) if "model_valid_rmse" in blob \
+        else est.valid_rmse_
     return est

@@ -205,6 +205,11 @@ FIT: dict[str, Setting] = {
     "beta2": Setting(0.99, _number(lo=0, hi=1, hi_open=True), "beta2 of adam/adamw (fastai's 0.99, not torch's "
                      "0.999)", "--beta2", float),
     "clip": Setting(True, _switch, "clip predictions to the training ratings' range (as Surprise does)", "--clip"),
+    "session_gap": Setting(2.0, _number(lo=0), "minutes: a user's training ratings less than this apart form one "
+                           "sitting, and a rating with a time in a sitting gets the sitting's shrunk mean residual "
+                           "added (core.sessions; needs timestamps); 0: off", "--session-gap", float),
+    "session_shrink": Setting(1.0, _number(lo=0), "a sitting's bias is its residuals' sum / (count + this)",
+                              "--session-shrink", float),
     "threads": Setting(None, _optional(_whole(1)), "torch threads during the fit (default: 1 for CPU fits under "
                        "1,000,000 training ratings, else torch's own)", "--threads", int),
     "progress": Setting(None, _optional(_switch), "a progress bar over the epochs on stderr (default: when stderr "

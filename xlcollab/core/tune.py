@@ -116,7 +116,7 @@ def tune(make: Callable[[dict[str, Any]], evaluate.FitPredict], ratings: Any, ca
         summary = done.get(key)
         if summary is None:
             cv = evaluate.cross_validate(make(cand), codes=(train, len(enc.user_ids), len(enc.item_ids)), folds=folds,
-                                         seed=cv_seed)
+                                         seed=cv_seed, times=None if enc.times is None else enc.times[tr])
             summary = cv.summary()
             if cache_path is not None:
                 with cache_path.open("a") as fh:
@@ -130,6 +130,7 @@ def tune(make: Callable[[dict[str, Any]], evaluate.FitPredict], ratings: Any, ca
     result.best = result.rows[0]["settings"]
     if len(te):
         tu, ti, truth = (c[torch.as_tensor(te)] for c in codes)
-        pred = make(result.best)(train, tu, ti, len(enc.user_ids), len(enc.item_ids))
+        pred = make(result.best)(train, tu, ti, len(enc.user_ids), len(enc.item_ids),
+                                 times=None if enc.times is None else (enc.times[tr], enc.times[te]))
         result.held_out = evaluate.scores(tu, ti, truth, pred)
     return result

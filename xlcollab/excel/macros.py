@@ -162,7 +162,8 @@ def fit_movielens(book: Book | None = None, *, model_path: str | Path | None = N
                                                    f"validation RMSE {row['valid_rmse']:.4f}"))
         spec = results_sheet(est, rs)
         _save_then(est, path, lambda: b.put_sheet(spec))
-        return {"valid_rmse": est.valid_rmse_, "train_rmse": est.train_rmse_, "epochs": est.settings_["epochs"],
+        return {"valid_rmse": est.valid_rmse_, "model_valid_rmse": est.model_valid_rmse_,
+                "train_rmse": est.train_rmse_, "epochs": est.settings_["epochs"],
                 "seconds": time.perf_counter() - start, "device": str(est.device_), "model": str(path),
                 "sheet": spec.name}
     return run_macro(book, "Fit MovieLens", action, lambda r: (

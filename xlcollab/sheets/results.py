@@ -41,7 +41,9 @@ def results_sheet(est: CollabFit, ratings: Ratings) -> SheetSpec:
     cells, charts = _Cells(), []
     s = est.settings_
     cells[0, 0] = (f"xlcollab fit of {ratings.source}: model {s['model']}, {s['n_factors']} factors, {s['epochs']} "
-                   f"epochs, {s['optimizer']} lr {s['lr']}, validation RMSE {est.valid_rmse_:.4f}")
+                   f"epochs, {s['optimizer']} lr {s['lr']}, validation RMSE {est.valid_rmse_:.4f}"
+                   + ("" if est.sessions_ is None else f" ({est.model_valid_rmse_:.4f} by epoch below, without the "
+                                                        f"session effects of each rating's time)"))
     r = _rmse_by_epoch(cells, charts, est, 2)
     r = _bias_ranking(cells, est, r)
     r = _principal_axes(cells, charts, est, r)
