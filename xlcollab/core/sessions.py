@@ -63,7 +63,7 @@ def _search(sorted_users: np.ndarray, sorted_starts: np.ndarray, users: np.ndarr
 def fit(users: np.ndarray, times: np.ndarray, residuals: np.ndarray, *, gap: float, shrink: float) -> Sessions:
     """The sittings of the training ratings (users, times in seconds) and their shrunk mean residuals."""
     users, times = np.asarray(users, dtype=np.int64), np.asarray(times, dtype=np.int64)
-    residuals = np.asarray(residuals, dtype=np.float64)
+    residuals = np.asarray(residuals, dtype=np.float32)
     gap_s = int(round(gap))
     order = np.lexsort((times, users))
     u, t, r = users[order], times[order], residuals[order]
@@ -71,5 +71,5 @@ def fit(users: np.ndarray, times: np.ndarray, residuals: np.ndarray, *, gap: flo
     first = np.flatnonzero(new)
     last = np.r_[first[1:], len(u)] - 1
     count = last - first + 1
-    total = np.add.reduceat(r, first) if len(first) else np.zeros(0)
+    total = np.add.reduceat(r, first, dtype=np.float64) if len(first) else np.zeros(0)
     return Sessions(u[first], t[first], t[last], (total / (count + shrink)).astype(np.float32), gap_s)

@@ -33,9 +33,10 @@ from torch import Tensor
 from xlcollab.core import cleaning, data, readers, sources
 from xlcollab.errors import DataError, SettingsError
 
-# Bytes the in-memory path holds per rating: the DataFrame (user, item, rating, timestamp: 32), the codes (20),
-# the device tensors (20) and the split (8). A file whose estimate exceeds the budget is streamed instead.
-MEMORY_BYTES_PER_RATING = 80
+# Bytes the in-memory path holds per rating: the DataFrame (user, item, rating, timestamp: 32), the codes and
+# times (28), the device tensors (20), the split (8) and, at its peak, the session effects' sort (40). A file
+# whose estimate exceeds the budget is streamed instead.
+MEMORY_BYTES_PER_RATING = 128
 ROW_BYTES = 12  # a streamed row: int32 user code, int32 item code, float32 rating
 SPILL_STEPS = 8  # spill works through the file in steps of an eighth of a training chunk
 _PARTS = ("users", "items", "ratings")
