@@ -28,6 +28,9 @@ def _expect(r: Ratings, *, titles: bool = True, timestamp: bool = True) -> None:
     assert f["user"].dtype == np.int64 and f["item"].dtype == np.int64 and f["rating"].dtype == np.float64
     if timestamp:
         assert f["timestamp"].tolist() == [t for _, _, _, t in ROWS] and f["timestamp"].dtype == np.int64
+        assert encode(r).times.tolist() == [t for _, _, _, t in ROWS]  # what the session effects read
+    else:
+        assert encode(r).times is None
     if titles:
         assert r.titles is not None and r.titles.to_dict() == TITLES
         assert r.title(377) == "Misérables, Les (1995)"
@@ -235,6 +238,15 @@ def test_encode_round_trip(embedded):
     assert (e.users.min(), e.users.max(), e.items.max()) == (0, 609, 9_723)
     assert np.array_equal(e.ratings, f["rating"].to_numpy(np.float32))
     assert len(e.user_ids) == 610 and len(e.item_ids) == 9_724
+
+
+def test_encode_times_from_dates_and_none_from_text():
+    base = {"user": [1, 2], "item": [3, 4], "rating": [4.0, 5.0]}
+    dates = load_ratings(pd.DataFrame({**base, "timestamp": pd.to_datetime(["1970-01-02 00:00:00", "2000-01-01 00:00:01"])}))
+    assert encode(dates).times.tolist() == [86_400, 946_684_801]
+    zoned = pd.to_datetime(["1970-01-02 01:00:00+01:00", "2000-01-01 00:00:01+00:00"], utc=True)
+    assert encode(load_ratings(pd.DataFrame({**base, "timestamp": zoned}))).times.tolist() == [86_400, 946_684_801]
+    assert encode(load_ratings(pd.DataFrame({**base, "timestamp": ["soon", "later"]}))).times is None
 
 
 def test_encode_text_ids():

@@ -120,7 +120,7 @@ def _seconds(stamps: pd.Series) -> np.ndarray | None:
     if pd.api.types.is_integer_dtype(stamps):
         return stamps.to_numpy(np.int64)
     if pd.api.types.is_datetime64_any_dtype(stamps) and stamps.notna().all():
-        return stamps.to_numpy("datetime64[s]").astype(np.int64)
+        return ((stamps - pd.Timestamp(0, tz=stamps.dt.tz)) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
     return None
 
 
