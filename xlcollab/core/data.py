@@ -14,6 +14,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -122,6 +123,24 @@ def _seconds(stamps: pd.Series) -> np.ndarray | None:
     if pd.api.types.is_datetime64_any_dtype(stamps) and stamps.notna().all():
         return ((stamps - pd.Timestamp(0, tz=stamps.dt.tz)) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
     return None
+
+
+def codes_of(ids: np.ndarray, wanted: Any, what: str) -> np.ndarray:
+    """Positions of wanted ids in the sorted id array; DataError 'unknown user 999999' for the first miss."""
+    scalar = np.ndim(wanted) == 0
+    w = np.atleast_1d(np.asarray(wanted))
+    if ids.dtype.kind in "iu" and w.dtype.kind in "UOSf":  # "42" or 42.0 typed for an integer id
+        try:
+            as_int = w.astype(np.float64)
+            if np.all(as_int == np.round(as_int)):
+                w = as_int.astype(ids.dtype)
+        except (TypeError, ValueError):
+            pass
+    idx = pd.Index(ids).get_indexer(pd.Index(w))
+    if (idx < 0).any():
+        miss = w[np.flatnonzero(idx < 0)[0]]
+        raise DataError(f"unknown {what} {miss!s}: not in the ratings this model was fitted on")
+    return idx[0] if scalar else idx.astype(np.int64)
 
 
 def split_indices(n: int, valid_pct: float = 0.2, seed: int = 42) -> tuple[np.ndarray, np.ndarray]:

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor
 
@@ -330,11 +329,11 @@ class CollabFit:
 
     def user_codes(self, users: Any) -> np.ndarray:
         """Codes of original user ids; DataError names the first unknown one."""
-        return _codes(self.user_ids_, users, "user")
+        return data.codes_of(self.user_ids_, users, "user")
 
     def item_codes(self, items: Any) -> np.ndarray:
         """Codes of original movie ids; DataError names the first unknown one."""
-        return _codes(self.item_ids_, items, "movie")
+        return data.codes_of(self.item_ids_, items, "movie")
 
     def predict(self, users: Any, items: Any, times: Any = None) -> np.ndarray:
         """Predicted ratings for pairs of original user and movie ids (arrays of equal length, or scalars); with
@@ -372,24 +371,6 @@ class CollabFit:
 
 
 CollabFit.__doc__ += "".join(f"\n    {name} : {s.help} (default {s.default!r})" for name, s in FIT.items()) + "\n"
-
-
-def _codes(ids: np.ndarray, wanted: Any, what: str) -> np.ndarray:
-    """Positions of wanted ids in the sorted id array; DataError 'unknown user 999999' for the first miss."""
-    scalar = np.ndim(wanted) == 0
-    w = np.atleast_1d(np.asarray(wanted))
-    if ids.dtype.kind in "iu" and w.dtype.kind in "UOSf":  # "42" or 42.0 typed for an integer id
-        try:
-            as_int = w.astype(np.float64)
-            if np.all(as_int == np.round(as_int)):
-                w = as_int.astype(ids.dtype)
-        except (TypeError, ValueError):
-            pass
-    idx = pd.Index(ids).get_indexer(pd.Index(w))
-    if (idx < 0).any():
-        miss = w[np.flatnonzero(idx < 0)[0]]
-        raise DataError(f"unknown {what} {miss!s}: not in the ratings this model was fitted on")
-    return idx[0] if scalar else idx.astype(np.int64)
 
 
 def fit_predict(**params: Any) -> evaluate.FitPredict:
