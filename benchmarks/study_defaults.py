@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/study_defaults.py                       # every data set, every candidate
     .venv/bin/python benchmarks/study_defaults.py --sets small,gen100k --folds 3 --cache /tmp/study.jsonl
+    .venv/bin/python benchmarks/study_defaults.py --sessions      # the session effects' gap and shrink
 
 Each data set is split as `xlcollab fit` splits it (80/20, seed 42) and only its training part is searched, by
 k-fold cross-validation (core.tune): the seed-42 validation part of ml-latest-small, which the README reports,
@@ -10,8 +11,10 @@ and the epochs rule of the training set's size (settings.auto_epochs) at three s
 table gives each candidate's CV RMSE on each set and its mean excess over each set's best; the recipe with the
 lowest mean excess generalises best. Results are cached (JSON lines), so an interrupted study resumes.
 
-Data sets: the embedded ml-latest-small; subsamples of it (half the users; 40 % of the ratings; only movies with
-5 or more ratings); ratings generated with MovieLens-like skew in the shapes of ml-100k and (a quarter of) ml-1m.
+Data sets: the embedded ml-latest-small; subsamples of its seed-42 training part (half the users; 40 % of the
+ratings; only movies with 5 or more ratings); ratings generated with MovieLens-like skew in the shapes of ml-100k
+and (a quarter of) ml-1m. The factor-model candidates are fitted without session effects (session_gap 0);
+`--sessions` studies those instead, on the sets with timestamps: one fit per fold, every (gap, shrink) from it.
 """
 from __future__ import annotations
 
@@ -53,8 +56,11 @@ def generated(n_users: int, n_items: int, n_ratings: int, *, half_stars: bool, s
 
 
 def subsample(ratings: data.Ratings, how: str, seed: int = 0) -> data.Ratings:
-    """A subsample of ml-latest-small: 'users' (half of them), 'ratings' (40 %), 'items5' (movies rated 5+ times)."""
-    f = ratings.frame
+    """A subsample of ml-latest-small's seed-42 training part (the README reports its validation part, so none of
+    those ratings may take part in choosing): 'users' (half of them), 'ratings' (40 %), 'items5' (movies rated 5+
+    times)."""
+    train, _ = data.split_indices(len(ratings.frame), 0.2, 42)
+    f = ratings.frame.iloc[np.sort(train)].reset_index(drop=True)
     rng = np.random.default_rng(seed)
     if how == "users":
         keep = f["user"].isin(rng.choice(f["user"].unique(), f["user"].nunique() // 2, replace=False))
@@ -85,7 +91,7 @@ def candidates(n_fold_train: int) -> list[tuple[str, dict]]:
         out += [(describe({name: v}), {"epochs": 7, name: v} if name != "epochs" else {name: v}) for v in values]
     for steps in (400, 560, 800):
         out.append((f"epochs rule, {steps} steps", {"epochs": auto_epochs(n_fold_train, 1024, steps)}))
-    return [(label, {**c, "session_gap": 0}) for label, c in out]  # the model alone; sessions: session_study
+    return out
 
 
 def session_study(ratings: data.Ratings, folds: int) -> dict[str, float]:
@@ -149,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         labelled = candidates(int(len(ratings) * 0.8) * (args.folds - 1) // args.folds)[:args.only]
         cands = [c for _, c in labelled]
-        res = tune.tune(lambda c: fit.fit_predict(**c), ratings, cands, folds=args.folds,
+        res = tune.tune(lambda c: fit.fit_predict(**{"session_gap": 0, **c}), ratings, cands, folds=args.folds,
                         cache=args.cache or None)
         for label, cand in labelled:
             row = next(r for r in res.rows if r["settings"] == cand)

@@ -92,7 +92,8 @@ def test_fit_benchmark_table_has_holdout_ranking_and_cv_columns(tmp_path) -> Non
                           capture_output=True, text=True, timeout=600, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| xlcollab fit")]
-    assert [r[0].split(" (")[0].strip() for r in rows] == ["xlcollab fit defaults", "xlcollab fit --model bmf"]
+    assert [r[0].split(" (")[0].strip() for r in rows] == ["xlcollab fit defaults"] * 2 + ["xlcollab fit --model bmf"]
+    assert rows[1][0].strip().endswith("the model alone")  # --session-gap 0 beside the defaults
     for r in rows:
         assert 0 < float(r[1]) < 2  # valid RMSE
         assert len(r[2].split("/")) == 3 and "±" in r[5] and "±" in r[6]
@@ -103,6 +104,18 @@ def test_defaults_study_runs_small() -> None:
                            "--only", "1", "--folds", "2", "--cache", ""], capture_output=True, text=True,
                           timeout=600, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "| candidate | small-ratings40 | mean excess |" in done.stdout and "small-ratings40: 40," in done.stdout
+    # 40 % of the 80,668 ratings of ml-latest-small's seed-42 training part: its validation part never takes part
+    assert "| candidate | small-ratings40 | mean excess |" in done.stdout and "small-ratings40: 32," in done.stdout
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "candidate" not in line]
     assert rows and float(rows[0].split("|")[2]) > 0  # the one candidate's CV RMSE on the set
+
+
+def test_session_study_ranks_every_gap_and_shrink() -> None:
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "study_defaults.py"), "--sessions", "--sets",
+                           "small-ratings40", "--folds", "2"], capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| ") and "cand" not in line]
+    labels = [r[0].strip() for r in rows]
+    assert len(labels) == 41 and "no session effects" in labels  # 8 gaps x 5 shrinks, and none
+    rmse = {r[0].strip(): float(r[1]) for r in rows}
+    assert rmse["sessions: gap 2 min, shrink 1"] < rmse["no session effects"]
