@@ -74,12 +74,9 @@ class FileBook(Book):
         fh = safeio.open_regular(self._source, kind=self._fail, what="workbook file")
         try:
             with Package(fh, name=self.name) as pkg:
-                bad = pkg.first_corrupt_part()
-                if bad is not None:
-                    raise self._fail(f"corrupt workbook: part {bad} fails its checksum")
+                pkg.check_parts()
                 if WORKBOOK not in pkg:
                     raise self._fail("not an Excel workbook (a zip file without xl/workbook.xml)")
-                pkg.refuse_dtds()
                 self._directory = pkg.directory()
         except WorkbookError as exc:
             fh.close()

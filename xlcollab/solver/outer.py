@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from xlcollab.solver.lower import Block, Lowered, RefVal
+from xlcollab.solver.lower import Block, Lowered, RefVal, flat_read
 from xlcollab.solver.values import NUM, Val, lift, with_errors
 
 __all__ = ["outer_mmult"]
@@ -27,29 +27,50 @@ def outer_mmult(block: Block, a: Lowered, b: Lowered) -> Val | None:
     R, C, G = len(rows), len(cols), block.G
     if R * C > 2 * G or max(R, C) == G or not (_follows(a, row_of, at_row) and _follows(b, col_of, at_col)):
         return None  # a sparse grid (a diagonal), or one row or column: nothing shared
-    left = block.gather(_pick(a, at_row, G))    # (R, h, k)
-    right = block.gather(_pick(b, at_col, G))   # (C, k, w)
     h, k, w = a.h, a.w, b.w
-    bad = ~(left.kind == NUM).all((1, 2))[row_of] | ~(right.kind == NUM).all((1, 2))[col_of]
+    a_one, b_one = _pick(a, at_row, G), _pick(b, at_col, G)
+    left_rect, right_rect = _stacked(a_one, down=True), _stacked(b_one, down=False)
+    left = block.gather(left_rect or a_one)     # (R, h, k), or (1, R * h, k): one rectangle of the R operands
+    right = block.gather(right_rect or b_one)   # (C, k, w), or (1, k, C * w)
+    left_kind = left.kind.reshape(R, h, k)
+    right_kind = right.kind.reshape(k, C, w).transpose(1, 0, 2) if right_rect else right.kind
+    bad = ~(left_kind == NUM).all((1, 2))[row_of] | ~(right_kind == NUM).all((1, 2))[col_of]
     flat = row_of * C + col_of
     index = None if np.array_equal(flat, np.arange(G)) else torch.as_tensor(flat, dtype=torch.long, device=block.device)
+
+    def columns(y: torch.Tensor) -> torch.Tensor:
+        """The right operands as (batch, k, C) (h = w = 1)."""
+        return y.reshape(-1, k, C) if right_rect else y.reshape(-1, C, k).transpose(1, 2)
 
     def product(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if h == 1 and w == 1:  # (R x k) @ (k x C): the product of the two factor blocks, as plain 2-D products
             if y.shape[0] == 1:
-                p = torch.mm(x.reshape(-1, k), y.reshape(C, k).t())
-            elif x.shape[0] == 1:
-                p = torch.mm(y.reshape(-1, k), x.reshape(R, k).t()).reshape(-1, C, R).transpose(1, 2)
+                p = torch.mm(x.reshape(-1, k), y.reshape(k, C) if right_rect else y.reshape(C, k).t())
             else:
-                p = torch.bmm(x.reshape(-1, R, k), y.reshape(-1, C, k).transpose(1, 2))
+                p = torch.matmul(x.reshape(-1, R, k), columns(y))
         else:
-            p = torch.einsum("...rhk,...ckw->...rchw", x, y)
+            y = y.reshape(-1, k, C, w) if right_rect else y.reshape(-1, C, k, w)
+            p = torch.einsum("...rhk,...kcw->...rchw" if right_rect else "...rhk,...ckw->...rchw",
+                             x.reshape(-1, R, h, k), y)
         p = p.reshape(-1, R * C, h, w)
         return p if index is None else p.index_select(1, index)
     shape = (G, h, w)
     mask = np.broadcast_to(bad[:, None, None], shape)
-    return with_errors(np.zeros(shape, np.int8), lift(product, left.num, right.num, device=block.device), mask,
+    operands = [flat_read(v.num) or v.num for v in (left, right)]  # read as flat runs: reshaped once, here
+    return with_errors(np.zeros(shape, np.int8), lift(product, *operands, device=block.device), mask,
                        np.full(shape, "#VALUE!", dtype=object))
+
+
+def _stacked(ref: RefVal, *, down: bool) -> RefVal | None:
+    """The per-key references as one rectangle when they lie side by side in key order (the R user rows one
+    under the other, the C movie columns one beside the other), else None."""
+    n = len(ref.r0)
+    along, across, size = (ref.r0, ref.c0, ref.h) if down else (ref.c0, ref.r0, ref.w)
+    if n < 2 or (across != across[0]).any() or (along != along[0] + size * np.arange(n)).any():
+        return None
+    if down:
+        return RefVal(ref.sheet, ref.r0[:1], ref.c0[:1], ref.h * n, ref.w)
+    return RefVal(ref.sheet, ref.r0[:1], ref.c0[:1], ref.h, ref.w * n)
 
 
 def _distinct(host: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
