@@ -240,6 +240,8 @@ def sumxmy2(block: Block, args: Sequence[Node]) -> Val:
 def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Matrix products per cell; small ones as multiply-and-sum (batched tiny matmuls are slow on CPUs)."""
     h, k, w = a.shape[-2], a.shape[-1], b.shape[-1]
+    if b.shape[0] == 1 and b.shape[-3] == 1:  # one right operand for every cell (a one-hot row x an embedding
+        return torch.mm(a.reshape(-1, k), b.reshape(k, w)).reshape(*a.shape[:-1], w)  # matrix): one product
     if h == 1 and w == 1:  # a row times a column, per cell
         return (a * b.transpose(-1, -2)).sum(-1, keepdim=True)
     if h * k * w <= 512:
