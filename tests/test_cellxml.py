@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,23 @@ SHEET = f"""<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 </sheetData></worksheet>"""
 
 
+def rewrite(base: Path, path: Path, edits: dict[str, Callable[[str], str]], added: dict[str, str]) -> Path:
+    """A copy of the workbook `base` at `path`, with parts edited (part -> its text -> the new text) and added."""
+    with zipfile.ZipFile(base) as src, zipfile.ZipFile(path, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename).decode()
+            dst.writestr(item, edits.get(item.filename, lambda d: d)(data).encode())
+        for part, text in added.items():
+            dst.writestr(part, text)
+    return path
+
+
+def _override(part: str) -> str:
+    """A content-types entry that makes `part` the shared strings, closing the <Types> list."""
+    sst = "application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"
+    return f'<Override PartName="{part}" ContentType="{sst}"/></Types>'
+
+
 def test_what_other_writers_write_reads_as_openpyxl_reads_it(tmp_path: Path) -> None:
     wb = Workbook()
     ws = wb.active
@@ -106,20 +124,12 @@ def test_what_other_writers_write_reads_as_openpyxl_reads_it(tmp_path: Path) -> 
     path = tmp_path / "hand.xlsx"
     strings = (f'<sst {NS} count="2" uniqueCount="2"><si><t>shared</t></si>'
                '<si><r><t>rich </t></r><r><rPr><b/></rPr><t>text</t></r><rPh sb="0" eb="1"><t>x</t></rPh></si></sst>')
-    sst = "application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"
     rel = ('<Relationship Id="rIdS" Target="sharedStrings.xml" '
            'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings"/>')
-    with zipfile.ZipFile(base) as src, zipfile.ZipFile(path, "w") as dst:
-        for item in src.infolist():
-            data = src.read(item.filename).decode()
-            if item.filename == "xl/worksheets/sheet1.xml":
-                data = SHEET
-            elif item.filename == "[Content_Types].xml":
-                data = data.replace("</Types>", f'<Override PartName="/xl/sharedStrings.xml" ContentType="{sst}"/></Types>')
-            elif item.filename == "xl/_rels/workbook.xml.rels":
-                data = data.replace("</Relationships>", rel + "</Relationships>")
-            dst.writestr(item, data.encode())
-        dst.writestr("xl/sharedStrings.xml", strings)
+    rewrite(base, path, {"xl/worksheets/sheet1.xml": lambda _: SHEET,
+                         "[Content_Types].xml": lambda d: d.replace("</Types>", _override("/xl/sharedStrings.xml")),
+                         "xl/_rels/workbook.xml.rels": lambda d: d.replace("</Relationships>", rel + "</Relationships>")},
+            {"xl/sharedStrings.xml": strings})
     book = FileBook(path)
     assert book.read("w", "A1:K1")[0][:7] == [datetime.datetime(2023, 3, 15, 6), datetime.timedelta(hours=36), True,
                                               "#DIV/0!", "shared", "rich text", " inline "]
@@ -170,18 +180,11 @@ def test_strings_dates_and_epoch_read_as_openpyxl_reads_them(tmp_path: Path, dat
     base = tmp_path / "base.xlsx"
     Workbook().save(base)
     path = tmp_path / "styled.xlsx"
-    sst = "application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"
-    with zipfile.ZipFile(base) as src, zipfile.ZipFile(path, "w") as dst:
-        for item in src.infolist():
-            data = src.read(item.filename).decode()
-            if item.filename == "xl/styles.xml":
-                data = STYLES
-            elif item.filename == "[Content_Types].xml":
-                data = data.replace("</Types>", f'<Override PartName="/xl/strings.xml" ContentType="{sst}"/></Types>')
-            elif item.filename == "xl/workbook.xml" and date1904 is not None:
-                data = data.replace("<workbookPr/>", f'<workbookPr date1904="{date1904}"/>')
-            dst.writestr(item, data.encode())
-        dst.writestr("xl/strings.xml", STRINGS)
+    edits = {"xl/styles.xml": lambda _: STYLES,
+             "[Content_Types].xml": lambda d: d.replace("</Types>", _override("/xl/strings.xml"))}
+    if date1904 is not None:
+        edits["xl/workbook.xml"] = lambda d: d.replace("<workbookPr/>", f'<workbookPr date1904="{date1904}"/>')
+    rewrite(base, path, edits, {"xl/strings.xml": STRINGS})
     want = openpyxl_styles(path)
     assert ours(path) == want
     assert len(want[0]) == 8 and want[1] and want[2]
