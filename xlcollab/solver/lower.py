@@ -350,19 +350,6 @@ def gather_thunk(src: np.ndarray, pos: np.ndarray, num: np.ndarray, device: torc
     return thunk
 
 
-def flat_read(num) -> Callable[[Env], torch.Tensor] | None:
-    """env -> (B, n): a gather that reads one run of one source's cells in order, as that run without reshaping
-    it (a reader that reshapes anyway saves an op on every evaluation); None for any other read."""
-    src, pos, _ = getattr(num, "cells", (None, None, None))
-    if src is None or src.size == 0:
-        return None
-    s, flat = int(src.reshape(-1)[0]), pos.reshape(-1)
-    if s < 0 or (src != s).any() or (np.diff(flat) != 1).any():
-        return None
-    start, n = int(flat[0]), len(flat)
-    return lambda env: env.flat(s).narrow(1, start, n)
-
-
 def _detached_gather(s: int, pos: np.ndarray, detached: np.ndarray):
     """env -> (B, *pos.shape): source s at `pos`, read from its detached copy where `detached` (Env.twin)."""
     shape, flat_pos, flat_detached = pos.shape, pos.reshape(-1), detached.reshape(-1)

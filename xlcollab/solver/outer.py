@@ -8,11 +8,13 @@ distinct left operands and the C distinct right ones are read once each and mult
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
-from xlcollab.solver.lower import Block, Lowered, RefVal, flat_read
-from xlcollab.solver.values import NUM, Val, lift, with_errors
+from xlcollab.solver.lower import Block, Lowered, RefVal
+from xlcollab.solver.values import NUM, Env, Val, lift, with_errors
 
 __all__ = ["outer_mmult"]
 
@@ -56,7 +58,7 @@ def outer_mmult(block: Block, a: Lowered, b: Lowered) -> Val | None:
         return p if index is None else p.index_select(1, index)
     shape = (G, h, w)
     mask = np.broadcast_to(bad[:, None, None], shape)
-    operands = [flat_read(v.num) or v.num for v in (left, right)]  # read as flat runs: reshaped once, here
+    operands = [_flat_read(v.num) or v.num for v in (left, right)]  # read as flat runs: reshaped once, here
     return with_errors(np.zeros(shape, np.int8), lift(product, *operands, device=block.device), mask,
                        np.full(shape, "#VALUE!", dtype=object))
 
@@ -89,3 +91,17 @@ def _follows(ref: RefVal, key: np.ndarray, first: np.ndarray) -> bool:
 def _pick(ref: RefVal, first: np.ndarray, n: int) -> RefVal:
     """The reference read once per key: at the key's first cell."""
     return RefVal(ref.sheet, np.broadcast_to(ref.r0, (n,))[first], np.broadcast_to(ref.c0, (n,))[first], ref.h, ref.w)
+
+
+def _flat_read(num) -> Callable[[Env], torch.Tensor] | None:
+    """env -> (B, n): a gather (`lower.gather_thunk`, which carries what it reads as `.cells`) that reads one run of
+    one source's cells in order, as that run unreshaped (the product reshapes it anyway: one op less on every
+    evaluation); None for any other read."""
+    src, pos, _ = getattr(num, "cells", (None, None, None))
+    if src is None or src.size == 0:
+        return None
+    s, flat = int(src.reshape(-1)[0]), pos.reshape(-1)
+    if s < 0 or (src != s).any() or (np.diff(flat) != 1).any():
+        return None
+    start, n = int(flat[0]), len(flat)
+    return lambda env: env.flat(s).narrow(1, start, n)
