@@ -234,18 +234,33 @@ def former_vs_generic(src: Path, sheets: list[str], repeats: int) -> list[tuple[
     return out
 
 
+SPEED_COLUMNS = (
+    ("tab", "the collab_filter tab solved (its own default settings: optimizer, lr, epochs)"),
+    ("former CPU s", "the former dedicated path rebuilt on today's code: the tab's model hand-written in torch "
+                     "(tests/collab_reference.py), read from the cells, fitted by core.train with the same settings, "
+                     "parameters, trace and last-run block buffered; CPU seconds, median"),
+    ("generic CPU s", "the one Solver path, `solve_book`: read and check the tab, compile its formulas, GRG engine, "
+                      "write-back with every formula's cached value buffered; CPU seconds, median"),
+    ("generic / former", "generic CPU s divided by former CPU s (1.00: as fast; below 1: faster)"),
+    ("RMSE former", "the RMSE the former path ends at"),
+    ("RMSE generic", "the RMSE the generic path ends at (the same objective cell)"),
+)
+
+
 def print_speed(rows: list[tuple[str, float, float, float, float]], repeats: int, load: float) -> None:
-    print(f"\nformer dedicated path vs the generic Solver path, CPU seconds of this process (time.process_time), "
-          f"median of {repeats} interleaved runs; machine: {os.cpu_count()} CPUs, load average {load:.2f} at start, "
-          f"{os.getloadavg()[0]:.2f} at end (1-min)")
-    print("former: the tab hand-written in torch (tests/collab_reference.py) + core.train with the tab's settings, "
-          "write-back buffered; generic: solve_book (read, check, compile the formulas, GRG, cached values buffered)\n")
-    print(f"| {'tab':<15} | {'former CPU s':>12} | {'generic CPU s':>13} | {'generic / former':>16} | "
-          f"{'RMSE former':>12} | {'RMSE generic':>12} |")
-    print(f"|{'-' * 17}|{'-' * 13}:|{'-' * 14}:|{'-' * 17}:|{'-' * 13}:|{'-' * 13}:|")
+    print(f"\nformer dedicated path vs the generic Solver path, CPU seconds of this process (time.process_time, one "
+          f"torch thread), median of {repeats} interleaved runs after one warm-up of each; machine: {os.cpu_count()} "
+          f"CPUs, load average {load:.2f} at start, {os.getloadavg()[0]:.2f} at end (1-min)\n")
+    widths = [max(15, len(name)) for name, _ in SPEED_COLUMNS]
+    print("| " + " | ".join(f"{name:>{w}}" if i else f"{name:<{w}}" for i, ((name, _), w) in
+                            enumerate(zip(SPEED_COLUMNS, widths))) + " |")
+    print("|" + "|".join("-" * (w + 1) + ("-" if not i else ":") for i, w in enumerate(widths)) + "|")
     for sheet, former, generic, r_former, r_generic in rows:
-        print(f"| {sheet:<15} | {former:12.3f} | {generic:13.3f} | {generic / former:16.2f} | {r_former:12.6f} | "
-              f"{r_generic:12.6f} |")
+        cells = [f"{former:.3f}", f"{generic:.3f}", f"{generic / former:.2f}", f"{r_former:.6f}", f"{r_generic:.6f}"]
+        print(f"| {sheet:<{widths[0]}} | " + " | ".join(f"{c:>{w}}" for c, w in zip(cells, widths[1:])) + " |")
+    print()
+    for name, what in SPEED_COLUMNS:
+        print(f"{name}: {what}")
 
 
 def ours_process(src: Path, work: Path) -> dict:

@@ -51,12 +51,17 @@ def _put(ws, cells: dict[str, object]) -> None:
 
 def _fill(ws, first: str, formula: str, rows: int = 0, cols: int = 0) -> None:
     """Write `formula` (written for `first`) filled down `rows` and right `cols` more cells, relative refs shifted."""
-    from openpyxl.formula.translate import Translator
     c0 = ws[first]
     for i in range(rows + 1):
         for j in range(cols + 1):
             target = ws.cell(c0.row + i, c0.column + j)
-            target.value = Translator(formula, origin=first).translate_formula(target.coordinate)
+            target.value = _moved(formula, first, target.coordinate)
+
+
+def _moved(formula: str, origin: str, target: str) -> str:
+    """`formula` written for `origin` as it reads copied to `target` (relative references shifted)."""
+    from openpyxl.formula.translate import Translator
+    return Translator(formula, origin=origin).translate_formula(target)
 
 
 def _name(wb: Workbook, name: str, text: str, sheet=None) -> None:
@@ -159,6 +164,26 @@ def arrays() -> Workbook:
     ws["W1"] = ArrayFormula("W1:X3", "=A1:B1*2")           # one row repeated down the range
     _put(ws, {"N1": "=SUMPRODUCT(A1:B2,D1:E2)", "N2": "=SUMXMY2(A1:B2,D1:E2)",
               "N3": "=SUM(G1:H2)+SUM(J1:K2)*2+SUM(M1:M2)", "N5": "=MMULT(A1:B1,D1:D2)"})
+    return wb
+
+
+def outer() -> Workbook:
+    """MMULT filled over grids (dotprod's user row x movie column): a full grid, one with holes, 2x2 array formulas
+    in a grid (a product per cell larger than 1x1), and a factor cell holding text (#VALUE! along its row)."""
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Outer"
+    for i, row in enumerate(((0.5, -1.2), (0.3, 0.8), (1.1, "n/a"), (-0.7, 0.4))):
+        _put(ws, {f"A{3 + i}": row[0], f"B{3 + i}": row[1]})
+    for j, col in enumerate("DEFG"):
+        _put(ws, {f"{col}1": 0.2 * j - 0.5, f"{col}2": 1.5 - 0.6 * j})
+    _fill(ws, "D3", "=MMULT($A3:$B3,D$1:D$2)", rows=3, cols=3)
+    _fill(ws, "I3", "=MMULT($A3:$B3,D$1:D$2)*2", rows=3, cols=3)
+    ws["I6"] = ws["K3"] = None  # holes: the product of every pair, then the cells' own picked
+    for host in ("N3", "P3", "N5", "P5"):
+        ref = f"{host}:{chr(ord(host[0]) + 1)}{int(host[1:]) + 1}"
+        ws[host] = ArrayFormula(ref, _moved("=MMULT($A3:$B4,D$1:E$2)", "N3", host))
+    _put(ws, {"S1": "=SUM(D3:G4)+SUM(D6:G6)+SUM(I4:L4)+SUM(N3:Q4)"})
     return wb
 
 
@@ -285,6 +310,8 @@ CASES: list[Case] = [
     Case("sheets", sheets, "Inputs!$B$2:$B$3", ("Out!$B$2:$B$4", f"'{ODD}'!$A$4")),
     Case("rounding", rounding, "R!$B$1:$B$2", ("R!$C$1:$C$4",), notes=("ROUND", "INT", "FLOOR")),
     Case("iferror", iferror, "E!$B$1:$B$3", ("E!$C$1:$C$3", "E!$D$1:$D$4")),
+    Case("outer", outer, "Outer!$A$3:$A$6,Outer!$B$3:$B$4,Outer!$B$6,Outer!$D$1:$G$2",
+         ("Outer!$D$3:$G$4,Outer!$D$6:$G$6", "Outer!$I$4:$L$4", "Outer!$N$3:$Q$4", "Outer!$S$1")),
     Case("longform", long_form, "long!$B$4:$D$9,long!$G$4:$I$8", ("long!$B$2", "long!$J$12:$K$51")),
 ]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,23 @@ SHEET = f"""<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 </sheetData></worksheet>"""
 
 
+def rewrite(base: Path, path: Path, edits: dict[str, Callable[[str], str]], added: dict[str, str]) -> Path:
+    """A copy of the workbook `base` at `path`, with parts edited (part -> its text -> the new text) and added."""
+    with zipfile.ZipFile(base) as src, zipfile.ZipFile(path, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename).decode()
+            dst.writestr(item, edits.get(item.filename, lambda d: d)(data).encode())
+        for part, text in added.items():
+            dst.writestr(part, text)
+    return path
+
+
+def _override(part: str) -> str:
+    """A content-types entry that makes `part` the shared strings, closing the <Types> list."""
+    sst = "application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"
+    return f'<Override PartName="{part}" ContentType="{sst}"/></Types>'
+
+
 def test_what_other_writers_write_reads_as_openpyxl_reads_it(tmp_path: Path) -> None:
     wb = Workbook()
     ws = wb.active
@@ -106,22 +124,70 @@ def test_what_other_writers_write_reads_as_openpyxl_reads_it(tmp_path: Path) -> 
     path = tmp_path / "hand.xlsx"
     strings = (f'<sst {NS} count="2" uniqueCount="2"><si><t>shared</t></si>'
                '<si><r><t>rich </t></r><r><rPr><b/></rPr><t>text</t></r><rPh sb="0" eb="1"><t>x</t></rPh></si></sst>')
-    sst = "application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"
     rel = ('<Relationship Id="rIdS" Target="sharedStrings.xml" '
            'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings"/>')
-    with zipfile.ZipFile(base) as src, zipfile.ZipFile(path, "w") as dst:
-        for item in src.infolist():
-            data = src.read(item.filename).decode()
-            if item.filename == "xl/worksheets/sheet1.xml":
-                data = SHEET
-            elif item.filename == "[Content_Types].xml":
-                data = data.replace("</Types>", f'<Override PartName="/xl/sharedStrings.xml" ContentType="{sst}"/></Types>')
-            elif item.filename == "xl/_rels/workbook.xml.rels":
-                data = data.replace("</Relationships>", rel + "</Relationships>")
-            dst.writestr(item, data.encode())
-        dst.writestr("xl/sharedStrings.xml", strings)
+    rewrite(base, path, {"xl/worksheets/sheet1.xml": lambda _: SHEET,
+                         "[Content_Types].xml": lambda d: d.replace("</Types>", _override("/xl/sharedStrings.xml")),
+                         "xl/_rels/workbook.xml.rels": lambda d: d.replace("</Relationships>", rel + "</Relationships>")},
+            {"xl/sharedStrings.xml": strings})
     book = FileBook(path)
     assert book.read("w", "A1:K1")[0][:7] == [datetime.datetime(2023, 3, 15, 6), datetime.timedelta(hours=36), True,
                                               "#DIV/0!", "shared", "rich text", " inline "]
     assert book.read("w", "B3:D3") == [["=A3*2", "=B3*2", "=C3*2"]] and book.read("w", "D4") == [["=C4*2"]]
     assert assert_same(path, {"w": ["C4:D6", "A3:A6", "B6:F6", "D1:K2"]}) > 20
+
+
+def openpyxl_styles(path: Path) -> tuple[list[str], set[int], set[int], object]:
+    """What FileBook took from openpyxl's read-only load before `read_styles`: strings, date and time-span styles,
+    epoch."""
+    wb = load_workbook(path, read_only=True, data_only=False, keep_links=False)
+    try:
+        return list(wb[wb.sheetnames[0]]._shared_strings), set(wb._date_formats), set(wb._timedelta_formats), wb.epoch
+    finally:
+        wb.close()
+
+
+def ours(path: Path) -> tuple[list[str], set[int], set[int], object]:
+    from xlcollab.book.cellxml import read_styles
+    from xlcollab.book.ooxml import Package
+
+    with Package(path) as pkg:
+        s, _ = read_styles(pkg, path=str(path))
+    return s.strings, s.dates, s.durations, s.epoch
+
+
+STRINGS = (f'<sst {NS}><si><t>plain</t></si><si><t/></si><si><t xml:space="preserve">  spaced  </t></si>'
+           '<si><t>a_x005F_x000D_b</t></si><si><r><t>rich </t></r><r><rPr><b/></rPr><t>text</t></r>'
+           '<rPh sb="0" eb="1"><t>phonetic</t></rPh></si><si><t>lead</t><r><t> run</t></r></si><si></si>'
+           '<si><r><t/></r><r><t>x</t></r></si></sst>')
+STYLES = (f'<styleSheet {NS}><numFmts><numFmt numFmtId="14" formatCode="0.00"/>'  # a builtin date id redefined
+          '<numFmt numFmtId="164" formatCode="&quot;day&quot; 0"/><numFmt numFmtId="165" formatCode="[Red]0.0"/>'
+          '<numFmt numFmtId="166" formatCode="[h]:mm:ss"/><numFmt numFmtId="167" formatCode="yyyy\\-mm"/>'
+          '<numFmt numFmtId="168" formatCode="0;[Red]dd"/></numFmts><fonts count="1"><font/></fonts>'
+          '<fills count="1"><fill><patternFill patternType="none"/></fill></fills><borders count="1"><border/></borders>'
+          '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
+          '<cellXfs>' + "".join(f'<xf numFmtId="{n}" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+                                for n in (0, 14, 164, 165, 166, 167, 168, 22, 46, 49, 200)) +
+          '<xf fontId="0"/></cellXfs><cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/>'
+          '</cellStyles></styleSheet>')
+
+
+@pytest.mark.parametrize("date1904", [None, "1", "false", "true"])
+def test_strings_dates_and_epoch_read_as_openpyxl_reads_them(tmp_path: Path, date1904: str | None) -> None:
+    """`read_styles` (an lxml pass over the strings, styles.xml and workbookPr) equals openpyxl's loader: rich
+    and phonetic runs, empty strings, the _x005F escape, custom formats over builtin ids, quoted and bracketed
+    parts of formats, time spans, the 1904 epoch; and the bundled workbooks."""
+    base = tmp_path / "base.xlsx"
+    Workbook().save(base)
+    path = tmp_path / "styled.xlsx"
+    edits = {"xl/styles.xml": lambda _: STYLES,
+             "[Content_Types].xml": lambda d: d.replace("</Types>", _override("/xl/strings.xml"))}
+    if date1904 is not None:
+        edits["xl/workbook.xml"] = lambda d: d.replace("<workbookPr/>", f'<workbookPr date1904="{date1904}"/>')
+    rewrite(base, path, edits, {"xl/strings.xml": STRINGS})
+    want = openpyxl_styles(path)
+    assert ours(path) == want
+    assert len(want[0]) == 8 and want[1] and want[2]
+    if date1904 is None:
+        for name in ("collab_filter.xlsx", "graddesc.xlsm"):
+            assert ours(ROOT / "workbooks" / name) == openpyxl_styles(ROOT / "workbooks" / name)

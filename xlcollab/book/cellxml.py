@@ -7,7 +7,8 @@ date format, shared and inline strings, TRUE/FALSE as bools, errors as their tex
 "=..." (a shared formula translated from its first cell, an array formula's text at its anchor, a data table
 as "=TABLE()"); rows without an `r` count on from the last, rows out of order are skipped, a cell repeated in
 its row takes the last value. The sheet has been checked whole before (`sheetxml.read_sheet_facts`), so the
-pass stops after the last row asked for.
+pass stops after the last row asked for. `read_styles` reads what the values need of the rest of the package (the
+shared strings, which styles are dates, the 1900/1904 epoch) as openpyxl's loader does, without loading the workbook.
 """
 from __future__ import annotations
 
@@ -20,11 +21,15 @@ from lxml import etree
 from openpyxl.cell.text import Text
 from openpyxl.formula.translate import Translator
 from openpyxl.utils.cell import column_index_from_string, coordinate_to_tuple
-from openpyxl.utils.datetime import from_excel, from_ISO8601
+from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format, is_timedelta_format
+from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel, from_ISO8601
 
-from xlcollab.book.ooxml import NS, iterparse_xml, q
+from xlcollab.book.ooxml import CONTENT_TYPES, CT_NS, NS, WORKBOOK, Package, iterparse_xml, q
+from xlcollab.errors import WorkbookError
 
-_ROW, _F, _V, _IS = q("row"), q("f"), q("v"), q("is")
+_ROW, _F, _V, _IS, _SI, _T = q("row"), q("f"), q("v"), q("is"), q("si"), q("t")
+_SHARED_STRINGS = "application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"
+STYLES = "xl/styles.xml"  # where openpyxl looks for the styles, whatever the relationships say
 _LETTERS = re.compile(r"([A-Z]{1,3})\d+$")
 _SHARED_MASTERS = etree.XPath("m:c/m:f[@t='shared'][text()]", namespaces={"m": NS})
 
@@ -36,6 +41,89 @@ class Styles:
     dates: set[int] = field(default_factory=set)
     durations: set[int] = field(default_factory=set)  # date styles that are time spans ([h]:mm)
     epoch: Any = None
+
+
+def read_styles(pkg: Package, *, path: str) -> tuple[Styles, list[str]]:
+    """The shared strings, date styles and epoch of the package (openpyxl 3.1's reading of them: the strings part
+    found by its content type, styles.xml's cell formats, workbookPr's date1904), and the parts read."""
+    parts = [STYLES] if STYLES in pkg else []
+    strings_part = _strings_part(pkg, path)
+    if strings_part is not None:
+        parts.append(strings_part)
+    strings = [] if strings_part is None else _shared_strings(pkg, strings_part, path)
+    dates, durations = _date_styles(pkg, path) if STYLES in pkg else (set(), set())
+    return Styles(strings, dates, durations, _epoch(pkg, path)), parts
+
+
+def _strings_part(pkg: Package, path: str) -> str | None:
+    types = pkg.tree(CONTENT_TYPES) if CONTENT_TYPES in pkg else None
+    for override in () if types is None else types.iterchildren(q("Override", CT_NS)):
+        if override.get("ContentType") == _SHARED_STRINGS:
+            part = (override.get("PartName") or "")[1:]
+            if part not in pkg:
+                raise WorkbookError(f"corrupt workbook: the part {part} is missing", path=path)
+            return part
+    return None
+
+
+def _shared_strings(pkg: Package, part: str, path: str) -> list[str]:
+    """Each <si>'s text: its <t>, then its runs' <t>s (phonetic runs left out), "_x005F" unescaped as openpyxl does."""
+    strings = []
+    with pkg.open(part) as stream:
+        for si in iterparse_xml(stream, tag=_SI, part=part, path=path):
+            children = list(si)
+            if len(children) == 1 and children[0].tag == _T and not len(children[0]):  # the common <si><t>..</t></si>
+                text = children[0].text or ""
+            else:
+                text = Text.from_tree(si).content
+            strings.append(text.replace("x005F_", ""))
+            si.clear()
+    return strings
+
+
+def _date_styles(pkg: Package, path: str) -> tuple[set[int], set[int]]:
+    """The cell formats (cellXfs indices) whose number format is a date, and those that are time spans."""
+    root = pkg.tree(STYLES)
+    custom: dict[int, str] = {}
+    for fmt in _children(root, "numFmts", "numFmt"):
+        custom[_integer(fmt, "numFmtId", path)] = fmt.get("formatCode")
+    dates, durations = set(), set()
+    for i, xf in enumerate(_children(root, "cellXfs", "xf")):
+        number = _integer(xf, "numFmtId", path)
+        code = custom[number] if number in custom else BUILTIN_FORMATS.get(number)
+        if is_date_format(code):
+            dates.add(i)
+        if is_timedelta_format(code):
+            durations.add(i)
+    return dates, durations
+
+
+def _children(root: etree._Element, outer: str, inner: str) -> list[etree._Element]:
+    """root's <outer> (the last one, as openpyxl keeps it) and its <inner> children, matched by local name."""
+    found = [el for el in root if etree.QName(el).localname == outer]
+    return [el for el in found[-1] if etree.QName(el).localname == inner] if found else []
+
+
+def _integer(el: etree._Element, attribute: str, path: str) -> int:
+    value = el.get(attribute, "0")
+    try:
+        return int(value)
+    except ValueError:
+        raise WorkbookError(f"cannot read the workbook: {attribute} {value!r} in xl/styles.xml is not a whole "
+                            "number", path=path) from None
+
+
+def _epoch(pkg: Package, path: str):
+    """1904 when workbookPr's date1904 says so (any value but false, f, 0 or empty, as openpyxl reads it)."""
+    for props in _children_of(pkg.tree(WORKBOOK), "workbookPr"):
+        flag = props.get("date1904")
+        if flag is not None and flag not in ("false", "f", "0", ""):
+            return CALENDAR_MAC_1904
+    return CALENDAR_WINDOWS_1900
+
+
+def _children_of(root: etree._Element, name: str) -> list[etree._Element]:
+    return [el for el in root if etree.QName(el).localname == name][-1:]
 
 
 def read_sheet_values(stream: IO[bytes], box: tuple[int, int, int, int], styles: Styles, *, part: str,

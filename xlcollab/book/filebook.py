@@ -9,7 +9,7 @@ workbook asks for a full recalculation on load, so Excel and LibreOffice never s
 
 Reads: the file is opened once (a regular file only: `core.safeio`), and every read comes from that open
 file; each sheet's XML is checked whole (`read_sheet_facts`) before its cells are read (`cellxml`: one lxml pass,
-values as openpyxl's read-only mode gives them; openpyxl reads the shared strings and styles), so a malformed or
+values as openpyxl's read-only mode gives them; `read_styles`: the shared strings and date styles), so a malformed or
 hostile sheet is refused before any work starts. An array formula reads as "=..." at its anchor, and the other
 cells of its extent as their cached values (None where the file has none). After a commit to `out`, the book
 reads and writes `out`.
@@ -25,10 +25,8 @@ import stat
 from pathlib import Path
 from typing import IO, Any
 
-from openpyxl import load_workbook
-
 from xlcollab.book.base import Book, Cells, Grid, bounds
-from xlcollab.book.cellxml import Styles, read_sheet_values
+from xlcollab.book.cellxml import Styles, read_sheet_values, read_styles
 from xlcollab.book.graft import graft_sheet
 from xlcollab.book.ooxml import (CONTENT_TYPES, WORKBOOK, WORKBOOK_RELS, Package, WorkbookMap, ask_full_recalc,
                                  workbook_error)
@@ -37,8 +35,6 @@ from xlcollab.book.spec import SheetSpec
 from xlcollab.core import atomic, budget, safeio
 from xlcollab.errors import WorkbookError
 
-#: parts openpyxl reads for the values of any sheet (besides the sheet itself and workbook.xml)
-_SHARED_PARTS = ("xl/sharedStrings.xml", "xl/styles.xml")
 #: memory lxml needs to patch a sheet, per byte of its XML (measured: ~20; a tree and its serialized copy)
 _PATCH_BYTES_PER_BYTE = 22
 
@@ -61,7 +57,6 @@ class FileBook(Book):
         self.out = Path(out) if out is not None else None
         self.name = str(self.path)
         self._source = self.path  # the file reads come from: `out` once a commit wrote it
-        self._wb = None
         self._fh: IO[bytes] | None = None
         super().__init__()
         if self.out is not None:
@@ -79,12 +74,9 @@ class FileBook(Book):
         fh = safeio.open_regular(self._source, kind=self._fail, what="workbook file")
         try:
             with Package(fh, name=self.name) as pkg:
-                bad = pkg.first_corrupt_part()
-                if bad is not None:
-                    raise self._fail(f"corrupt workbook: part {bad} fails its checksum")
+                pkg.check_parts()
                 if WORKBOOK not in pkg:
                     raise self._fail("not an Excel workbook (a zip file without xl/workbook.xml)")
-                pkg.refuse_dtds()
                 self._directory = pkg.directory()
         except WorkbookError as exc:
             fh.close()
@@ -103,17 +95,6 @@ class FileBook(Book):
             with self._package() as pkg:
                 self._map = pkg.workbook()
         return self._map
-
-    def _workbook(self):
-        if self._wb is None:
-            try:
-                # read-only: sheets are parsed lazily, only those a solve reads (a tenth of a full load)
-                self._wb = load_workbook(self._fh, read_only=True, data_only=False, keep_links=False)
-            except Exception as exc:  # openpyxl raises many types on damaged files
-                reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-                raise self._fail(f"cannot read the workbook: {reason}") from None
-            self._used.update(_SHARED_PARTS)
-        return self._wb
 
     def _facts(self, sheet: str) -> SheetFacts:
         """The sheet's structure, from one streaming pass over its whole XML (which refuses a bad sheet)."""
@@ -134,19 +115,19 @@ class FileBook(Book):
     def _global_names(self) -> dict[str, str]:
         return self._book_map().global_names
 
-    def _styles(self, sheet: str) -> Styles:
-        """The shared strings, date styles and epoch the sheets' values need (openpyxl's read-only load reads them
-        once; its worksheets hold the strings)."""
+    def _styles(self) -> Styles:
+        """The shared strings, date styles and epoch the sheets' values need (read once, as openpyxl reads them)."""
         if self._values_styles is None:
-            wb = self._workbook()
-            self._values_styles = Styles(wb[sheet]._shared_strings, wb._date_formats, wb._timedelta_formats, wb.epoch)
+            with self._package() as pkg:
+                self._values_styles, parts = read_styles(pkg, path=self.name)
+            self._used.update(parts)
         return self._values_styles
 
     def _values(self, sheet: str, box: tuple[int, int, int, int], *, cached: bool = False) -> Grid:
         self._facts(sheet)  # the whole sheet checked before its values are read
         part = self._book_map().parts[sheet]
         with self._package() as pkg, pkg.open(part) as stream:
-            return read_sheet_values(stream, box, self._styles(sheet), part=part, path=self.name, sheet=sheet,
+            return read_sheet_values(stream, box, self._styles(), part=part, path=self.name, sheet=sheet,
                                      cached=cached)
 
     def _read(self, sheet: str, ref: str) -> Grid:
@@ -253,9 +234,6 @@ class FileBook(Book):
 
     def close(self) -> None:
         """Release the file handles reads keep open."""
-        if self._wb is not None:
-            self._wb.close()
-            self._wb = None
         if self._fh is not None:
             self._fh.close()
             self._fh = None

@@ -273,22 +273,23 @@ class Package:
         """Each part of the file as opened: name -> (CRC-32, size), from the zip directory (nothing unpacked)."""
         return {info.filename: (info.CRC, info.file_size) for info in self._zip.infolist()}
 
-    def first_corrupt_part(self) -> str | None:
-        """The first part whose bytes fail their checksum or do not unpack (every part is streamed once), or None."""
-        try:
-            return self._zip.testzip()
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as exc:
-            raise WorkbookError(f"corrupt workbook ({exc})", path=self.name) from None
-
-    def refuse_dtds(self) -> None:
-        """Refuse the file if any XML part declares a DTD (read from each part's first 64 KB)."""
-        for part in sorted(self._known):
-            if part.endswith((".xml", ".rels", ".vml")):
-                with self._zip.open(part) as stream:
+    def check_parts(self) -> None:
+        """Stream every part once (one pass, not one per check): a part whose bytes fail their checksum or do not
+        unpack, or an XML part that declares a DTD in its first 64 KB, is refused, naming it."""
+        for info in self._zip.infolist():
+            part = info.filename
+            try:
+                with self._zip.open(info) as stream:
                     head = stream.read(_PROLOG_BYTES)
-                if declares_dtd(head):
-                    raise WorkbookError(f"corrupt or hostile workbook: {part} declares a DTD (<!DOCTYPE>), which no "
-                                        "workbook part has; refused", path=self.name)
+                    while stream.read(1 << 20):  # to the end: the zip module checks the CRC-32 there
+                        pass
+            except zipfile.BadZipFile:
+                raise WorkbookError(f"corrupt workbook: part {part} fails its checksum", path=self.name) from None
+            except (zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as exc:
+                raise WorkbookError(f"corrupt workbook ({exc})", path=self.name) from None
+            if part.endswith((".xml", ".rels", ".vml")) and declares_dtd(head):
+                raise WorkbookError(f"corrupt or hostile workbook: {part} declares a DTD (<!DOCTYPE>), which no "
+                                    "workbook part has; refused", path=self.name)
 
     def workbook(self) -> WorkbookMap:
         """The sheets and defined names, from workbook.xml as it stands now."""

@@ -35,15 +35,26 @@ class Compiled:
     notes: list[str] = field(default_factory=list)   # e.g. zero-gradient functions on the variables' path
     _program: Program = field(default=None, repr=False, compare=False)
     _reads: list[Num] = field(default_factory=list, repr=False, compare=False)
+    _first: Num = field(default=None, repr=False, compare=False)
     _path: int = field(default=0, repr=False)
     _touched: list[str] = field(default_factory=list, repr=False)
 
     def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
         """x: (n,) or (batch, n) float64 -> one tensor per output range, shape ((batch,) cells); differentiable."""
         xb, single = self._batch(x)
-        env = self._program.evaluate(xb, self._path)
-        outs = [r(env) if callable(r) else r.expand(xb.shape[0], -1) for r in self._reads]
+        outs = self.run(xb)
         return [o[0] for o in outs] if single else outs
+
+    def run(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """`self(x)` for x already (batch, n) float64 on the compile's device, unchecked: the engines' inner loop."""
+        env = self._program.evaluate(x, self._path)
+        return [r(env) if callable(r) else r.expand(x.shape[0], -1) for r in self._reads]
+
+    def first_cell(self, x: torch.Tensor) -> torch.Tensor:
+        """The first output range's first cell as (batch,), for x as `run` takes it: an objective read with no
+        indexing op on the path of every evaluation."""
+        first = self._first
+        return first(self._program.evaluate(x, self._path)) if callable(first) else first.expand(x.shape[0])
 
     def values(self, x: torch.Tensor, sheets: Sequence[str] | None = None) -> dict[Cell, float | str | bool | None]:
         """Every formula cell on `sheets` (default: every sheet the compile touched), evaluated at x (n,): for
@@ -111,10 +122,11 @@ def compile_cells(book: Book, variables: Sequence[Cell], outputs: Sequence[Seque
     outputs = [[_real(wb, c) for c in out] for out in outputs]
     prog.ensure([c for out in outputs for c in out], strict=True)
     reads = [_read_output(prog, out) for out in outputs]
+    first = _read_output(prog, outputs[0][:1], flat=True) if outputs and outputs[0] else None
     for note in prog.notes:
         warnings.warn(note, stacklevel=2)
     touched = wb.loaded()
-    return Compiled(variables, x0.to(device), outputs, list(prog.notes), prog, reads, len(prog.sources), touched)
+    return Compiled(variables, x0.to(device), outputs, list(prog.notes), prog, reads, first, len(prog.sources), touched)
 
 
 def _cell_value(kind: int, num: float, text: str) -> float | str | bool | None:
@@ -156,8 +168,9 @@ def _place_variables(wb: Workbook, variables: list[Cell], book: Book) -> torch.T
     return torch.as_tensor(x0)
 
 
-def _read_output(prog: Program, cells: list[Cell]) -> Num:
-    """env -> (B, len(cells)) for one output range; text or errors there are refused, naming the cell."""
+def _read_output(prog: Program, cells: list[Cell], flat: bool = False) -> Num:
+    """env -> (B, len(cells)) for one output range (flat: (B,) for one cell); text or errors there are refused,
+    naming the cell."""
     if not cells:
         return torch.zeros((1, 0), dtype=torch.float64, device=prog.device)
     parts = [prog.wb.sheet(s).lookup(np.array([r]), np.array([c])) for s, r, c in cells]
@@ -171,9 +184,11 @@ def _read_output(prog: Program, cells: list[Cell]) -> Num:
             where = f" (it starts at {cell_label(origin)})" if origin != cell else ""
             raise WorkbookError(f"evaluates to the error {t}{where}", sheet=cell[0], cell=a1(cell[1], cell[2]),
                                 path=prog.wb.book.name)
+    if flat:
+        src, pos, num = src.reshape(()), pos.reshape(()), num.reshape(())
     if not (src > 0).any() and not (src == 0).any():
         return torch.as_tensor(num, dtype=torch.float64, device=prog.device)[None]
-    return gather_thunk(src, pos, num, prog.device)  # (B, len(cells)): pos is one-dimensional
+    return gather_thunk(src, pos, num, prog.device)  # (B, len(cells)), or (B,): pos is one-dimensional, or 0-d
 
 
 def _error_origin(prog: Program, cell: Cell) -> Cell:

@@ -63,13 +63,32 @@ _DIGITS = re.compile(r"\d+")
 _MASK_DIGITS = str.maketrans("0123456789", "##########")
 
 
-def group_formulas(texts: Sequence[str], rows: np.ndarray, cols: np.ndarray
-                   ) -> list[tuple[str, Node | None, str | None, np.ndarray]]:
+Grouping = list[tuple[str, "Node | None", "str | None", np.ndarray]]
+_GROUPED: dict[tuple, Grouping] = {}  # the last sheets grouped: a solve run again on an unchanged sheet reuses them
+_GROUPED_CELLS, _GROUPED_SHEETS = 20_000, 8
+
+
+def group_formulas(texts: Sequence[str], rows: np.ndarray, cols: np.ndarray) -> Grouping:
     """Group formula cells by their R1C1 form: [(key, tree, why it cannot be parsed, member indices)].
 
     Fast for filled blocks: cells whose texts differ only in digits are told apart by their row offsets with
-    numpy, and each R1C1 form is rewritten and parsed once, not once per cell.
+    numpy, and each R1C1 form is rewritten and parsed once, not once per cell. The grouping of a sheet of up to
+    20,000 formulas is kept for the next compile of the same cells (the same texts at the same places).
     """
+    if len(texts) > _GROUPED_CELLS:
+        return _group(texts, rows, cols)
+    key = (tuple(texts), np.asarray(rows).tobytes(), np.asarray(cols).tobytes())
+    found = _GROUPED.get(key)
+    if found is None:
+        found = _GROUPED[key] = _group(texts, rows, cols)
+        for _, _, _, idx in found:
+            idx.setflags(write=False)
+        while len(_GROUPED) > _GROUPED_SHEETS:
+            del _GROUPED[next(iter(_GROUPED))]
+    return found
+
+
+def _group(texts: Sequence[str], rows: np.ndarray, cols: np.ndarray) -> Grouping:
     by_shape: dict[str, list[int]] = {}
     for i, t in enumerate(texts):  # digits masked one by one (A9 and A10 differ here; their R1C1 keys join them)
         by_shape.setdefault(t.translate(_MASK_DIGITS), []).append(i)

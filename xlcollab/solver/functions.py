@@ -15,6 +15,7 @@ import torch
 
 from xlcollab.solver import ops
 from xlcollab.solver.lower import Block, Function, RefVal, register
+from xlcollab.solver.outer import outer_mmult
 from xlcollab.solver.parse import Missing, Node
 from xlcollab.solver.values import (BLANK, BOOL, ERR, F64, NUM, Unsupported, Val, broadcast, const_val, error, lift,
                                     tensor, with_errors)
@@ -239,6 +240,8 @@ def sumxmy2(block: Block, args: Sequence[Node]) -> Val:
 def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Matrix products per cell; small ones as multiply-and-sum (batched tiny matmuls are slow on CPUs)."""
     h, k, w = a.shape[-2], a.shape[-1], b.shape[-1]
+    if b.shape[0] == 1 and b.shape[-3] == 1:  # one right operand for every cell (a one-hot row x an embedding
+        return torch.mm(a.reshape(-1, k), b.reshape(k, w)).reshape(*a.shape[:-1], w)  # matrix): one product
     if h == 1 and w == 1:  # a row times a column, per cell
         return (a * b.transpose(-1, -2)).sum(-1, keepdim=True)
     if h * k * w <= 512:
@@ -249,7 +252,11 @@ def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 @register("MMULT", lo=2, hi=2)
 def mmult(block: Block, args: Sequence[Node]) -> Val:
     with block.array_context():
-        a, b = block.values(args[0]), block.values(args[1])
+        a, b = block.lower(args[0]), block.lower(args[1])
+        outer = outer_mmult(block, a, b)
+        if outer is not None:
+            return outer
+        a, b = block.values(a), block.values(b)
     if a.shape[2] != b.shape[1]:
         return error("#VALUE!")
     bad = ~np.broadcast_to((a.kind == NUM).all((1, 2)), (max(a.shape[0], b.shape[0]),)) | \

@@ -140,9 +140,19 @@ def _labels(model: SolverModel, general: list[Side], outputs: list[list[Cell]]) 
 def _evaluator(model: SolverModel, compiled: Any, general: list[Side]):
     """x [batch, n] -> (objective cell, g <= 0, h = 0): the compiled sheet as the engines' Problem sees it."""
     value_of = model.objective is not None and model.goal == "value"
+    empties: dict[tuple[int, torch.device], torch.Tensor] = {}
+
+    def empty(x: torch.Tensor) -> torch.Tensor:
+        key = (x.shape[0], x.device)
+        if key not in empties:
+            empties[key] = x.new_empty((x.shape[0], 0))
+        return empties[key]
 
     def evaluate(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        outs = compiled(x)
+        x = compiled._batch(x)[0] if x.dtype != torch.float64 or x.dim() != 2 else x
+        if model.objective and not general and not value_of:  # the objective alone (the collab tabs' models)
+            return compiled.first_cell(x), empty(x), empty(x)
+        outs = compiled.run(x)
         obj = outs[0][:, 0] if model.objective else torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         g, h = [], []
         for c, lhs_at, rhs in general:
@@ -154,8 +164,7 @@ def _evaluator(model: SolverModel, compiled: Any, general: list[Side]):
                 g.append(diff if c.rel == "<=" else -diff)
         if value_of:
             h.append((obj - model.value)[:, None])
-        empty = x.new_empty((x.shape[0], 0))
-        return obj, torch.cat(g, 1) if g else empty, torch.cat(h, 1) if h else empty
+        return obj, torch.cat(g, 1) if g else empty(x), torch.cat(h, 1) if h else empty(x)
 
     return evaluate
 
