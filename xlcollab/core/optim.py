@@ -214,6 +214,10 @@ class LBFGS:
         self.pairs: list[tuple[np.ndarray, np.ndarray, float]] = []  # (s, y, 1 / y.s)
         self.converged = False
         self._at: tuple[np.ndarray, Any, float, np.ndarray] | None = None  # (x, loss, f, g) of the accepted point
+        self._at_versions: list[int] = []  # the parameters' version counters when _at was taken
+        from torch import from_numpy  # L-BFGS steps tensors: torch is loaded already; the rules need no torch
+
+        self._from_numpy = from_numpy
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -222,16 +226,20 @@ class LBFGS:
     def _get(self) -> np.ndarray:
         return np.concatenate([p.detach().cpu().numpy().ravel() for p in self.params])
 
+    def _versions(self) -> list[int]:
+        """torch's in-place version counter of each parameter: unchanged means no one has moved them since."""
+        return [p._version for p in self.params]
+
     def _set(self, x: np.ndarray) -> None:
         i = 0
         for p in self.params:
             n = p.numel()
-            p.detach().copy_(p.new_tensor(x[i:i + n]).view_as(p))
+            p.detach().copy_(self._from_numpy(x[i:i + n]).view_as(p))
             i += n
 
     def _grad(self) -> np.ndarray:
-        return np.concatenate([(p.grad if p.grad is not None else p.detach() * 0).cpu().numpy().ravel()
-                               for p in self.params])
+        grads = [(p.grad if p.grad is not None else p.detach() * 0).cpu().numpy().ravel() for p in self.params]
+        return grads[0] if len(grads) == 1 else np.concatenate(grads)  # the tensor is the closure's own: no copy
 
     def _evaluate(self, closure: Closure) -> tuple[Any, float, np.ndarray]:
         loss = closure()
@@ -255,10 +263,11 @@ class LBFGS:
 
     def step(self, closure: Closure) -> Any:
         """One iteration; returns the loss at the point it started from (a NaN/inf loss: no step)."""
-        x = self._get()
-        if self._at is not None and np.array_equal(self._at[0], x):
-            loss, f, g = self._at[1:]
+        if self._at is not None and (self._at_versions == self._versions()  # untouched since the line search
+                                     or np.array_equal(self._at[0], self._get())):  # or moved back onto it
+            x, loss, f, g = self._at
         else:
+            x = self._get()
             loss, f, g = self._evaluate(closure)
         if not math.isfinite(f):
             return loss  # diverged: the loop sees the loss and stops
@@ -285,7 +294,7 @@ class LBFGS:
             if t * float(np.abs(d).max()) < 1e-16 * (1 + float(np.abs(x).max())):
                 self.converged = True  # no step changes x any more: a minimum to machine precision
                 self._set(x)
-                self._at = (x, loss, f, g)
+                self._at, self._at_versions = (x, loss, f, g), self._versions()
                 return loss
         s, y = x_new - x, g_new - g
         ys = float(y.dot(s))
@@ -293,7 +302,7 @@ class LBFGS:
             self.pairs.append((s, y, 1.0 / ys))
             if len(self.pairs) > history:
                 self.pairs.pop(0)
-        self._at = (x_new, loss_new, f_new, g_new)
+        self._at, self._at_versions = (x_new, loss_new, f_new, g_new), self._versions()
         return loss
 
 

@@ -150,7 +150,8 @@ def train(update: Any, objective: Objective, epochs: int, *,
                     return loss
 
                 del evaluations[:-1]  # keep the last: a step may start from the point the step before accepted
-                part = _data_term(update.step(closure), evaluations, update).detach() * n
+                part = _data_term(update.step(closure), evaluations, update).detach()
+                part = part if n == 1 else part * n  # a full batch: no tensor op for the weight
                 total = part if total is None else total + part
                 weight += n
                 step += 1
