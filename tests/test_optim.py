@@ -207,6 +207,39 @@ def test_lbfgs_reaches_the_svd_optimum_and_torch_lbfgs_minimum() -> None:
     assert float(rmse(x.detach())) == pytest.approx(float(rmse(y.detach())), rel=1e-6)
 
 
+def _two_loop(pairs: list[tuple[np.ndarray, np.ndarray]], g: np.ndarray) -> np.ndarray:
+    """-H g by Nocedal & Wright's two-loop recursion (Algorithm 7.4), H0 = (s.y / y.y of the newest pair) I."""
+    q, alphas = g.copy(), []
+    for s, y in reversed(pairs):
+        a = s.dot(q) / y.dot(s)
+        q -= a * y
+        alphas.append(a)
+    s, y = pairs[-1]
+    q *= s.dot(y) / y.dot(y)
+    for (s, y), a in zip(pairs, reversed(alphas)):
+        q += (a - y.dot(q) / y.dot(s)) * s
+    return -q
+
+
+def test_lbfgs_direction_is_the_two_loop_recursions_over_the_last_pairs() -> None:
+    """The compact form gives the textbook recursion's direction, with the oldest pairs dropped past `history`."""
+    g = np.random.default_rng(3)
+    n, history = 40, 6
+    a = g.normal(size=(n, n))
+    hessian = a @ a.T + np.eye(n)
+    solver = LBFGS([torch.zeros(n, dtype=torch.float64)], history=history)
+    grad = g.normal(size=n)
+    np.testing.assert_allclose(solver.direction(grad), -grad * min(1.0, 1 / np.abs(grad).sum()), rtol=1e-15)
+    pairs = []
+    for k in range(15):
+        s = g.normal(size=n)
+        pairs = (pairs + [(s, hessian @ s + 0.1 * g.normal(size=n))])[-history:]
+        solver._remember(*pairs[-1], history)
+        grad = g.normal(size=n)
+        np.testing.assert_allclose(solver.direction(grad), _two_loop(pairs, grad), rtol=1e-9, atol=1e-12)
+    assert len(solver.S) == history
+
+
 def test_lbfgs_steps_reuse_the_accepted_point_and_refuse_bad_settings() -> None:
     """After the first, a step evaluates only its trial points: the loss and gradient at its start are those of the
     point the last line search accepted (the parameters are unchanged since)."""

@@ -20,6 +20,7 @@ writes changed there (zip directory checksums), and otherwise refuses with one l
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -58,6 +59,7 @@ class FileBook(Book):
         self.name = str(self.path)
         self._source = self.path  # the file reads come from: `out` once a commit wrote it
         self._fh: IO[bytes] | None = None
+        self._reader: Package | None = None
         super().__init__()
         if self.out is not None:
             atomic.write_target(self.out, kind=workbook_error(self.out), what="workbook file")
@@ -72,23 +74,27 @@ class FileBook(Book):
     def _open(self) -> None:
         """Open the source once (a regular file), check its zip directory and every part's checksum."""
         fh = safeio.open_regular(self._source, kind=self._fail, what="workbook file")
+        pkg = None
         try:
-            with Package(fh, name=self.name) as pkg:
-                pkg.check_parts()
-                if WORKBOOK not in pkg:
-                    raise self._fail("not an Excel workbook (a zip file without xl/workbook.xml)")
-                self._directory = pkg.directory()
+            pkg = Package(fh, name=self.name)
+            pkg.check_parts()
+            if WORKBOOK not in pkg:
+                raise self._fail("not an Excel workbook (a zip file without xl/workbook.xml)")
+            self._directory = pkg.directory()
         except WorkbookError as exc:
+            if pkg is not None:
+                pkg.close()
             fh.close()
             if "not a readable zip file" in str(exc):
                 raise self._fail("not an Excel workbook (.xlsx/.xlsm are zip files; this one is not, or it is "
                                  "truncated)") from None
             raise
-        self._fh = fh
+        self._fh, self._reader = fh, pkg
         self._used: set[str] = {WORKBOOK, WORKBOOK_RELS}
 
-    def _package(self) -> Package:
-        return Package(self._fh, name=self.name)
+    def _package(self) -> contextlib.AbstractContextManager[Package]:
+        """The open package every read goes through (its zip directory parsed once, at _open)."""
+        return contextlib.nullcontext(self._reader)
 
     def _book_map(self) -> WorkbookMap:
         if self._map is None:
@@ -235,8 +241,9 @@ class FileBook(Book):
     def close(self) -> None:
         """Release the file handles reads keep open."""
         if self._fh is not None:
+            self._reader.close()
             self._fh.close()
-            self._fh = None
+            self._fh = self._reader = None
 
     def _check_writable(self, target: Path) -> None:
         for p in {self.path, target}:

@@ -195,7 +195,7 @@ class Rule:
 
 
 class LBFGS:
-    """L-BFGS over float64 tensors: two-loop recursion over the last `history` steps, backtracking (Armijo)
+    """L-BFGS over float64 tensors: the inverse Hessian of the last `history` steps, backtracking (Armijo)
     line search; the training loop's update (`step(closure)`, as torch.optim.LBFGS with max_iter=1).
 
     One `step` is one iteration (one direction, one line search), i.e. one epoch of a sheet's trace. The first
@@ -211,7 +211,7 @@ class LBFGS:
         self.params = list(params)
         self.param_groups = [{"lr": checks.number(lr, "lr", lo=0, lo_open=True),
                               "history": checks.whole(history, "history", lo=1)}]
-        self.pairs: list[tuple[np.ndarray, np.ndarray, float]] = []  # (s, y, 1 / y.s)
+        self._forget()
         self.converged = False
         self._at: tuple[np.ndarray, Any, float, np.ndarray] | None = None  # (x, loss, f, g) of the accepted point
         self._at_versions: list[int] = []  # the parameters' version counters when _at was taken
@@ -245,21 +245,33 @@ class LBFGS:
         loss = closure()
         return loss, float(loss.detach()), self._grad()
 
+    def _forget(self) -> None:
+        """No curvature pairs: the stored steps S and gradient changes Y (one row each, oldest first), S Y'."""
+        self.S = self.Y = self.SY = np.zeros((0, 0))
+
+    def _remember(self, s: np.ndarray, y: np.ndarray, history: int) -> None:
+        """Add the pair (s, y), dropping the oldest beyond `history`; S Y' grows by one row and one column."""
+        keep = slice(1, None) if len(self.S) >= history else slice(None)
+        S, Y = np.vstack([self.S[keep].reshape(-1, len(s)), s]), np.vstack([self.Y[keep].reshape(-1, len(y)), y])
+        m = len(S)
+        SY = np.empty((m, m))
+        SY[:-1, :-1] = self.SY[keep, keep]
+        SY[-1], SY[:, -1] = Y @ s, S @ y
+        self.S, self.Y, self.SY = S, Y, SY
+
     def direction(self, g: np.ndarray) -> np.ndarray:
-        """-H g by the two-loop recursion (H: the inverse Hessian the stored pairs imply)."""
-        q, alphas = g.copy(), []
-        for s, y, rho in reversed(self.pairs):
-            a = rho * s.dot(q)
-            q -= a * y
-            alphas.append(a)
-        if self.pairs:
-            s, y, _ = self.pairs[-1]
-            q *= s.dot(y) / y.dot(y)
-        else:
-            q *= min(1.0, 1.0 / max(float(np.abs(g).sum()), 1e-300))  # a zero gradient: no step, converged
-        for (s, y, rho), a in zip(self.pairs, reversed(alphas)):
-            q += (a - rho * y.dot(q)) * s
-        return -q
+        """-H g, H the inverse Hessian the stored pairs imply (the two-loop recursion's), in Byrd, Nocedal &
+        Schnabel's compact form (1994): with R the upper triangle of S Y' and γ = s·y / y·y of the newest pair,
+        a = R⁻¹ S g, q = g - Y'a, b = R⁻ᵀ(γ Y q + (R - diag R)' a), H g = γ q + S'(a - b). A few array
+        operations, where the recursion takes four per pair (the sheets' solves are dominated by such overhead)."""
+        if not len(self.S):
+            return -g * min(1.0, 1.0 / max(float(np.abs(g).sum()), 1e-300))  # a zero gradient: no step, converged
+        r = np.triu(self.SY)
+        gamma = self.SY[-1, -1] / self.Y[-1].dot(self.Y[-1])
+        a = np.linalg.solve(r, self.S @ g)
+        q = g - a @ self.Y
+        b = np.linalg.solve(r.T, gamma * (self.Y @ q) + (r.T @ a - np.diag(r) * a))
+        return -(gamma * q + (a - b) @ self.S)
 
     def step(self, closure: Closure) -> Any:
         """One iteration; returns the loss at the point it started from (a NaN/inf loss: no step)."""
@@ -278,7 +290,7 @@ class LBFGS:
         d = self.direction(g)
         slope = float(g.dot(d))
         if slope >= 0:  # not a descent direction: forget the curvature pairs, go downhill
-            self.pairs = []
+            self._forget()
             d, slope = -g, -float(g.dot(g))
         if slope > -1e-30:
             self.converged = True
@@ -299,9 +311,7 @@ class LBFGS:
         s, y = x_new - x, g_new - g
         ys = float(y.dot(s))
         if ys > 1e-10 * float(np.sqrt(s.dot(s) * y.dot(y))):  # curvature, scale-free
-            self.pairs.append((s, y, 1.0 / ys))
-            if len(self.pairs) > history:
-                self.pairs.pop(0)
+            self._remember(s, y, history)
         self._at, self._at_versions = (x_new, loss_new, f_new, g_new), self._versions()
         return loss
 

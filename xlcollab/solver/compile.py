@@ -146,25 +146,36 @@ def _real(wb: Workbook, cell: Cell) -> Cell:
 
 
 def _place_variables(wb: Workbook, variables: list[Cell], book: Book) -> torch.Tensor:
-    """Mark the variable cells as x's elements; their current values (blank = 0) are x0."""
+    """Mark the variable cells as x's elements; their current values (blank = 0) are x0. One array pass per sheet;
+    the first bad variable in the model's order is the one named."""
     if len(set(variables)) != len(variables):
         dup = next(c for c in variables if variables.count(c) > 1)
         raise WorkbookError("a variable cell is listed twice", sheet=dup[0], cell=a1(dup[1], dup[2]), path=book.name)
     x0 = np.zeros(len(variables))
-    for i, (sheet, r, c) in enumerate(variables):
+    by_sheet: dict[str, list[int]] = {}
+    for i, (sheet, _, _) in enumerate(variables):
+        by_sheet.setdefault(sheet, []).append(i)
+    bad: list[tuple[int, str]] = []  # (variable, what is wrong)
+    for sheet, idx in by_sheet.items():
         data = wb.sheet(sheet)
-        if not data.inside(np.array(r), np.array(c)):
-            data.grow(r, c)
-        if data.group[r, c] >= 0:
-            raise WorkbookError("a variable cell holds a formula; Solver changes only constant cells", sheet=sheet,
-                                cell=a1(r, c), path=book.name)
-        kind = data.kind[r, c]
-        if kind not in (NUM, BLANK, BOOL):
-            what = f"text {data.text[r, c]!r}" if kind == TEXT else f"the error {data.text[r, c]}"
-            raise WorkbookError(f"a variable cell holds {what}, not a number", sheet=sheet, cell=a1(r, c),
-                                path=book.name)
-        x0[i] = data.num[r, c]
-        data.kind[r, c], data.src[r, c], data.pos[r, c] = NUM, 0, i
+        rows = np.array([variables[i][1] for i in idx])
+        cols = np.array([variables[i][2] for i in idx])
+        if not data.inside(rows, cols).all():
+            data.grow(int(rows.max()), int(cols.max()))
+        kind = data.kind[rows, cols]
+        formula = data.group[rows, cols] >= 0
+        other = ~np.isin(kind, (NUM, BLANK, BOOL))
+        for j in np.flatnonzero(formula | other)[:1]:
+            shown = data.text[rows[j], cols[j]]
+            held = f"text {shown!r}" if kind[j] == TEXT else f"the error {shown}"
+            bad.append((idx[j], "a variable cell holds a formula; Solver changes only constant cells" if formula[j]
+                        else f"a variable cell holds {held}, not a number"))
+        x0[idx] = data.num[rows, cols]
+        data.kind[rows, cols], data.src[rows, cols], data.pos[rows, cols] = NUM, 0, idx
+    if bad:
+        i, message = min(bad)
+        sheet, r, c = variables[i]
+        raise WorkbookError(message, sheet=sheet, cell=a1(r, c), path=book.name)
     return torch.as_tensor(x0)
 
 
