@@ -59,11 +59,34 @@ def numbers_in(book: Book, sheet: str, name: str, what: str, *, blanks: bool = F
     """
     ref = book.ref_of(sheet, name)
     r0, c0, r1, c1 = bounds(ref)
-    out = np.full((r1 - r0 + 1, c1 - c0 + 1), np.nan)
-    for i, row in enumerate(read(ref) if read else book.read(sheet, ref)):
+    grid = read(ref) if read else book.read(sheet, ref)
+    quick = _plain_numbers(grid, (r1 - r0 + 1, c1 - c0 + 1), blanks, limits)
+    if quick is not None:
+        return quick
+    out = np.full((r1 - r0 + 1, c1 - c0 + 1), np.nan)  # a bad cell somewhere: found and named one at a time
+    for i, row in enumerate(grid):
         for j, value in enumerate(row):
             if blanks and checks.is_blank(value):
                 continue
             with at(book, sheet, cell_name(r0 + i, c0 + j)):
                 out[i, j] = checks.number(value, what, **limits)
     return out
+
+
+def _plain_numbers(grid: list[list[Any]], shape: tuple[int, int], blanks: bool,
+                   limits: dict[str, Any]) -> np.ndarray | None:
+    """The block in one array pass when every cell is a plain float or int (or None, with `blanks`) that
+    checks.number accepts with these limits; None when any cell needs the cell-by-cell check (and its message)."""
+    if len(grid) != shape[0] or any(len(row) != shape[1] for row in grid) or \
+            set(limits) - {"lo", "hi", "lo_open", "hi_open", "integer"}:
+        return None
+    flat = [v for row in grid for v in row]
+    if not all(type(v) is float or type(v) is int or (blanks and v is None) for v in flat):
+        return None
+    out = np.array([np.nan if v is None else v for v in flat], dtype=np.float64).reshape(shape)
+    x = out[~np.isnan(out)] if blanks else out
+    lo, hi = limits.get("lo"), limits.get("hi")
+    ok = np.isfinite(x).all() and not (limits.get("integer") and (x != np.round(x)).any())
+    ok = ok and (lo is None or bool((x > lo).all() if limits.get("lo_open") else (x >= lo).all()))
+    ok = ok and (hi is None or bool((x < hi).all() if limits.get("hi_open") else (x <= hi).all()))
+    return out if ok else None
