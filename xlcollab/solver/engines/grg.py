@@ -39,19 +39,31 @@ class Settings:
 class _Lagrangian:
     """The augmented Lagrangian of a Problem at the current multipliers and penalty."""
 
-    def __init__(self, problem: Problem, s: Settings) -> None:
+    def __init__(self, problem: Problem, s: Settings, x: torch.Tensor) -> None:
+        """The merit at the start point x: its evaluation sizes the multipliers and gives the first solve's scale."""
         self.problem, self.s = problem, s
-        x0 = problem.x0
-        _, g, h = problem.evaluate(x0[None])
-        self.lam = torch.zeros(h.shape[1], dtype=x0.dtype, device=x0.device)
-        self.mu = torch.zeros(g.shape[1], dtype=x0.dtype, device=x0.device)
+        with torch.no_grad():
+            obj, g, h = problem.evaluate(x[None])
+        self.lam = torch.zeros(h.shape[1], dtype=x.dtype, device=x.device)
+        self.mu = torch.zeros(g.shape[1], dtype=x.dtype, device=x.device)
         self.rho = 10.0
         self.constrained = bool(g.shape[1] or h.shape[1])
+        self.start: tuple[torch.Tensor, float] | None = (x, float(self._merit(x, obj, g, h)[0]))
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(quantity minimised, objective cell) at x [n] or [1, n], each a one-element tensor (backward and float
         take it as it is: no indexing op on the path of every evaluation)."""
-        obj, g, h = self.problem.evaluate(x if x.dim() == 2 else x[None])
+        return self._merit(x, *self.problem.evaluate(x if x.dim() == 2 else x[None]))
+
+    def at(self, x: torch.Tensor) -> float:
+        """The merit at x, from the start's evaluation when x is the start and the multipliers are the first."""
+        if self.start is not None and torch.equal(self.start[0], x):
+            return self.start[1]
+        with torch.no_grad():
+            return float(self(x)[0])
+
+    def _merit(self, x: torch.Tensor, obj: torch.Tensor, g: torch.Tensor,
+               h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         cell = obj
         f = cell if self.problem.sense == 1 else self.problem.sense * cell if self.problem.sense else (x * 0).sum()
         if self.s.wd and self.s.optimizer == "lbfgs":
@@ -70,6 +82,7 @@ class _Lagrangian:
             _, g, h = self.problem.evaluate(x[None])
         viol = max(float(h.abs().max()) if h.shape[1] else 0.0,
                    float(torch.maximum(g[0], -self.mu / self.rho).abs().max()) if g.shape[1] else 0.0)
+        self.start = None  # new multipliers: a new merit
         if h.shape[1]:
             self.lam = self.lam + self.rho * h[0]
         if g.shape[1]:
@@ -81,8 +94,8 @@ class _Lagrangian:
 
 def solve(problem: Problem, s: Settings = Settings()) -> Result:
     """Minimise the problem from its x0 clipped into the box; Result status 'locally optimal' or a failure."""
-    merit = _Lagrangian(problem, s)
     x = problem.project(problem.x0.detach().to(torch.float64))
+    merit = _Lagrangian(problem, s, x)
     trace: list[float] = []
     iterations, viol = 0, math.inf
     for _ in range(s.outer if merit.constrained else 1):
@@ -90,19 +103,26 @@ def solve(problem: Problem, s: Settings = Settings()) -> Result:
         x, its, converged = minimise(merit, problem, x, s, trace)
         iterations += its
         if not converged and _unbounded(problem, x, before, trace):
-            return finish(problem, x, "unbounded", iterations, "grg", trace, "the objective cell does not converge")
+            return _ended(finish(problem, x, "unbounded", iterations, "grg", trace,
+                                 "the objective cell does not converge"))
         if not merit.constrained:
             break
         viol = merit.update(x, viol)
         if (viol <= TARGET and converged) or (merit.rho >= RHO_MAX and viol > PRECISION):
             break
-    return finish(problem, x, "locally optimal", iterations, "grg", trace)
+    return _ended(finish(problem, x, "locally optimal", iterations, "grg", trace))
+
+
+def _ended(result: Result) -> Result:
+    """The result with its trace closed by the objective cell where it ended (finish evaluated it there)."""
+    result.trace.append(result.objective)
+    return result
 
 
 def minimise(merit: Callable, problem: Problem, x: torch.Tensor, s: Settings,
              trace: list[float]) -> tuple[torch.Tensor, int, bool]:
     """One inner solve by core.train's loop from x in the box: (x, iterations, converged); the objective cell
-    before each iteration and at the end is appended to `trace`."""
+    before each iteration is appended to `trace` (the end's: `_ended`)."""
     lo, hi = problem.lower, problem.upper
     boxed = bool(torch.isfinite(lo).any() or torch.isfinite(hi).any())
     xt = x.detach().clone()[None].requires_grad_(True)  # [1, n]: the batch the sheet is evaluated on, no reshape op
@@ -127,14 +147,11 @@ def minimise(merit: Callable, problem: Problem, x: torch.Tensor, s: Settings,
         if xt.grad is not None and float(xt.grad.norm(math.inf)) <= GTOL * (1 + abs(start)):
             update.converged = True  # the projected gradient vanished: a (local) minimum of this solve
 
-    with torch.no_grad():
-        start = float(merit(x)[0])  # the scale of "small" for the gradient: the merit where this solve starts
+    start = merit.at(x)  # the scale of "small" for the gradient: the merit where this solve starts
     lr_at = None if s.schedule == "constant" else (lambda step: schedule_lr(s.schedule, step / s.iterations, s.lr))
     rows = train(update, objective, s.iterations, on_epoch=clip, lr_hint=s.lr, lr_at=lr_at)
-    x = xt.detach()[0].clone()
-    with torch.no_grad():
-        trace += [row["loss"] for row in rows] + [float(merit(x)[1])]
-    return x, len(rows), bool(getattr(update, "converged", False))
+    trace += [row["loss"] for row in rows]
+    return xt.detach()[0].clone(), len(rows), bool(getattr(update, "converged", False))
 
 
 def _unbounded(problem: Problem, end: torch.Tensor, start: torch.Tensor, trace: list[float]) -> bool:

@@ -34,21 +34,28 @@ def outputs(problem: Problem, x: torch.Tensor) -> torch.Tensor:
 
 
 def jacobian(problem: Problem, x: torch.Tensor, chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
-    """(outputs [m], Jacobian [m, n]) at x [n]: x repeated m times, output i of copy i differentiated."""
-    with torch.no_grad():
-        values = outputs(problem, x[None])[0]
-    m, rows = values.numel(), []
+    """(outputs [m], Jacobian [m, n]) at x [n]: x repeated m times, output i of copy i differentiated (one copy,
+    the first evaluation, when the objective is the only output)."""
+    first = x.detach()[None].clone().requires_grad_(True)
+    out = outputs(problem, first)
+    values = out.detach()[0]
+    m = values.numel()
+    if m == 1:
+        return values, _gradient(out[:, 0], first)
+    rows = []
     for start in range(0, m, chunk):
         k = min(chunk, m - start)
         xs = x.detach().expand(k, -1).clone().requires_grad_(True)
         out = outputs(problem, xs)
-        picked = out[torch.arange(k, device=x.device), torch.arange(start, start + k, device=x.device)]
-        if picked.requires_grad:
-            (grad,) = torch.autograd.grad(picked.sum(), xs, allow_unused=True)
-        else:
-            grad = None
-        rows.append(torch.zeros_like(xs) if grad is None else grad)
-    return values, torch.cat(rows).detach()
+        rows.append(_gradient(out[torch.arange(k, device=x.device), torch.arange(start, start + k, device=x.device)],
+                              xs))
+    return values, torch.cat(rows)
+
+
+def _gradient(picked: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+    """Row i: the gradient of picked[i] with respect to xs[i] (the rows of xs are independent copies)."""
+    grad = torch.autograd.grad(picked.sum(), xs, allow_unused=True)[0] if picked.requires_grad else None
+    return torch.zeros_like(xs) if grad is None else grad.detach()
 
 
 def probe_points(problem: Problem, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -39,14 +39,18 @@ class Problem:
 
     def violation(self, x: torch.Tensor) -> torch.Tensor:
         """Largest violation of any constraint or bound at each row of x [batch, n] -> [batch]."""
-        _, g, h = self.evaluate(x)
+        return self.outcome(x)[1]
+
+    def outcome(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(objective cell, largest violation) at each row of x [batch, n], from one evaluation."""
+        obj, g, h = self.evaluate(x)
         parts = [torch.zeros(x.shape[0], dtype=x.dtype, device=x.device),
                  (self.lower - x).clamp_min(0).nan_to_num(0).amax(1), (x - self.upper).clamp_min(0).nan_to_num(0).amax(1)]
         if g.shape[1]:
             parts.append(g.clamp_min(0).amax(1))
         if h.shape[1]:
             parts.append(h.abs().amax(1))
-        return torch.stack(parts).amax(0)
+        return obj, torch.stack(parts).amax(0)
 
 
 @dataclass
@@ -66,8 +70,8 @@ def finish(problem: Problem, x: torch.Tensor, status: str, iterations: int, engi
            trace: list[float] | None = None, message: str = "", tol: float = PRECISION) -> Result:
     """A Result at x, its status demoted to infeasible when a constraint is still violated beyond tol."""
     with torch.no_grad():
-        obj, _, _ = problem.evaluate(x[None])
-        worst = float(problem.violation(x[None])[0])
+        obj, violation = problem.outcome(x[None])
+        worst = float(violation[0])
     if status in ("optimal", "locally optimal") and not worst <= tol:
         status = "infeasible"
     value = float(obj[0]) if obj.numel() else math.nan
