@@ -242,7 +242,8 @@ def test_encode_round_trip(embedded):
 
 def test_encode_times_from_dates_and_none_from_text():
     base = {"user": [1, 2], "item": [3, 4], "rating": [4.0, 5.0]}
-    dates = load_ratings(pd.DataFrame({**base, "timestamp": pd.to_datetime(["1970-01-02 00:00:00", "2000-01-01 00:00:01"])}))
+    stamps = pd.to_datetime(["1970-01-02 00:00:00", "2000-01-01 00:00:01"])
+    dates = load_ratings(pd.DataFrame({**base, "timestamp": stamps}))
     assert encode(dates).times.tolist() == [86_400, 946_684_801]
     zoned = pd.to_datetime(["1970-01-02 01:00:00+01:00", "2000-01-01 00:00:01+00:00"], utc=True)
     assert encode(load_ratings(pd.DataFrame({**base, "timestamp": zoned}))).times.tolist() == [86_400, 946_684_801]

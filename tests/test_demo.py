@@ -30,7 +30,8 @@ def test_demo_prints_the_readmes_figures_and_saves_them(tmp_path, capsys):
     assert printed == _readme_rmses()
     fit = re.search(r"validation RMSE (\d\.\d{4}) after (\d+) epochs.*\(the model alone (\d\.\d{4});", out)
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    assert fit and f"Validation RMSE on the seed-42 split: **{fit.group(1)}** (the model alone: {fit.group(3)}" in readme
+    assert fit, out
+    assert f"Validation RMSE on the seed-42 split: **{fit.group(1)}** (the model alone: {fit.group(3)}" in readme
     assert re.search(r"^adagrad_fastai\s+\d+\.\d{4}\s+\d+\.\d{4}\s+\S+$", out, re.M)  # the long tab name keeps its row
     wb = openpyxl.load_workbook(tmp_path / "collab_filter.xlsx", data_only=True)
     book = FileBook(tmp_path / "collab_filter.xlsx")

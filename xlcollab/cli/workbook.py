@@ -75,6 +75,7 @@ def run_demo(args: argparse.Namespace) -> int:
     fit = CollabFit().fit(None)
     print(f"\nthe same engine on every rating of ml-latest-small ({fit.n_ratings_:,} ratings), default settings:")
     print(f"validation RMSE {fit.valid_rmse_:.4f} after {len(fit.trace_)} epochs, {fit.fit_seconds_:.2f} s on "
-          f"{fit.device_} (the model alone {fit.model_valid_rmse_:.4f}; with the session effects of each rating's time)")
+          f"{fit.device_} (the model alone {fit.model_valid_rmse_:.4f}; with the session effects of each "
+          f"rating's time)")
     print(f"\nsolved workbooks are in {args.out}/ (open them in Excel or LibreOffice: every formula recalculates)")
     return 0

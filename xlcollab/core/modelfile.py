@@ -1,5 +1,6 @@
 """A fitted CollabFit in one file and back: torch.save of plain data (weights, settings, id maps, titles, seen
-movies, trace, the sittings of the session effects); loading uses torch.load(weights_only=True), so a model file can run no code.
+movies, trace, the sittings of the session effects); loading uses torch.load(weights_only=True), so a model file
+can run no code.
 
 Saving is atomic (`core.atomic.atomic_write`: a temporary file beside the target, fsync, rename), so a full disk
 leaves the previous model as it was. Loading reads only a regular file under the size cap, and checks every
