@@ -89,6 +89,7 @@ t = time.perf_counter()
 est = CollabFit(epochs=1, batch_size=1 << 16, lr=0.02, device="cpu", memory_budget={budget!r}, progress=False)
 est.fit({path!r})
 print(json.dumps({{"seconds": time.perf_counter() - t, "rmse": est.valid_rmse_, "fit_seconds": est.fit_seconds_,
+                   "model_rmse": est.model_valid_rmse_, "sittings": 0 if est.sessions_ is None else len(est.sessions_),
                    "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 
@@ -134,11 +135,12 @@ def main(argv: list[str] | None = None) -> int:
             r = child(FIT_RUN.format(repo=str(REPO), path=str(path), budget=budget))
             rows.append({"fit (1 epoch, batch 2^16, CPU)": f"{how}" + (f" (budget {budget})" if budget else ""),
                          "whole s": f"{r['seconds']:.1f}", "loop s": f"{r['fit_seconds']:.1f}",
-                         "valid RMSE": f"{r['rmse']:.4f}", "peak MiB": f"{r['peak_mib']:,.0f}",
+                         "valid RMSE": f"{r['rmse']:.4f}", "the model alone": f"{r['model_rmse']:.4f}",
+                         "sittings": f"{r['sittings']:,}", "peak MiB": f"{r['peak_mib']:,.0f}",
                          "load before": before, "load after": load()})
         if rows:
-            print(table(rows, ["fit (1 epoch, batch 2^16, CPU)", "whole s", "loop s", "valid RMSE", "peak MiB",
-                               "load before", "load after"]) + "\n")
+            print(table(rows, ["fit (1 epoch, batch 2^16, CPU)", "whole s", "loop s", "valid RMSE", "the model alone",
+                               "sittings", "peak MiB", "load before", "load after"]) + "\n")
         print(f"(this process: peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB)")
     finally:
         if not args.keep:

@@ -35,17 +35,18 @@ def brute_force(users, times, residuals, gap, shrink, q_users, q_times):
     return np.array(out)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_shift_is_the_documented_rule(seed):
+@pytest.mark.parametrize("seed,scale", [(0, 1), (1, 1), (2, 1), (3, 10 ** 14)])
+def test_shift_is_the_documented_rule(seed, scale):
+    """scale 10**14: times so far apart that user * time overflows 63 bits (the ranked keys)."""
     g = np.random.default_rng(seed)
-    users, times = g.integers(0, 6, 400), g.integers(0, 30_000, 400)
+    users, times = g.integers(0, 6, 400), g.integers(0, 30_000, 400) * scale
     residuals = g.normal(size=400)
-    found = sessions.fit(users, times, residuals, gap=600, shrink=1.5)
-    q_users, q_times = g.integers(0, 7, 800), g.integers(-2_000, 33_000, 800)  # user 6 has no training rating
-    want = brute_force(users, times, residuals, 600, 1.5, q_users, q_times)
+    found = sessions.fit(users, times, residuals, gap=600 * scale, shrink=1.5)
+    q_users, q_times = g.integers(0, 7, 800), g.integers(-2_000, 33_000, 800) * scale  # user 6: no training rating
+    want = brute_force(users, times, residuals, 600 * scale, 1.5, q_users, q_times)
     assert np.allclose(found.shift(q_users, q_times), want, atol=1e-6)
     assert (want != 0).mean() > 0.3 and (want == 0).mean() > 0.05  # both kinds of query occur
-    assert np.allclose(found.shift(users, times), brute_force(users, times, residuals, 600, 1.5, users, times),
+    assert np.allclose(found.shift(users, times), brute_force(users, times, residuals, 600 * scale, 1.5, users, times),
                        atol=1e-6)
 
 

@@ -53,11 +53,31 @@ class Sessions:
 
 def _search(sorted_users: np.ndarray, sorted_starts: np.ndarray, users: np.ndarray, times: np.ndarray) -> np.ndarray:
     """np.searchsorted(side='right') of (user, time) pairs among sittings sorted by (user, start): one search over
-    keys user * n + rank of the time among all the times involved (ranks keep the order and cannot overflow)."""
-    grid = np.unique(np.concatenate([sorted_starts, times]))
-    n = len(grid)
-    keys = sorted_users * n + np.searchsorted(grid, sorted_starts)
-    return np.searchsorted(keys, users * n + np.searchsorted(grid, times), side="right")
+    keys user * span + time (times ranked first where that product would not fit in 63 bits), the pairs searched in
+    key order (numpy's search walks on from the last hit) and the answers put back in the pairs' order."""
+    t0 = min(int(sorted_starts.min()), int(times.min()))
+    span = max(int(sorted_starts.max()), int(times.max())) - t0 + 1
+    if span * (int(max(sorted_users.max(), users.max())) + 1) < 2 ** 62:
+        keys, wanted = sorted_users * span + (sorted_starts - t0), users * span + (times - t0)
+    else:  # e.g. times in nanoseconds: ranks keep the order and cannot overflow
+        grid = np.unique(np.concatenate([sorted_starts, times]))
+        keys = sorted_users * len(grid) + np.searchsorted(grid, sorted_starts)
+        wanted = users * len(grid) + np.searchsorted(grid, times)
+    order = np.argsort(wanted, kind="stable")
+    out = np.empty(len(wanted), dtype=np.int64)
+    out[order] = np.searchsorted(keys, wanted[order], side="right")
+    return out
+
+
+def _by_user_and_time(users: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """The order of the ratings by user, then time: one sort of user * span + time where that fits in 63 bits."""
+    if not len(users):
+        return np.zeros(0, dtype=np.int64)
+    t0 = int(times.min())
+    span = int(times.max()) - t0 + 1
+    if span * (int(users.max()) + 1) < 2 ** 62:
+        return np.argsort(users * span + (times - t0), kind="stable")
+    return np.lexsort((times, users))
 
 
 def fit(users: np.ndarray, times: np.ndarray, residuals: np.ndarray, *, gap: float, shrink: float) -> Sessions:
@@ -65,7 +85,7 @@ def fit(users: np.ndarray, times: np.ndarray, residuals: np.ndarray, *, gap: flo
     users, times = np.asarray(users, dtype=np.int64), np.asarray(times, dtype=np.int64)
     residuals = np.asarray(residuals, dtype=np.float32)
     gap_s = int(round(gap))
-    order = np.lexsort((times, users))
+    order = _by_user_and_time(users, times)
     u, t, r = users[order], times[order], residuals[order]
     new = np.r_[True, (u[1:] != u[:-1]) | (np.diff(t) > gap_s)] if len(u) else np.zeros(0, dtype=bool)
     first = np.flatnonzero(new)
