@@ -51,33 +51,27 @@ class Sessions:
         return out
 
 
+def _keys(*pairs: tuple[np.ndarray, np.ndarray]) -> list[np.ndarray]:
+    """One int64 key per (user, time) of each (users, times) pair of arrays, ordered by user then time alike across
+    them: user * span + time, or user * n + the time's rank among all the times where that would not fit in 63 bits
+    (times in nanoseconds, say)."""
+    times = [t for _, t in pairs]
+    t0 = min(int(t.min()) for t in times)
+    span = max(int(t.max()) for t in times) - t0 + 1
+    if span * (max(int(u.max()) for u, _ in pairs) + 1) < 2 ** 62:
+        return [u * span + (t - t0) for u, t in pairs]
+    grid = np.unique(np.concatenate(times))
+    return [u * len(grid) + np.searchsorted(grid, t) for u, t in pairs]
+
+
 def _search(sorted_users: np.ndarray, sorted_starts: np.ndarray, users: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """np.searchsorted(side='right') of (user, time) pairs among sittings sorted by (user, start): one search over
-    keys user * span + time (times ranked first where that product would not fit in 63 bits), the pairs searched in
-    key order (numpy's search walks on from the last hit) and the answers put back in the pairs' order."""
-    t0 = min(int(sorted_starts.min()), int(times.min()))
-    span = max(int(sorted_starts.max()), int(times.max())) - t0 + 1
-    if span * (int(max(sorted_users.max(), users.max())) + 1) < 2 ** 62:
-        keys, wanted = sorted_users * span + (sorted_starts - t0), users * span + (times - t0)
-    else:  # e.g. times in nanoseconds: ranks keep the order and cannot overflow
-        grid = np.unique(np.concatenate([sorted_starts, times]))
-        keys = sorted_users * len(grid) + np.searchsorted(grid, sorted_starts)
-        wanted = users * len(grid) + np.searchsorted(grid, times)
+    """np.searchsorted(side='right') of (user, time) pairs among sittings sorted by (user, start), the pairs searched
+    in key order (numpy's search walks on from the last hit) and the answers put back in the pairs' order."""
+    keys, wanted = _keys((sorted_users, sorted_starts), (users, times))
     order = np.argsort(wanted, kind="stable")
     out = np.empty(len(wanted), dtype=np.int64)
     out[order] = np.searchsorted(keys, wanted[order], side="right")
     return out
-
-
-def _by_user_and_time(users: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """The order of the ratings by user, then time: one sort of user * span + time where that fits in 63 bits."""
-    if not len(users):
-        return np.zeros(0, dtype=np.int64)
-    t0 = int(times.min())
-    span = int(times.max()) - t0 + 1
-    if span * (int(users.max()) + 1) < 2 ** 62:
-        return np.argsort(users * span + (times - t0), kind="stable")
-    return np.lexsort((times, users))
 
 
 def fit(users: np.ndarray, times: np.ndarray, residuals: np.ndarray, *, gap: float, shrink: float) -> Sessions:
@@ -85,7 +79,7 @@ def fit(users: np.ndarray, times: np.ndarray, residuals: np.ndarray, *, gap: flo
     users, times = np.asarray(users, dtype=np.int64), np.asarray(times, dtype=np.int64)
     residuals = np.asarray(residuals, dtype=np.float32)
     gap_s = int(round(gap))
-    order = _by_user_and_time(users, times)
+    order = np.argsort(_keys((users, times))[0], kind="stable") if len(users) else np.zeros(0, dtype=np.int64)
     u, t, r = users[order], times[order], residuals[order]
     new = np.r_[True, (u[1:] != u[:-1]) | (np.diff(t) > gap_s)] if len(u) else np.zeros(0, dtype=bool)
     first = np.flatnonzero(new)
