@@ -237,7 +237,7 @@ def test_lbfgs_direction_is_the_two_loop_recursions_over_the_last_pairs() -> Non
         solver._remember(*pairs[-1], history)
         grad = g.normal(size=n)
         np.testing.assert_allclose(solver.direction(grad), _two_loop(pairs, grad), rtol=1e-9, atol=1e-12)
-    assert len(solver.S) == history
+    assert solver.m == history
 
 
 def test_lbfgs_steps_reuse_the_accepted_point_and_refuse_bad_settings() -> None:

@@ -15,7 +15,7 @@ import torch
 from xlcollab.core import data, optim
 from xlcollab.core.fit import CollabFit
 from xlcollab.core.models import EmbeddingDotBias, logit_range
-from xlcollab.core.train import full_batch, schedule_lr, train
+from xlcollab.core.train import backward, full_batch, schedule_lr, train
 from xlcollab.errors import DivergedError
 
 
@@ -186,6 +186,26 @@ def test_a_converged_update_ends_the_run_and_a_foreign_loss_is_refused():
     x, objective = _quadratic(torch.ones(2, dtype=torch.float64))
     with pytest.raises(TypeError, match="must return the loss tensor"):
         train(Detached([x], "sgd", lr=0.1), objective, 1)
+
+
+def test_backward_leaves_the_gradients_loss_backward_leaves():
+    """The engine shortcut accumulates exactly what loss.backward() does (0-d and one-element losses, an existing
+    .grad added to), and anything else goes through loss.backward() itself: a vector loss is refused as torch does."""
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(4, 3, dtype=torch.float64, generator=g), torch.randn(3, dtype=torch.float64, generator=g)
+    for shape in ((), (1,), (1, 1)):
+        x1, x2 = (b.clone().requires_grad_(True) for _ in range(2))
+        for x in (x1, x2):
+            x.grad = torch.full_like(x, 0.5)
+        loss = lambda x: ((a @ x).tanh() ** 2).sum().sqrt().reshape(shape)  # noqa: E731
+        loss(x1).backward()
+        backward(loss(x2))
+        assert torch.equal(x1.grad, x2.grad)
+        assert not torch.equal(x2.grad, torch.full_like(x2, 0.5))
+    with pytest.raises(RuntimeError, match="grad can be implicitly created only for scalar outputs"):
+        backward(a @ b.clone().requires_grad_(True))
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        backward(a.sum())
 
 
 def test_full_batch_is_one_batch_of_weight_one():

@@ -246,32 +246,54 @@ class LBFGS:
         return loss, float(loss.detach()), self._grad()
 
     def _forget(self) -> None:
-        """No curvature pairs: the stored steps S and gradient changes Y (one row each, oldest first), S Y'."""
-        self.S = self.Y = self.SY = np.zeros((0, 0))
+        """No curvature pairs: m = 0 of the stored steps S and gradient changes Y."""
+        self.m, self.o = 0, 0
+        self.S = self.Y = np.zeros((0, 0))
 
     def _remember(self, s: np.ndarray, y: np.ndarray, history: int) -> None:
-        """Add the pair (s, y), dropping the oldest beyond `history`; S Y' grows by one row and one column."""
-        keep = slice(1, None) if len(self.S) >= history else slice(None)
-        S, Y = np.vstack([self.S[keep].reshape(-1, len(s)), s]), np.vstack([self.Y[keep].reshape(-1, len(y)), y])
-        m = len(S)
-        SY = np.empty((m, m))
-        SY[:-1, :-1] = self.SY[keep, keep]
-        SY[-1], SY[:, -1] = Y @ s, S @ y
-        self.S, self.Y, self.SY = S, Y, SY
+        """Add the pair (s, y), dropping the oldest beyond `history`. The pairs are rows o..o+m of S and Y (oldest
+        first), a window sliding down buffers of 2 * history rows, moved back to their top once per `history`
+        pairs. Kept up to date with them: R, the upper triangle of S Y', and its inverse, which grows by one column
+        (the inverse of [[R, c], [0, d]] is [[R⁻¹, -R⁻¹c/d], [0, 1/d]]) and loses its first row and column with the
+        oldest pair (R⁻¹'s trailing block is the trailing block's inverse): the direction needs no solve."""
+        cap = 2 * history
+        if not self.m or len(self.S) != cap:  # the first pair, or a new history length: start afresh
+            n = len(s)
+            self.S, self.Y = np.empty((cap, n)), np.empty((cap, n))
+            self.R, self.Rinv = np.zeros((cap, cap)), np.zeros((cap, cap))
+            self.m, self.o = 0, 0
+        o, m = self.o, self.m
+        if m == history:  # drop the oldest
+            o, m = o + 1, m - 1
+        if o + m == cap:  # the window reached the buffers' end: move it to their top
+            for a in (self.S, self.Y):
+                a[:m] = a[o:o + m]
+            for a in (self.R, self.Rinv):
+                a[:m, :m] = a[o:o + m, o:o + m]
+            o = 0
+        k = o + m
+        self.S[k], self.Y[k] = s, y
+        d = float(s.dot(y))
+        c = self.S[o:k] @ y
+        self.R[o:k, k], self.R[k, k] = c, d
+        self.Rinv[o:k, k], self.Rinv[k, k] = self.Rinv[o:k, o:k] @ c / -d, 1.0 / d
+        self.R[k, o:k] = self.Rinv[k, o:k] = 0.0
+        self.o, self.m, self.yy = o, m + 1, float(y.dot(y))
 
     def direction(self, g: np.ndarray) -> np.ndarray:
         """-H g, H the inverse Hessian the stored pairs imply (the two-loop recursion's), in Byrd, Nocedal &
         Schnabel's compact form (1994): with R the upper triangle of S Y' and γ = s·y / y·y of the newest pair,
         a = R⁻¹ S g, q = g - Y'a, b = R⁻ᵀ(γ Y q + (R - diag R)' a), H g = γ q + S'(a - b). A few array
         operations, where the recursion takes four per pair (the sheets' solves are dominated by such overhead)."""
-        if not len(self.S):
+        if not self.m:
             return -g * min(1.0, 1.0 / max(float(np.abs(g).sum()), 1e-300))  # a zero gradient: no step, converged
-        r = np.triu(self.SY)
-        gamma = self.SY[-1, -1] / self.Y[-1].dot(self.Y[-1])
-        a = np.linalg.solve(r, self.S @ g)
-        q = g - a @ self.Y
-        b = np.linalg.solve(r.T, gamma * (self.Y @ q) + (r.T @ a - np.diag(r) * a))
-        return -(gamma * q + (a - b) @ self.S)
+        w = slice(self.o, self.o + self.m)
+        S, Y, R, Rinv = self.S[w], self.Y[w], self.R[w, w], self.Rinv[w, w]
+        gamma = R[-1, -1] / self.yy
+        a = Rinv @ (S @ g)
+        q = g - a @ Y
+        b = (gamma * (Y @ q) + a @ R - R.diagonal() * a) @ Rinv
+        return -(gamma * q + (a - b) @ S)
 
     def step(self, closure: Closure) -> Any:
         """One iteration; returns the loss at the point it started from (a NaN/inf loss: no step)."""
