@@ -145,7 +145,7 @@ def test_check_solve_refuses_naming_setting_and_value(given, words):
     assert str(err.value) == words
 
 
-# -- the settings cells of the bundled tabs (xlcollab.excel.settings reads them; the buttons and `solve` obey them) --
+# -- the bundled tabs' settings cells (sheets.settings_cells reads them; the buttons and `solve` obey them) --
 @pytest.fixture
 def fresh(bundled, tmp_path):
     return lambda kind, name=None: shutil.copy(bundled[kind], tmp_path / (name or bundled[kind].name))

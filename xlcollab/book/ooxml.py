@@ -98,10 +98,10 @@ def declares_dtd(head: bytes) -> bool:
     else:
         text = head.decode("utf-8", "replace")
     root = _ROOT_START.search(text)
-    doctype = text.upper().find("<!DOCTYPE")
+    declared = "<!DOCTYPE" in (text if root is None else text[:root.start()]).upper()  # the prolog alone
     if root is None:
-        return len(head) >= _PROLOG_BYTES or doctype >= 0
-    return 0 <= doctype < root.start()
+        return len(head) >= _PROLOG_BYTES or declared
+    return declared
 
 
 def refuse_dtd(tree: etree._ElementTree, *, part: str, path: str, sheet: str | None = None) -> None:

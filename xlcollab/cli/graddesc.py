@@ -44,7 +44,7 @@ def _apply(args: argparse.Namespace, action: Callable[..., dict[str, Any]], show
 
 def _run_tabs(book: Any, sheet: str, epochs: int | None) -> dict[str, Any]:
     """run_book with each tab's epochs: `epochs`, else the tab's settings cell (as the Run button reads it)."""
-    from xlcollab.excel.settings import run_epochs
+    from xlcollab.sheets.settings_cells import run_epochs
     from xlcollab.sheets.graddesc import run_book, tabs
 
     by_epochs: dict[int, list[str]] = {}

@@ -101,10 +101,11 @@ def _num(v: Any) -> str:
 def solve(book, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Solve every requested sheet (the collab tabs through their own thin layer), buffer all writes at the end.
 
-    Each sheet's settings are what its Solve button runs: its settings cells (excel.settings), the flags winning."""
+    Each sheet's settings are what its Solve button runs: its settings cells (sheets.settings_cells),
+    the flags winning."""
     from xlcollab.errors import WorkbookError
-    from xlcollab.excel.settings import merged as tab_settings
     from xlcollab.sheets.collab import is_tab, solve_book
+    from xlcollab.sheets.settings_cells import merged as tab_settings
     from xlcollab.solver import solve as generic
     from xlcollab.solver.engines import grg
     from xlcollab.solver.model import has_model, read_model, with_options

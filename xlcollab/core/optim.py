@@ -209,6 +209,7 @@ class LBFGS:
 
     def __init__(self, params: Iterable, lr: float = 1.0, history: int = 20) -> None:
         self.params = list(params)
+        self._flat = [p.detach().view(-1) if p.is_contiguous() else p.detach() for p in self.params]  # _set's targets
         self.param_groups = [{"lr": checks.number(lr, "lr", lo=0, lo_open=True),
                               "history": checks.whole(history, "history", lo=1)}]
         self._forget()
@@ -232,9 +233,10 @@ class LBFGS:
 
     def _set(self, x: np.ndarray) -> None:
         i = 0
-        for p in self.params:
-            n = p.numel()
-            p.detach().copy_(self._from_numpy(x[i:i + n]).view_as(p))
+        for flat in self._flat:
+            n = flat.numel()
+            part = self._from_numpy(x[i:i + n])
+            flat.copy_(part if flat.dim() == 1 else part.view(flat.shape))
             i += n
 
     def _grad(self) -> np.ndarray:
@@ -332,7 +334,7 @@ class LBFGS:
                 return loss
         s, y = x_new - x, g_new - g
         ys = float(y.dot(s))
-        if ys > 1e-10 * float(np.sqrt(s.dot(s) * y.dot(y))):  # curvature, scale-free
+        if ys > 1e-10 * math.sqrt(float(s.dot(s)) * float(y.dot(y))):  # curvature, scale-free
             self._remember(s, y, history)
         self._at, self._at_versions = (x_new, loss_new, f_new, g_new), self._versions()
         return loss

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import xlwings as xw
 
 from xlcollab.errors import SettingsError, WorkbookError, XlcollabError
-from xlcollab.excel.settings import merged as tab_settings, run_epochs
 from xlcollab.excel.udfs import model_path_for
+from xlcollab.sheets.settings_cells import merged as tab_settings, run_epochs
 
 if TYPE_CHECKING:
     from xlcollab.book.base import Book

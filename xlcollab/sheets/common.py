@@ -67,7 +67,7 @@ LAST_RUN_LABELS = ("optimizer", "lr", "epochs", "weight decay", "device", "secon
 
 # The settings block the buttons (and `xlcollab solve`) read: the sheet-scoped name `settings` over rows of
 # label | value, a blank value meaning the tab's default. What each label takes: the choices of a choice setting, the
-# (low, high) of a whole number; lr is any number > 0. xlcollab.excel.settings checks the cells by these.
+# (low, high) of a whole number; lr is any number > 0. xlcollab.sheets.settings_cells checks the cells by these.
 SETTING_CHOICES: dict[str, tuple[str, ...]] = {"optimizer": tuple(SOLVE_OPTIMIZERS), "device": ("auto", "cpu", "cuda"),
                                                "engine": SOLVE_ENGINES}
 SETTING_WHOLE: dict[str, tuple[int, int]] = {"epochs": (1, 1_000_000), "multistart": (1, 100_000)}
