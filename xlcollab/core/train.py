@@ -38,13 +38,14 @@ def _engine() -> Any:
 
 
 def backward(loss: Any) -> None:
-    """loss.backward() for a loss of one element, straight into the autograd engine: torch.autograd.backward's
+    """loss.backward() for a CPU loss of one element, straight into the autograd engine: torch.autograd.backward's
     argument handling costs ~25 µs a call, a sixth of a collab tab's whole evaluation, which its solve runs
-    hundreds of times. Anything else (and a torch without the engine object) goes the usual way."""
+    hundreds of times. Anything else (a GPU loss, whose backward runs on the device's threads and needs the
+    context torch hands them; a torch without the engine object) goes the usual way."""
     if not _ENGINE:
         _ENGINE.append(_engine())
     engine = _ENGINE[0]
-    if engine is None or loss.numel() != 1 or not loss.requires_grad:
+    if engine is None or loss.numel() != 1 or not loss.requires_grad or loss.device.type != "cpu":
         loss.backward()
         return
     engine.run_backward((loss,), (loss.new_ones(loss.shape),), False, False, (), True, True)
