@@ -190,7 +190,8 @@ def test_a_converged_update_ends_the_run_and_a_foreign_loss_is_refused():
 
 def test_backward_leaves_the_gradients_loss_backward_leaves():
     """The engine shortcut accumulates exactly what loss.backward() does (0-d and one-element losses, an existing
-    .grad added to), and anything else goes through loss.backward() itself: a vector loss is refused as torch does."""
+    .grad added to), and anything else goes through its own .backward(): a vector loss is refused as torch does, a
+    loss that is no tensor does its own."""
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(4, 3, dtype=torch.float64, generator=g), torch.randn(3, dtype=torch.float64, generator=g)
     for shape in ((), (1,), (1, 1)):
@@ -206,6 +207,13 @@ def test_backward_leaves_the_gradients_loss_backward_leaves():
         backward(a @ b.clone().requires_grad_(True))
     with pytest.raises(RuntimeError, match="does not require grad"):
         backward(a.sum())
+    called = []
+
+    class Done:  # a loss that is no tensor (core.fused's): its own backward runs
+        def backward(self):
+            called.append(True)
+    backward(Done())
+    assert called == [True]
 
 
 def test_full_batch_is_one_batch_of_weight_one():

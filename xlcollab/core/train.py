@@ -40,12 +40,14 @@ def _engine() -> Any:
 def backward(loss: Any) -> None:
     """loss.backward() for a CPU loss of one element, straight into the autograd engine: torch.autograd.backward's
     argument handling costs ~25 µs a call, a sixth of a collab tab's whole evaluation, which its solve runs
-    hundreds of times. Anything else (a GPU loss, whose backward runs on the device's threads and needs the
-    context torch hands them; a torch without the engine object) goes the usual way."""
+    hundreds of times. Anything else (a loss with no graph behind it, e.g. a fused step's, whose backward does
+    nothing; a GPU loss, whose backward runs on the device's threads and needs the context torch hands them; a torch
+    without the engine object) goes the usual way: its own .backward()."""
     if not _ENGINE:
         _ENGINE.append(_engine())
     engine = _ENGINE[0]
-    if engine is None or loss.numel() != 1 or not loss.requires_grad or loss.device.type != "cpu":
+    if (engine is None or getattr(loss, "grad_fn", None) is None  # not a tensor off a graph (a fused step's loss)
+            or loss.numel() != 1 or loss.device.type != "cpu"):
         loss.backward()
         return
     engine.run_backward((loss,), (loss.new_ones(loss.shape),), False, False, (), True, True)
