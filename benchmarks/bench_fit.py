@@ -34,24 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from bench_common import load, table  # noqa: E402
 
 from xlcollab.core import data, evaluate, fit  # noqa: E402
 from xlcollab.core.fit import CollabFit  # noqa: E402
-
-def load() -> str:
-    """The 1-minute load average, for the table's caption."""
-    try:
-        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
-def table(rows: list[dict], cols: list[str]) -> str:
-    """A markdown table."""
-    out = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    out += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
-    return "\n".join(out)
-
 
 # -- CPU: ml-latest-small (or --ratings), one table: held-out split and k-fold CV ---------------------------------
 def xlcollab_method(**settings):

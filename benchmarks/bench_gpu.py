@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from bench_common import load, table  # noqa: E402
 
 from xlcollab.core import fused  # noqa: E402
 from xlcollab.core.fit import CollabFit  # noqa: E402
@@ -51,15 +52,6 @@ def card(device: torch.device) -> str:
         p = torch.cuda.get_device_properties(device)
         return f"{p.name} ({p.total_memory / 2 ** 30:.0f} GiB, {p.multi_processor_count} SMs)"
     return f"CPU ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})"
-
-
-def load() -> str:
-    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def table(rows: list[dict], cols: list[str]) -> str:
-    out = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    return "\n".join(out + ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows])
 
 
 def sync(device: torch.device) -> None:
@@ -285,9 +277,9 @@ def accuracy(args, device) -> None:
 
 CROSSOVER_RUN = """
 import json, sys, time
-sys.path.insert(0, {repo!r})
+sys.path[:0] = [{repo!r}, {repo!r} + "/benchmarks"]
 import pandas as pd, torch
-from benchmarks.bench_gpu import real_shaped
+from bench_gpu import real_shaped
 from xlcollab.core.fit import CollabFit
 users, items, ratings, _ = real_shaped({n})
 frame = pd.DataFrame({{"user": users, "item": items, "rating": ratings.astype("float64")}})

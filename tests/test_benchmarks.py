@@ -119,3 +119,20 @@ def test_session_study_ranks_every_gap_and_shrink() -> None:
     assert len(labels) == 41 and "no session effects" in labels  # 8 gaps x 5 shrinks, and none
     rmse = {r[0].strip(): float(r[1]) for r in rows}
     assert rmse["sessions: gap 2 min, shrink 1"] < rmse["no session effects"]
+
+
+def test_vs_rev_benchmark_compares_two_checkouts_in_alternating_processes() -> None:
+    """bench_vs_rev against HEAD itself (a worktree of the same commit): each side builds its workbook, solves it warm
+    and as a whole process, and both land on the same RMSE."""
+    if subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True).returncode:
+        pytest.skip("not a git checkout: nothing to check out a second side from")
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_vs_rev.py"), "--rev", "HEAD", "--tabs",
+                           "dotprod", "--rounds", "1", "--runs", "1", "--cli-rounds", "1"],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    row = rows_of(done.stdout)["dotprod"]
+    assert all(float(v) > 0 for v in row[:3])
+    old, new = row[-1].split(" / ")
+    assert float(old) == float(new) == pytest.approx(0.3344, abs=1e-4)
+    listed = subprocess.run(["git", "-C", str(REPO), "worktree", "list"], capture_output=True, text=True).stdout
+    assert "/rev " not in listed  # the temporary worktree is gone
