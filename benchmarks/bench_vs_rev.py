@@ -9,7 +9,7 @@ same torch and numpy for both):
 - warm: `solve_book(FileBook(book), [tab])` `--runs` times after 2 warm-ups in one process: the fastest CPU time
   (least disturbed by other load) and the median;
 - cli: a whole `python -m xlcollab solve BOOK --sheet TAB --out x.xlsx` process (imports, read, solve, write): wall
-  seconds.
+  seconds, each side's package byte-compiled first (as an installed package is).
 
 Alternating cancels this machine's slow drifts in speed; the table gives the median over rounds of each figure.
 
@@ -65,6 +65,13 @@ def build(tree: Path, out: Path) -> Path:
     return out / "collab_filter.xlsx"
 
 
+def byte_compile(tree: Path) -> None:
+    """Bytecode for the tree's package, as pip writes it when it installs one: each process then reads .pyc files,
+    not source, whatever PYTHONDONTWRITEBYTECODE says (set on some machines, where every process would otherwise
+    compile the source of each module changed since its .pyc was written)."""
+    run(tree, ["-m", "compileall", "-q", "xlcollab"])
+
+
 def warm(tree: Path, book: Path, tab: str, runs: int) -> tuple[float, float, float]:
     """(fastest CPU s, median CPU s, RMSE) of `runs` warm solves of `tab` in one process."""
     fastest, median, rmse = run(tree, ["-c", WARM, str(book), tab, str(runs)]).stdout.split()
@@ -93,6 +100,8 @@ def main() -> None:
                        check=True, capture_output=True)
         try:
             books = {name: build(tree, work / f"book{i}") for i, (name, tree) in enumerate(sides.items())}
+            for tree in sides.values():
+                byte_compile(tree)
             rows = []
             for tab in args.tabs.split(","):
                 got: dict[str, dict[str, list[float]]] = {name: {"fast": [], "median": [], "cli": []} for name in sides}

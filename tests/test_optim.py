@@ -234,7 +234,8 @@ def test_lbfgs_direction_is_the_two_loop_recursions_over_the_last_pairs() -> Non
     for k in range(15):
         s = g.normal(size=n)
         pairs = (pairs + [(s, hessian @ s + 0.1 * g.normal(size=n))])[-history:]
-        solver._remember(*pairs[-1], history)
+        s, y = pairs[-1]
+        solver._remember(s, y, history, s.dot(y), y.dot(y))
         grad = g.normal(size=n)
         np.testing.assert_allclose(solver.direction(grad), _two_loop(pairs, grad), rtol=1e-9, atol=1e-12)
     assert solver.m == history

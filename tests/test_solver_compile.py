@@ -148,16 +148,19 @@ def test_values_leave_out_what_cannot_be_compiled_off_the_path(books) -> None:
     assert comp(torch.tensor([3.0], dtype=torch.float64))[0].tolist() == [6.0]
 
 
-def test_an_if_branch_not_taken_sends_no_nan_gradient(tmp_path: Path) -> None:
+@pytest.mark.parametrize("formula, fill", [("=IF(ISNUMBER(B{r}),SQRT(A{r}),0)", 0.0),
+                                           ("=IF(ISBLANK(B{r}),7,SQRT(A{r}))", 7.0)])
+def test_an_if_branch_not_taken_sends_no_nan_gradient(tmp_path: Path, formula: str, fill: float) -> None:
     """IF(ISNUMBER(B), SQRT(A), 0) with A1 = -1 where B1 is blank: the branch not taken is NaN there (and its
-    slope), yet A1's gradient is 0 and the others are SQRT's; the same on a batch and with A1 moved."""
+    slope), yet A1's gradient is 0 and the others are SQRT's; the same on a batch and with A1 moved; and with the
+    branches the other way round and another number in the one taken at A1."""
     from openpyxl import Workbook
     wb = Workbook()
     ws = wb.active
     ws.title = "s"
     for r, (a, b) in enumerate([(-1.0, None), (4.0, 1), (9.0, 1)], start=1):
         ws.cell(r, 1, a), ws.cell(r, 2, b)
-        ws.cell(r, 3, f"=IF(ISNUMBER(B{r}),SQRT(A{r}),0)")
+        ws.cell(r, 3, formula.format(r=r))
     ws["D1"] = "=SUM(C1:C3)"
     wb.save(tmp_path / "if.xlsx")
     comp = compile_cells(open_book(tmp_path / "if.xlsx"), [("s", r, 1) for r in (1, 2, 3)], [[("s", 1, 4)]])
@@ -165,7 +168,7 @@ def test_an_if_branch_not_taken_sends_no_nan_gradient(tmp_path: Path) -> None:
         xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
         (out,) = comp(xt)
         (grad,) = torch.autograd.grad(out[0], xt)
-        assert out.item() == math.sqrt(x[1]) + math.sqrt(x[2])
+        assert out.item() == fill + math.sqrt(x[1]) + math.sqrt(x[2])
         assert grad.tolist() == [0.0, 0.5 / math.sqrt(x[1]), 0.5 / math.sqrt(x[2])]
     xb = torch.tensor([[-1.0, 4.0, 9.0], [-4.0, 1.0, 0.25]], dtype=torch.float64, requires_grad=True)
     (grad,) = torch.autograd.grad(comp(xb)[0].sum(), xb)

@@ -12,6 +12,7 @@ from xlcollab.solver.compile import compile_cells
 from xlcollab.solver.forms import group_formulas, parse_formula, template
 from xlcollab.solver.parse import Binary, Call, Missing, Name, Num, ParseError, Ref, Unary, parse_tree
 from xlcollab.solver.refs import MAX_ROW, cell_label, parse_cells, quote_sheet, split_sheet
+from xlcollab.solver.values import distinct
 
 
 def tree(text: str, row: int = 1, col: int = 1):
@@ -95,6 +96,19 @@ def test_sheet_names_and_cells() -> None:
     assert split_sheet("'Odd (1)+2'!A1:B3") == ("Odd (1)+2", "A1:B3")
     assert parse_cells("'s'!$A$1:$B$2,'s'!$D$1", "x") == [("s", 1, 1), ("s", 1, 2), ("s", 2, 1), ("s", 2, 2), ("s", 1, 4)]
     assert cell_label(("my sheet", 3, 2)) == "'my sheet'!B3"
+    # unquoted: a letter, _ or a character from U+00A1 to U+FFFF first, then those, digits and dots
+    for plain in ("é.1", "中文表", "_x", "a¡", "a\uffff"):
+        assert quote_sheet(plain) == plain
+    for odd in ("a\xa0b", "\xa0", "a😀", "😀", "1a", "a-b", "a b"):  # below U+00A1 or above U+FFFF: quoted
+        assert quote_sheet(odd) == f"'{odd}'"
+
+
+def test_distinct_is_np_unique() -> None:
+    rng = np.random.default_rng(0)
+    for a in (rng.integers(-5, 50, 300), rng.integers(0, 3, (4, 7)), rng.random(10) < 0.5, np.zeros(0, np.int64),
+              np.array([7])):
+        got = distinct(a)
+        assert got.dtype == a.dtype and np.array_equal(got, np.unique(a))
 
 
 # -- semantics, evaluated through the compiler ---------------------------------------------------------------------------

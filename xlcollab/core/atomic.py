@@ -12,7 +12,6 @@ from __future__ import annotations
 import glob
 import os
 import re
-import secrets
 import stat
 import threading
 import time
@@ -199,7 +198,7 @@ def atomic_write(path: str | Path, *, kind: Kind = DataError, what: str = "file"
     with locked(target, kind=kind):
         for stale in stale_temps(target):
             stale.unlink(missing_ok=True)
-        tmp = target.with_name(f".{target.name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}.tmp")
+        tmp = target.with_name(f".{target.name}{TEMP_MARK}{os.getpid()}-{os.urandom(4).hex()}.tmp")
         try:
             fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
         except OSError as exc:

@@ -252,8 +252,8 @@ class LBFGS:
         self.m, self.o = 0, 0
         self.S = self.Y = np.zeros((0, 0))
 
-    def _remember(self, s: np.ndarray, y: np.ndarray, history: int) -> None:
-        """Add the pair (s, y), dropping the oldest beyond `history`. The pairs are rows o..o+m of S and Y (oldest
+    def _remember(self, s: np.ndarray, y: np.ndarray, history: int, sy: float, yy: float) -> None:
+        """Add the pair (s, y) (sy = s·y, yy = y·y, as the caller has them), dropping the oldest beyond `history`. The pairs are rows o..o+m of S and Y (oldest
         first), a window sliding down buffers of 2 * history rows, moved back to their top once per `history`
         pairs. Kept up to date with them: R, the upper triangle of S Y', and its inverse, which grows by one column
         (the inverse of [[R, c], [0, d]] is [[R⁻¹, -R⁻¹c/d], [0, 1/d]]) and loses its first row and column with the
@@ -275,12 +275,12 @@ class LBFGS:
             o = 0
         k = o + m
         self.S[k], self.Y[k] = s, y
-        d = float(s.dot(y))
+        d = sy
         c = self.S[o:k] @ y
         self.R[o:k, k], self.R[k, k] = c, d
         self.Rinv[o:k, k], self.Rinv[k, k] = self.Rinv[o:k, o:k] @ c / -d, 1.0 / d
         self.R[k, o:k] = self.Rinv[k, o:k] = 0.0
-        self.o, self.m, self.yy = o, m + 1, float(y.dot(y))
+        self.o, self.m, self.yy = o, m + 1, yy
 
     def direction(self, g: np.ndarray) -> np.ndarray:
         """-H g, H the inverse Hessian the stored pairs imply (the two-loop recursion's), in Byrd, Nocedal &
@@ -333,9 +333,9 @@ class LBFGS:
                 self._at, self._at_versions = (x, loss, f, g), self._versions()
                 return loss
         s, y = x_new - x, g_new - g
-        ys = float(y.dot(s))
-        if ys > 1e-10 * math.sqrt(float(s.dot(s)) * float(y.dot(y))):  # curvature, scale-free
-            self._remember(s, y, history)
+        ys, yy = float(y.dot(s)), float(y.dot(y))
+        if ys > 1e-10 * math.sqrt(float(s.dot(s)) * yy):  # curvature, scale-free
+            self._remember(s, y, history, ys, yy)
         self._at, self._at_versions = (x_new, loss_new, f_new, g_new), self._versions()
         return loss
 

@@ -15,7 +15,6 @@ from xlcollab.book.cells import at
 from xlcollab.core import checks
 from xlcollab.errors import WorkbookError
 from xlcollab.sheets.common import SETTING_CHOICES, SETTING_WHOLE
-from xlcollab.sheets.graddesc.layout import RUN_EPOCHS
 
 if TYPE_CHECKING:
     from xlcollab.book.base import Book
@@ -72,4 +71,6 @@ def merged(book: Book, sheet: str, given: dict[str, Any]) -> dict[str, Any]:
 def run_epochs(book: Book, tab: str, given: int | None = None) -> int:
     """The epochs a Run of graddesc tab `tab` takes: `given`, else the tab's epochs cell, else RUN_EPOCHS (5, as the
     original button); the Run button and `xlcollab run` both ask here."""
+    from xlcollab.sheets.graddesc.layout import RUN_EPOCHS  # here: a collab solve never loads the graddesc package
+
     return merged(book, tab, {"epochs": given}).get("epochs", RUN_EPOCHS)

@@ -20,7 +20,7 @@ from xlcollab.errors import WorkbookError
 from xlcollab.solver.graph import Group, Program
 from xlcollab.solver.lower import gather_thunk
 from xlcollab.solver.refs import Cell, a1, cell_label
-from xlcollab.solver.values import BLANK, BOOL, ERR, NUM, TEXT, Num
+from xlcollab.solver.values import BLANK, BOOL, ERR, NUM, TEXT, Num, distinct
 from xlcollab.solver.workbook import FAILED, PENDING, Workbook
 
 __all__ = ["Cell", "Compiled", "compile_cells"]
@@ -80,7 +80,7 @@ class Compiled:
             kind, num, text, src, pos = data.lookup(rows, cols)
             nums = num.astype(float).copy()
             dyn = src >= 0
-            for s in np.unique(src[dyn]):
+            for s in distinct(src[dyn]):
                 nums[src == s] = env.flat(s)[0, torch.as_tensor(pos[src == s])].cpu().numpy()
             for r, c, k, v, t in zip(rows, cols, kind, nums, text):
                 out[(sheet, int(r), int(c))] = _cell_value(int(k), float(v), str(t))

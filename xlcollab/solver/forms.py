@@ -144,7 +144,7 @@ def _split_by_offsets(texts: Sequence[str], rows: np.ndarray, cols: np.ndarray, 
     if len(idx):
         _, inverse = np.unique(offsets, axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
-        parts += [idx[inverse == u] for u in np.unique(inverse)]
+        parts += [idx[inverse == u] for u in range(inverse.max() + 1)]  # each distinct row's cells
     return parts
 
 

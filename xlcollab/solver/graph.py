@@ -21,7 +21,7 @@ from xlcollab.solver.lower import Block, DependsOnFailed, Ragged
 from xlcollab.solver.forms import group_formulas, parse_formula
 from xlcollab.solver.parse import Call, Name, Node, ParseError, Ref
 from xlcollab.solver.refs import Cell, a1, cell_label
-from xlcollab.solver.values import ERR, Env, Unsupported
+from xlcollab.solver.values import ERR, Env, Unsupported, distinct
 from xlcollab.solver.workbook import CONST, FAILED, NotReady, SheetData, Workbook
 
 TODO, ACTIVE, DONE, BROKEN, SPLIT = range(5)
@@ -105,7 +105,7 @@ class Program:
             found: set[int] = set()
             for sheet, rows, cols in self._read_cells(g):
                 ids = self.wb.sheet(sheet).group[rows, cols]
-                found |= set(np.unique(ids[ids >= 0]).tolist())
+                found |= set(distinct(ids[ids >= 0]).tolist())
             g.deps = sorted(found)
         return g.deps
 

@@ -15,7 +15,8 @@ import torch
 from xlcollab.solver import ops
 from xlcollab.solver.lower import Block, Lowered, RefVal, register
 from xlcollab.solver.parse import Missing, Node
-from xlcollab.solver.values import BOOL, ERR, NUM, TEXT, Unsupported, Val, const_val, error, lift, tensor, with_errors
+from xlcollab.solver.values import (BOOL, ERR, NUM, TEXT, Unsupported, Val, const_val, distinct, error, lift, tensor,
+                                    with_errors)
 
 
 def static_arg(block: Block, node: Node, fn: str, what: str) -> Val:
@@ -70,7 +71,7 @@ def index(block: Block, args: Sequence[Node]) -> Lowered:
     out_of_range = ~err & ((r < 0) | (r > h) | (c < 0) | (c > w))
     err, codes = err | out_of_range, np.where(out_of_range, "#REF!", codes)
     r, c = np.where(err, 1, r), np.where(err, 1, c)
-    if len(np.unique(r == 0)) > 1 or len(np.unique(c == 0)) > 1:
+    if ((r == 0) != (r[0] == 0)).any() or ((c == 0) != (c[0] == 0)).any():
         raise Unsupported("INDEX picks whole rows in some cells of a block and single cells in others")
     nh, nw = (h if r[0] == 0 else 1), (w if c[0] == 0 else 1)
     dr, dc = np.maximum(r - 1, 0), np.maximum(c - 1, 0)
@@ -118,10 +119,10 @@ def choose(block: Block, args: Sequence[Node]) -> Lowered:
     bad = ~err & ((i < 1) | (i >= len(args)))
     err, codes = err | bad, np.where(bad, "#VALUE!", codes)
     i = np.where(err, 1, i)
-    if len(np.unique(i)) == 1:
+    if (i == i[0]).all():
         return _finish(block, block.lower(args[int(i[0])]), err, codes)
     out = None
-    for k in np.unique(i):
+    for k in distinct(i):
         v = block.operand(args[int(k)])
         out = v if out is None else ops.select((i == k)[:, None, None], v, out, block.device)
     return _finish(block, out, err, codes)

@@ -21,7 +21,7 @@ from xlcollab.solver import ops
 from xlcollab.solver.forms import parse_formula
 from xlcollab.solver.parse import ArrayLit, Binary, Bool, Call, Err, Missing, Name, Node, Num, ParseError, Ref, Str, Unary
 from xlcollab.solver.refs import MAX_COL, MAX_ROW
-from xlcollab.solver.values import (ERR, TEXT, Env, Unsupported, Val, broadcast, const_val, error, from_python, lift,
+from xlcollab.solver.values import (ERR, TEXT, Env, Unsupported, Val, broadcast, const_val, distinct, error, from_python, lift,
                                     scalar, tensor)
 from xlcollab.solver.workbook import FAILED, PENDING, NotReady, Workbook
 
@@ -150,12 +150,12 @@ class Block:
         return self.rect(a.sheet, r0, c0, r1, c1)
 
     def rect(self, sheet: str, r0: np.ndarray, c0: np.ndarray, r1: np.ndarray, c1: np.ndarray) -> RefVal:
-        h, w = np.unique(r1 - r0 + 1), np.unique(c1 - c0 + 1)
-        if len(h) != 1 or len(w) != 1:
+        h, w = r1 - r0 + 1, c1 - c0 + 1
+        if (h != h.flat[0]).any() or (w != w.flat[0]).any():
             raise Ragged()
         if (r0 < 1).any() or (c0 < 1).any() or (r1 > MAX_ROW).any() or (c1 > MAX_COL).any():
             raise RefOutside()
-        return RefVal(sheet, np.asarray(r0, np.int64), np.asarray(c0, np.int64), int(h[0]), int(w[0]))
+        return RefVal(sheet, np.asarray(r0, np.int64), np.asarray(c0, np.int64), int(h.flat[0]), int(w.flat[0]))
 
     def ref(self, node: Ref) -> RefVal:
         sheet = self.sheet if node.sheet is None else self.wb.real_name(node.sheet)
@@ -263,10 +263,10 @@ class Block:
             shape = (max(shape[0], mask.shape[0]),) + shape[1:]
             m = mask.static[0].cpu().numpy()
             taken = np.broadcast_to(m, shape) if taken is None else np.broadcast_to(taken, shape) & m
-        sources = np.unique(src)
-        if taken is None or len(sources) != 1 or sources[0] < 0:
+        first = src.flat[0] if src.size else -1
+        if taken is None or first < 0 or (src != first).any():
             return None
-        thunk = _detached_gather(int(sources[0]), np.broadcast_to(pos, shape), ~taken)
+        thunk = _detached_gather(int(first), np.broadcast_to(pos, shape), ~taken)
         return Val(np.broadcast_to(kind, shape).astype(np.int8), thunk,
                    None if text is None else np.broadcast_to(text, shape))
 
@@ -368,7 +368,7 @@ def _gather(src: np.ndarray, pos: np.ndarray, num: np.ndarray, device: torch.dev
     shape = src.shape
     flat_src, flat_pos = src.reshape(-1), pos.reshape(-1)
     dyn = flat_src >= 0
-    sources = [int(s) for s in np.unique(flat_src[dyn])]
+    sources = [int(s) for s in distinct(flat_src[dyn])]
     if len(sources) == 1 and dyn.all():
         s = sources[0]
         if len(flat_pos) and (np.diff(flat_pos) == 1).all():  # a run of one source's cells: a view, no copy

@@ -17,7 +17,10 @@ Cell = tuple[str, int, int]
 MAX_ROW, MAX_COL = 1_048_576, 16_384
 
 _CORNER = re.compile(r"^(\$?)([A-Za-z]{1,3})?(\$?)(\d+)?$")
-_PLAIN_SHEET = re.compile(r"^[A-Za-z_\u00a1-\uffff][\w.\u00a1-\uffff]*$")
+# a letter, _ or any character from U+00A1 to U+FFFF, then those, digits or dots. Spelled as "not below U+00A1 and
+# not above U+FFFF": the same set, but \u00a1-\uffff beside \w costs re 5 ms to compile, in every process
+_BMP_FROM_A1 = r"[^\x00-\xa0\U00010000-\U0010ffff]"
+_PLAIN_SHEET = re.compile(rf"^(?:[A-Za-z_]|{_BMP_FROM_A1})(?:[\w.]|{_BMP_FROM_A1})*$")
 _CELLISH = re.compile(r"^[A-Za-z]{1,3}\d+$|^[RrCc]$")
 
 

@@ -144,7 +144,7 @@ def minimise(merit: Callable, problem: Problem, x: torch.Tensor, s: Settings,
         if boxed:
             with torch.no_grad():
                 xt.copy_(torch.maximum(torch.minimum(xt, hi), lo))
-        if xt.grad is not None and float(xt.grad.norm(math.inf)) <= GTOL * (1 + abs(start)):
+        if xt.grad is not None and float(torch.linalg.vector_norm(xt.grad, math.inf)) <= GTOL * (1 + abs(start)):
             update.converged = True  # the projected gradient vanished: a (local) minimum of this solve
 
     start = merit.at(x)  # the scale of "small" for the gradient: the merit where this solve starts
