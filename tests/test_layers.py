@@ -139,3 +139,34 @@ def test_the_solve_command_runs_without_the_excel_layer(tmp_path):
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got == {"code": 0, "loaded": []}
     assert (tmp_path / "out.xlsx").stat().st_size > 0
+
+
+def test_the_program_exits_with_mains_status_and_freezes_gc_only_there(tmp_path):
+    """`python -m xlcollab` (and the console script) run main() and exit with its status, the report complete on
+    stdout, skipping the exit's garbage collections (gc.freeze); main() called in a process that goes on, as the
+    tests and the add-in call it, leaves the garbage collector as it was."""
+    import gc
+    import json
+    import subprocess
+    import sys
+
+    from xlcollab.cli import main
+    from xlcollab.sheets.collab import build_workbook
+
+    path = build_workbook(tmp_path / "cf.xlsx")
+    solve = [sys.executable, "-m", "xlcollab", "solve", str(path), "--sheet", "dotprod"]
+    done = subprocess.run([*solve, "--out", str(tmp_path / "out.xlsx"), "--json"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["sheets"]["dotprod"]["status"] == "locally optimal"
+    bad = subprocess.run([*solve[:4], str(tmp_path / "missing.xlsx"), "--sheet", "dotprod"], capture_output=True,
+                         text=True, timeout=300)
+    assert bad.returncode == 1 and bad.stderr.startswith("xlcollab: error:") and "missing.xlsx" in bad.stderr
+    probe = ("import gc, sys\nfrom xlcollab.cli import run\nsys.argv = ['xlcollab', 'solve', sys.argv[1], '--sheet', "
+             "'nothere']\ntry:\n    run()\nexcept SystemExit as end:\n    print(end.code, gc.get_freeze_count() > 0)")
+    code, froze = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True,
+                                 timeout=300).stdout.split()
+    assert (code, froze) == ("1", "True")  # main's status, and the objects frozen for the exit
+    frozen = gc.get_freeze_count()
+    assert main(["solve", str(path), "--sheet", "dotprod", "--out", str(tmp_path / "again.xlsx")]) == 0
+    assert gc.get_freeze_count() == frozen

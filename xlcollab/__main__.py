@@ -1,5 +1,3 @@
-import sys
+from xlcollab.cli import run
 
-from xlcollab.cli import main
-
-sys.exit(main())
+run()
