@@ -175,6 +175,30 @@ def test_an_if_branch_not_taken_sends_no_nan_gradient(tmp_path: Path, formula: s
     assert torch.isfinite(grad).all() and grad[:, 0].tolist() == [0.0, 0.0]
 
 
+def test_sources_read_as_runs_are_cut_once() -> None:
+    """dotprod reads x as two runs (the user and the movie factors): the first evaluation narrows each and notes them,
+    later ones cut x once (one split op); the values and gradients are the same either way, on a batch too."""
+    from xlcollab.solver.graph import _plan_split
+
+    book = open_book(COLLAB)
+    names = book.names("dotprod")
+    comp = compile_cells(book, parse_cells(names["solver_adj"], "dotprod"), [parse_cells(names["solver_opt"], "dotprod")])
+    prog = comp._program
+    for x in (comp.x0[None], torch.stack([comp.x0, comp.x0 * 0.5])):
+        got = []
+        for _ in range(2):
+            xt = x.clone().requires_grad_(True)
+            env = prog.evaluate(xt)
+            rmse = comp._first(env)
+            got.append((rmse.detach(), torch.autograd.grad(rmse.sum(), xt)[0], set(env._pieces)))
+        assert got[0][2] == (set() if x.shape[0] == 1 else got[1][2])  # the batch comes after: planned already
+        assert got[1][2] == {(0, 0, 75), (0, 75, 75)}
+        assert torch.equal(got[0][0], got[1][0]) and torch.equal(got[0][1], got[1][1])
+    assert _plan_split(0, 10, [(2, 3), (5, 2)]) == ([2, 3, 2, 3], [None, (0, 2, 3), (0, 5, 2), None])
+    assert _plan_split(0, 10, [(0, 4), (3, 2)]) is None  # overlapping runs keep their narrows
+    assert _plan_split(0, 10, [(0, 4)]) is None and _plan_split(0, 10, [(6, 2), (8, 3)]) is None  # one run; too wide
+
+
 def test_filled_blocks_are_batched(books) -> None:
     """225 predictions of dotprod are one compiled group, not 225 (and the long-form rows a few groups)."""
     book = open_book(COLLAB)

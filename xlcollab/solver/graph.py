@@ -21,7 +21,7 @@ from xlcollab.solver.lower import Block, DependsOnFailed, Ragged
 from xlcollab.solver.forms import group_formulas, parse_formula
 from xlcollab.solver.parse import Call, Name, Node, ParseError, Ref
 from xlcollab.solver.refs import Cell, a1, cell_label
-from xlcollab.solver.values import ERR, Env, Unsupported, distinct
+from xlcollab.solver.values import ERR, Env, Run, Unsupported, distinct
 from xlcollab.solver.workbook import CONST, FAILED, NotReady, SheetData, Workbook
 
 TODO, ACTIVE, DONE, BROKEN, SPLIT = range(5)
@@ -65,6 +65,9 @@ class Program:
     notes: list[str] = field(default_factory=list)
     groups: list[Group] = field(default_factory=list)
     sources: list[Group] = field(default_factory=list)   # env.src[k + 1] is sources[k]'s output (B, G, h, w)
+    runs_read: set[Run] = field(default_factory=set)     # the runs of cells the evaluations read (Env.run)
+    _splits: dict[int, tuple[list[int], list[Run | None]]] = field(default_factory=dict)  # source -> its cut
+    _splits_for: int = 0                                 # len(runs_read) when _splits were planned
 
     def __post_init__(self) -> None:
         self.wb.on_load = self.register
@@ -293,11 +296,57 @@ class Program:
         data.settle(rows, cols, kind, text, len(self.sources), np.arange(rows.size).reshape(shape))
 
     def evaluate(self, x: torch.Tensor, upto: int | None = None) -> Env:
-        """Run the compiled groups on x (B, n): env.src holds x and each group's outputs."""
-        env = Env([x])
+        """Run the compiled groups on x (B, n): env.src holds x and each group's outputs. A source read as two or
+        more runs is cut into them in one op as soon as it is there (the runs the evaluations before read)."""
+        env = Env([x], runs_read=self.runs_read)
+        if self._splits_for != len(self.runs_read):  # new runs were read: plan again
+            self._plan_splits(x.shape[1])
+        splits = self._splits
+        if not splits:
+            for g in self.sources[:upto]:
+                env.src.append(g.run(env))
+            return env
+        if 0 in splits:
+            env.split(0, *splits[0])
         for g in self.sources[:upto]:
             env.src.append(g.run(env))
+            if len(env.src) - 1 in splits:
+                env.split(len(env.src) - 1, *splits[len(env.src) - 1])
         return env
+
+    def _plan_splits(self, n: int) -> None:
+        """Each source read as two or more runs (x of n cells, a group's output of its cells) -> its cut."""
+        self._splits_for = len(self.runs_read)
+        self._splits.clear()
+        for s in {r[0] for r in self.runs_read}:
+            g = self.sources[s - 1] if s else None
+            width = n if g is None else g.rows.size * g.extent[0] * g.extent[1]
+            plan = _plan_split(s, width, sorted(r[1:] for r in self.runs_read if r[0] == s))
+            if plan is not None:
+                self._splits[s] = plan
+
+
+def _plan_split(s: int, width: int, runs: list[tuple[int, int]]) -> tuple[list[int], list[Run | None]] | None:
+    """The sizes that cut a source of `width` cells into its runs (sorted (start, n)) and the cells around them, and
+    which run each piece is; None when fewer than two runs are read or two overlap (they keep their narrows)."""
+    if len(runs) < 2:
+        return None
+    sizes: list[int] = []
+    pieces: list[Run | None] = []
+    at = 0
+    for start, n in runs:
+        if start < at or start + n > width:
+            return None
+        if start > at:
+            sizes.append(start - at)
+            pieces.append(None)
+        sizes.append(n)
+        pieces.append((s, start, n))
+        at = start + n
+    if at < width:
+        sizes.append(width - at)
+        pieces.append(None)
+    return sizes, pieces
 
 
 class _Restart(Exception):

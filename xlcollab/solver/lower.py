@@ -378,7 +378,7 @@ def _gather(src: np.ndarray, pos: np.ndarray, num: np.ndarray, device: torch.dev
                 t = env.src[s]
                 if start == 0 and n * t.shape[0] == t.numel():  # the whole source, in its order
                     return t.reshape(-1, *shape)
-                return env.flat(s).narrow(1, start, n).reshape(-1, *shape)
+                return env.run(s, start, n).reshape(-1, *shape)
             return run
         idx = torch.as_tensor(flat_pos, dtype=torch.long, device=device)
 

@@ -104,4 +104,4 @@ def _flat_read(num) -> Callable[[Env], torch.Tensor] | None:
     if s < 0 or (src != s).any() or (np.diff(flat) != 1).any():
         return None
     start, n = int(flat[0]), len(flat)
-    return lambda env: env.flat(s).narrow(1, start, n)
+    return lambda env: env.run(s, start, n)
