@@ -261,3 +261,27 @@ def test_lbfgs_steps_reuse_the_accepted_point_and_refuse_bad_settings() -> None:
         assert (start in at[n:]) == (k == 0)
     with pytest.raises(ValueError, match="lr must be a number > 0, found -1"):
         LBFGS([x], lr=-1)
+
+
+def test_lbfgs_stops_where_no_partial_derivative_exceeds_tolerance_grad() -> None:
+    """tolerance_grad (torch.optim.LBFGS's first-order test): `converged` turns true at the first accepted point whose
+    largest |partial derivative| is at most the tolerance, not before; 0 leaves the test off; a negative one is refused."""
+    def run(tol: float) -> list[float]:
+        x = torch.tensor([3.0, -1.0, 0.5], dtype=torch.float64, requires_grad=True)
+
+        def closure():
+            solver.zero_grad()
+            loss = (x ** 4).sum() + (x ** 2).sum()
+            loss.backward()
+            return loss
+        solver = LBFGS([x], tolerance_grad=tol)
+        worst = []
+        while not solver.converged and len(worst) < 200:
+            solver.step(closure)
+            worst.append(float(x.grad.abs().max()))  # at the point the step accepted (its closure call came last)
+        return worst
+    worst = run(1e-3)
+    assert worst[-1] <= 1e-3 < min(worst[:-1])
+    assert len(run(0.0)) > len(worst)  # without the test it goes on towards machine precision
+    with pytest.raises(ValueError, match="tolerance_grad"):
+        LBFGS([torch.zeros(1, dtype=torch.float64)], tolerance_grad=-1)

@@ -128,8 +128,10 @@ def minimise(merit: Callable, problem: Problem, x: torch.Tensor, s: Settings,
     xt = x.detach().clone()[None].requires_grad_(True)  # [1, n]: the batch the sheet is evaluated on, no reshape op
     if boxed:  # the projected gradient: a variable held at a bound by a gradient pointing out does not move
         xt.register_hook(lambda g: g.masked_fill(((xt <= lo) & (g > 0)) | ((xt >= hi) & (g < 0)), 0.0))
-    if s.optimizer == "lbfgs":
-        update = optim.LBFGS([xt], lr=s.lr)
+    start = merit.at(x)  # the scale of "small" for the gradient: the merit where this solve starts
+    gtol = GTOL * (1 + abs(start)) if math.isfinite(start) else 0.0  # 0: no test (the loop stops at a NaN)
+    if s.optimizer == "lbfgs":  # it tests the gradient at each point it accepts itself
+        update = optim.LBFGS([xt], lr=s.lr, tolerance_grad=gtol)
     else:
         rule = {"adamw": "adam", "momentum": "sgd"}.get(s.optimizer, s.optimizer)
         extra = {"decoupled": True} if s.optimizer == "adamw" else {"momentum": 0.9} if s.optimizer == "momentum" else {}
@@ -144,10 +146,10 @@ def minimise(merit: Callable, problem: Problem, x: torch.Tensor, s: Settings,
         if boxed:
             with torch.no_grad():
                 xt.copy_(torch.maximum(torch.minimum(xt, hi), lo))
-        if xt.grad is not None and float(torch.linalg.vector_norm(xt.grad, math.inf)) <= GTOL * (1 + abs(start)):
+        if (s.optimizer != "lbfgs" and xt.grad is not None
+                and float(torch.linalg.vector_norm(xt.grad, math.inf)) <= gtol):
             update.converged = True  # the projected gradient vanished: a (local) minimum of this solve
 
-    start = merit.at(x)  # the scale of "small" for the gradient: the merit where this solve starts
     lr_at = None if s.schedule == "constant" else (lambda step: schedule_lr(s.schedule, step / s.iterations, s.lr))
     rows = train(update, objective, s.iterations, on_epoch=clip, lr_hint=s.lr, lr_at=lr_at)
     trace += [row["loss"] for row in rows]
