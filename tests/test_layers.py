@@ -117,15 +117,16 @@ SOLVE_IMPORTS = """
 import json, sys
 from xlcollab.cli import main
 code = main(["solve", sys.argv[1], "--sheet", "dotprod", "--out", sys.argv[2]])
-print(json.dumps({"code": code, "loaded": [m for m in ("xlcollab.excel", "xlwings", "pandas", "numpy.ma", "xlcollab.sheets.graddesc")
-                                          if m in sys.modules]}))
+never = ("xlcollab.excel", "xlwings", "pandas", "numpy.ma", "xlcollab.sheets.graddesc")
+print(json.dumps({"code": code, "loaded": [m for m in never if m in sys.modules]}))
 """
 
 
 def test_the_solve_command_runs_without_the_excel_layer(tmp_path):
     """`xlcollab solve` on a file never loads the Excel layer: importing xlcollab.excel loads the macros, xlwings
     and pandas, a quarter of a second of every solve process that no file solve needs. Nor numpy.ma (np.unique's
-    first call loads it: solver.values.distinct instead, 8 ms) or the graddesc package (6 ms) a collab tab never uses."""
+    first call loads it: solver.values.distinct instead, 8 ms) or the graddesc package (6 ms), which a collab tab
+    never uses."""
     import json
     import subprocess
     import sys

@@ -265,7 +265,8 @@ def test_lbfgs_steps_reuse_the_accepted_point_and_refuse_bad_settings() -> None:
 
 def test_lbfgs_stops_where_no_partial_derivative_exceeds_tolerance_grad() -> None:
     """tolerance_grad (torch.optim.LBFGS's first-order test): `converged` turns true at the first accepted point whose
-    largest |partial derivative| is at most the tolerance, not before; 0 leaves the test off; a negative one is refused."""
+    largest |partial derivative| is at most the tolerance, not before; 0 leaves the test off; a negative one is
+    refused."""
     def run(tol: float) -> list[float]:
         x = torch.tensor([3.0, -1.0, 0.5], dtype=torch.float64, requires_grad=True)
 

@@ -182,7 +182,8 @@ def test_sources_read_as_runs_are_cut_once() -> None:
 
     book = open_book(COLLAB)
     names = book.names("dotprod")
-    comp = compile_cells(book, parse_cells(names["solver_adj"], "dotprod"), [parse_cells(names["solver_opt"], "dotprod")])
+    comp = compile_cells(book, parse_cells(names["solver_adj"], "dotprod"),
+                         [parse_cells(names["solver_opt"], "dotprod")])
     prog = comp._program
     for x in (comp.x0[None], torch.stack([comp.x0, comp.x0 * 0.5])):
         got = []

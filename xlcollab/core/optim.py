@@ -255,9 +255,9 @@ class LBFGS:
         self.S = self.Y = np.zeros((0, 0))
 
     def _remember(self, s: np.ndarray, y: np.ndarray, history: int, sy: float, yy: float) -> None:
-        """Add the pair (s, y) (sy = s·y, yy = y·y, as the caller has them), dropping the oldest beyond `history`. The pairs are rows o..o+m of S and Y (oldest
-        first), a window sliding down buffers of 2 * history rows, moved back to their top once per `history`
-        pairs. Kept up to date with them: R, the upper triangle of S Y', and its inverse, which grows by one column
+        """Add the pair (s, y) (sy = s·y, yy = y·y, as the caller has them), dropping the oldest beyond `history`.
+        The pairs are rows o..o+m of S and Y (oldest first), a window sliding down buffers of 2 * history rows, moved
+        back to their top once per `history` pairs. Kept up to date with them: R, the upper triangle of S Y', and its inverse, which grows by one column
         (the inverse of [[R, c], [0, d]] is [[R⁻¹, -R⁻¹c/d], [0, 1/d]]) and loses its first row and column with the
         oldest pair (R⁻¹'s trailing block is the trailing block's inverse): the direction needs no solve."""
         cap = 2 * history

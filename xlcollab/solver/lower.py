@@ -21,8 +21,8 @@ from xlcollab.solver import ops
 from xlcollab.solver.forms import parse_formula
 from xlcollab.solver.parse import ArrayLit, Binary, Bool, Call, Err, Missing, Name, Node, Num, ParseError, Ref, Str, Unary
 from xlcollab.solver.refs import MAX_COL, MAX_ROW
-from xlcollab.solver.values import (ERR, TEXT, Env, Unsupported, Val, broadcast, const_val, distinct, error, from_python, lift,
-                                    scalar, tensor)
+from xlcollab.solver.values import (ERR, TEXT, Env, Unsupported, Val, broadcast, const_val, distinct, error,
+                                    from_python, lift, scalar, tensor)
 from xlcollab.solver.workbook import FAILED, PENDING, NotReady, Workbook
 
 _mask_ids = itertools.count()
